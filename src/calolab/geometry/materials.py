@@ -1,0 +1,90 @@
+"""Material constants (PDG Atomic and Nuclear Properties) and the MIP energy loss in thin layers.
+
+Lengths in mm, energies in MeV, densities in g/cm3.
+
+>>> round(MATERIALS["W"].x0, 3)
+3.504
+>>> round(MATERIALS["Si"].mip_mpv(0.32) * 1e3)  # keV, most probable loss of a MIP in 320 um Si
+90
+"""
+
+import math
+from dataclasses import dataclass
+
+from calolab.errors import CalolabError
+
+K_BETHE = 0.307075  # MeV cm2 / mol
+ELECTRON_MASS = 0.51099895  # MeV
+LANDAU_J = 0.200  # Bichsel's constant in the most-probable-loss formula
+
+
+@dataclass(frozen=True)
+class Material:
+    """A material: ``x0``, ``moliere_radius``, ``lambda_int`` in mm, ``critical_energy`` in MeV.
+
+    ``z`` and ``a`` are the mass-weighted effective atomic number and mass, ``dedx_min``
+    the minimum ionisation in MeV cm2/g.
+    """
+
+    name: str
+    z: float
+    a: float
+    density: float
+    x0: float
+    moliere_radius: float
+    critical_energy: float
+    lambda_int: float
+    dedx_min: float
+
+    @property
+    def mip_dedx(self) -> float:
+        """Mean energy loss of a minimum-ionising particle in MeV/mm."""
+        return self.dedx_min * self.density / 10.0
+
+    def mip_mean(self, thickness: float) -> float:
+        """Mean MIP energy loss in MeV in a layer of ``thickness`` mm."""
+        return self.mip_dedx * thickness
+
+    def landau_xi(self, thickness: float) -> float:
+        """Landau width parameter xi in MeV for a layer of ``thickness`` mm (beta = 1)."""
+        return 0.5 * K_BETHE * (self.z / self.a) * self.density * thickness / 10.0
+
+    def mip_mpv(self, thickness: float) -> float:
+        """Most probable MIP loss in MeV in ``thickness`` mm (Bichsel, density-effect plateau).
+
+        Delta_p = xi [ln(2 m c^2 xi / (hbar omega_p)^2) + j], hbar omega_p = 28.816 sqrt(rho Z/A) eV.
+        """
+        xi = self.landau_xi(thickness)
+        plasma = 28.816e-6 * math.sqrt(self.density * self.z / self.a)  # MeV
+        return xi * (math.log(2.0 * ELECTRON_MASS * xi / plasma**2) + LANDAU_J)
+
+
+def _m(name, z, a, rho, x0_cm, rm_cm, ec, lam_cm, dedx):
+    return Material(name, z, a, rho, x0_cm * 10, rm_cm * 10, ec, lam_cm * 10, dedx)
+
+
+# Z and A of compounds are mass-weighted: PbWO4 (Pb 0.455, W 0.404, O 0.141), polystyrene C8H8.
+MATERIALS: dict[str, Material] = {
+    m.name: m
+    for m in (
+        _m("W", 74, 183.84, 19.30, 0.3504, 0.9327, 7.97, 9.95, 1.145),
+        _m("Pb", 82, 207.2, 11.35, 0.5612, 1.602, 7.43, 17.59, 1.122),
+        _m("Cu", 29, 63.546, 8.96, 1.436, 1.568, 19.42, 15.32, 1.403),
+        _m("Fe", 26, 55.845, 7.874, 1.757, 1.719, 21.68, 16.77, 1.451),
+        _m("Si", 14, 28.0855, 2.329, 9.37, 4.944, 40.19, 46.52, 1.664),
+        _m("PbWO4", 68.4, 168.0, 8.30, 0.8903, 1.959, 9.64, 20.28, 1.229),
+        _m("Scintillator", 5.61, 11.16, 1.06, 41.3, 9.4, 93.0, 77.0, 1.936),
+    )
+}
+_ALIASES = {"polystyrene": "Scintillator", "scintillator": "Scintillator", "steel": "Fe"}
+
+
+def get_material(name: str) -> Material:
+    """Look up a material by name (case-insensitive); raise a clear error if unknown."""
+    for key in (name, _ALIASES.get(name.lower(), "")):
+        if key in MATERIALS:
+            return MATERIALS[key]
+    for key, mat in MATERIALS.items():
+        if key.lower() == name.lower():
+            return mat
+    raise CalolabError(f"unknown material {name!r}: expected one of {', '.join(MATERIALS)}")

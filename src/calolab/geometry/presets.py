@@ -1,0 +1,41 @@
+"""Detector presets shipped with calolab, and loading a detector by preset name or YAML path.
+
+>>> preset_names()
+['ahcal', 'calice-siw', 'cusi', 'pbwo4', 'siw-ecal']
+>>> load_detector("cusi").n_cells
+187500
+"""
+
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from calolab.errors import CalolabError
+from calolab.geometry.detector import Detector
+
+_PRESET_DIR = resources.files("calolab.geometry") / "presets"
+
+
+def preset_names() -> list[str]:
+    """Names of the shipped presets, sorted."""
+    return sorted(p.name.removesuffix(".yaml") for p in _PRESET_DIR.iterdir() if p.name.endswith(".yaml"))
+
+
+@cache
+def _load_preset(name: str) -> Detector:
+    text = (_PRESET_DIR / f"{name}.yaml").read_text()
+    return Detector.from_dict(yaml.safe_load(text), source=f"preset {name}")
+
+
+def load_detector(spec: "str | Path | Detector") -> Detector:
+    """Return a :class:`Detector` from a preset name, a YAML file path, or a detector."""
+    if isinstance(spec, Detector):
+        return spec
+    text = str(spec)
+    if text in preset_names():
+        return _load_preset(text)
+    if text.endswith((".yaml", ".yml")) or Path(text).exists():
+        return Detector.from_yaml(text)
+    raise CalolabError(f"unknown detector {text!r}: expected a preset ({', '.join(preset_names())}) or a YAML file")
