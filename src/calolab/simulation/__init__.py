@@ -1,0 +1,8 @@
+"""Fast parametrised Monte Carlo of showers in granular calorimeters."""
+
+from calolab.simulation.beam import Beam
+from calolab.simulation.deposits import Deposits, to_sparse
+from calolab.simulation.em import em_showers
+from calolab.simulation.simulate import default_chunk_size, simulate
+
+__all__ = ["Beam", "Deposits", "default_chunk_size", "em_showers", "simulate", "to_sparse"]
