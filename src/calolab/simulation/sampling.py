@@ -58,6 +58,7 @@ def crossing_signal(detector: Detector, layer: np.ndarray, rng: np.random.Genera
     return landau_loss(rng, detector.mip_mpv[layer], detector.landau_xi[layer]) / cos
 
 
-def mip_signal(detector: Detector, layer: np.ndarray, path_factor: np.ndarray | float, rng: np.random.Generator) -> np.ndarray:
-    """Visible energy in MeV of a single minimum-ionising track crossing ``layer`` with path ``d * path_factor``."""
+def mip_signal(detector: Detector, layer: np.ndarray, path_factor: np.ndarray | float,
+               rng: np.random.Generator) -> np.ndarray:
+    """Visible MeV of one minimum-ionising track crossing active ``layer`` over a path ``d * path_factor``."""
     return landau_loss(rng, detector.mip_mpv[layer], detector.landau_xi[layer]) * path_factor
