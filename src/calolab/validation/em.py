@@ -1,0 +1,151 @@
+"""Electromagnetic validation: shower maximum, lateral containment, linearity and resolution."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import curve_fit
+from scipy.special import gammainc
+
+from calolab.geometry import Detector, load_detector
+from calolab.reconstruction import weighted_sum
+from calolab.simulation import Beam, simulate
+from calolab.validation.core import Check, fit_resolution, gaussian_core, linearity_fit, resolution_model
+
+GFLASH = "Grindhammer-Peters, hep-ex/0001020"
+CALICE_SIW = "CALICE SiW-ECAL, NIM A608 (2009) 372"
+
+
+def fine_pbwo4() -> Detector:
+    """PbWO4 block in 0.5 X0 layers (the ``pbwo4`` preset's 4.6 X0 layers are too coarse for T_max)."""
+    return Detector.from_dict({
+        "name": "pbwo4-fine", "cells": {"nx": 40, "ny": 40, "pitch": 3.75},
+        "layers": [{"active": "PbWO4", "active_thickness": 4.4515, "repeat": 60}],
+    }, source="validation")
+
+
+def _binned_gamma(bounds: np.ndarray, scale: float, alpha: float, beta: float) -> np.ndarray:
+    return scale * np.diff(gammainc(alpha, beta * bounds))
+
+
+def shower_maximum(detector: Detector, energies_gev: list[float], n_events: int, seed: int):
+    """Depth of maximum (X0) of the mean profile, fitted with a binned Gamma profile, per energy."""
+    out = []
+    for i, e in enumerate(energies_gev):
+        showers = simulate(detector, Beam("e-", energy=e * 1e3), n_events, seed=seed + i)
+        profile = showers.layer_sums().mean(0)
+        p0 = [profile.sum(), 4.0, 0.5]
+        (scale, alpha, beta), cov = curve_fit(lambda _, s, a, b: _binned_gamma(detector.x0_bounds, s, a, b),
+                                              None, profile, p0=p0, maxfev=20000)
+        t_max = (alpha - 1) / beta
+        grad = np.array([0, 1 / beta, -(alpha - 1) / beta**2])
+        out.append((e, t_max, float(np.sqrt(grad @ cov @ grad)), profile))
+    return out
+
+
+def containment(detector: Detector, energy_gev: float, n_events: int, seed: int) -> dict[float, float]:
+    """Mean fraction of the visible energy within 1, 2 and 3.5 Moliere radii of the shower axis."""
+    showers = simulate(detector, Beam("e-", energy=energy_gev * 1e3), n_events, seed=seed)
+    layer, ix, iy = showers.cell_coordinates()
+    x = (ix + 0.5) * detector.pitch_x + detector.x_edges[0]
+    y = (iy + 0.5) * detector.pitch_y + detector.y_edges[0]
+    entry = showers.entry[showers.event_index]
+    r = np.hypot(x - entry[:, 0], y - entry[:, 1]) / detector.moliere_radius
+    total = showers.energy_sum()
+    return {k: float(np.mean(np.bincount(showers.event_index, showers.energy * (r < k), len(showers)) / total))
+            for k in (1.0, 2.0, 3.5)}
+
+
+def energy_scan(detector: Detector, energies_gev: list[float], n_events: int, seed: int):
+    """Gaussian-core mean and width of the weighted sum for electrons at each energy."""
+    rows = []
+    for i, e in enumerate(energies_gev):
+        showers = simulate(detector, Beam("e-", energy=e * 1e3), n_events, seed=seed + i)
+        energy = weighted_sum(showers)
+        rows.append([*gaussian_core(energy), energy.mean(), energy.std() / np.sqrt(len(energy))])
+    return np.array(rows)  # (n_energies, 6): core mean, core sigma, their errors, mean, error of the mean
+
+
+def linearity_and_resolution(detector: Detector, energies_gev: list[float], n_events: int, seed: int):
+    """Linearity and resolution fit (a, c) for electrons.
+
+    The mean response is calibrated by a straight-line fit; ``deviation`` is the relative
+    difference of the calibrated mean from the beam energy. The resolution is the width of
+    the Gaussian core over its calibrated mean.
+    """
+    e = np.asarray(energies_gev, float)
+    rows = energy_scan(detector, energies_gev, n_events, seed)
+    slope, offset = linearity_fit(e, rows[:, 4], rows[:, 5])
+    deviation = (rows[:, 4] - offset) / slope / e - 1
+    rel, rel_err = rows[:, 1] / (rows[:, 0] - offset), rows[:, 3] / (rows[:, 0] - offset)
+    params, errors = fit_resolution(e, rel, rel_err)
+    return deviation, rel, rel_err, params, errors
+
+
+def run(out_dir: Path, scale: float = 1.0, seed: int = 1) -> list[Check]:
+    """Run the electromagnetic checks and write their plots into ``out_dir``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = max(int(2000 * scale), 100)
+    checks: list[Check] = []
+    fine = fine_pbwo4()
+    t_energies = [10.0, 50.0, 100.0, 500.0]
+    maxima = shower_maximum(fine, t_energies, max(n // 4, 50), seed)
+    for e, t_max, t_err, _ in maxima:
+        reference = math.log(e * 1e3 / fine.critical_energy) - 0.858
+        checks.append(Check(f"e- shower maximum in PbWO4, {e:g} GeV", t_max, reference, 0.5, "X0",
+                            f"GFLASH mean T = ln(E/Ec) - 0.858, {GFLASH}", t_err))
+    frac = containment(fine, 50.0, max(n // 4, 50), seed + 10)
+    checks.append(Check("containment within 1 R_M, 50 GeV e- in PbWO4", frac[1.0], 0.90, 0.03, "",
+                        "PDG: about 90% of the energy within R_M"))
+    checks.append(Check("containment within 2 R_M, 50 GeV e- in PbWO4", frac[2.0], 0.95, 0.02, "",
+                        "PDG/GFLASH radial profile: about 95% within 2 R_M"))
+    checks.append(Check("containment within 3.5 R_M, 50 GeV e- in PbWO4", frac[3.5], 0.99, 0.01, "",
+                        "PDG: 99% within 3.5 R_M"))
+
+    calice = load_detector("calice-siw")
+    e_cal = [6.0, 10.0, 15.0, 20.0, 30.0, 45.0]
+    _, rel_c, err_c, (a_c, c_c), (da_c, dc_c) = linearity_and_resolution(calice, e_cal, n, seed + 20)
+    checks.append(Check("calice-siw e- stochastic term, 6-45 GeV", a_c, 0.166, 0.015, "", CALICE_SIW, da_c))
+    checks.append(Check("calice-siw e- constant term, 6-45 GeV", c_c, 0.011, 0.006, "", CALICE_SIW, dc_c))
+
+    siw = load_detector("siw-ecal")
+    e_siw = [2.0, 5.0, 10.0, 20.0, 50.0, 100.0]
+    dev, rel_s, err_s, (a_s, c_s), (da_s, dc_s) = linearity_and_resolution(siw, e_siw, n, seed + 30)
+    checks.append(Check("siw-ecal e- linearity, max |deviation| 2-100 GeV", float(np.max(np.abs(dev))), 0.0, 0.01,
+                        "", "calolab requirement: linear within 1%"))
+    sampling_ratio = _mean_layer_x0(siw) / _mean_layer_x0(calice)
+    checks.append(Check("siw-ecal e- stochastic term, 2-100 GeV", a_s, 0.166 * math.sqrt(sampling_ratio), 0.03, "",
+                        f"{CALICE_SIW} scaled by sqrt(layer thickness in X0) = x{math.sqrt(sampling_ratio):.2f}",
+                        da_s))
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+    for e, _, _, profile in maxima:
+        centres = 0.5 * (fine.x0_bounds[1:] + fine.x0_bounds[:-1])
+        axes[0].plot(centres, profile / profile.sum() / np.diff(fine.x0_bounds), label=f"{e:g} GeV")
+    axes[0].set(xlabel="depth [X0]", ylabel="1/E dE/dt", title="e- in PbWO4: mean longitudinal profile")
+    axes[0].legend()
+    for name, e_list, rel, err, a, c in (("calice-siw", e_cal, rel_c, err_c, a_c, c_c),
+                                         ("siw-ecal", e_siw, rel_s, err_s, a_s, c_s)):
+        grid = np.geomspace(min(e_list), max(e_list), 100)
+        axes[1].errorbar(e_list, rel, err, fmt="o", label=f"{name}: {100 * a:.1f}%/√E ⊕ {100 * c:.2f}%")
+        axes[1].plot(grid, resolution_model(grid, a, c), lw=1)
+    axes[1].plot(e_cal, resolution_model(np.array(e_cal), 0.166, 0.011), "k--", label="CALICE SiW-ECAL data fit")
+    axes[1].set(xscale="log", xlabel="E [GeV]", ylabel="σ/E", title="electron resolution")
+    axes[1].legend()
+    axes[2].plot(e_siw, 100 * dev, "o-")
+    axes[2].axhspan(-1, 1, color="0.9")
+    axes[2].set(xscale="log", xlabel="E [GeV]", ylabel="deviation [%]", title="siw-ecal linearity")
+    fig.tight_layout()
+    fig.savefig(out_dir / "em_validation.png", dpi=110)
+    plt.close(fig)
+    return checks
+
+
+def _mean_layer_x0(detector: Detector) -> float:
+    return float(detector.x0_bounds[-1] / detector.n_layers)
