@@ -59,11 +59,11 @@ def containment(detector: Detector, energy_gev: float, n_events: int, seed: int)
 
 
 def energy_scan(detector: Detector, energies_gev: list[float], n_events: int, seed: int):
-    """Gaussian-core mean and width of the weighted sum for electrons at each energy."""
+    """Gaussian-core mean and width of the weighted sum (rear leakage corrected) for electrons."""
     rows = []
     for i, e in enumerate(energies_gev):
         showers = simulate(detector, Beam("e-", energy=e * 1e3), n_events, seed=seed + i)
-        energy = weighted_sum(showers)
+        energy = weighted_sum(showers, rear_leakage=True)
         rows.append([*gaussian_core(energy), energy.mean(), energy.std() / np.sqrt(len(energy))])
     return np.array(rows)  # (n_energies, 6): core mean, core sigma, their errors, mean, error of the mean
 
