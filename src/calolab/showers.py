@@ -234,11 +234,11 @@ class Showers:
 
     def summary(self) -> str:
         """A short description: events, particles, energy range, hits."""
-        e = self.incident_energy / 1e3
+        e = self.incident_energy / 1e3 if len(self) else np.zeros(1)
         names = sorted(set(self.particle_names))
         occupancy = self.n_hits / max(len(self), 1)
         return (
             f"{len(self)} events of {', '.join(names) or '-'} in {self.detector.name}, "
-            f"E = {e.min(initial=0):.3g}-{e.max(initial=0):.3g} GeV, {occupancy:.1f} hits/event, "
+            f"E = {e.min():.3g}-{e.max():.3g} GeV, {occupancy:.1f} hits/event, "
             f"visible sum {self.energy_sum().mean() if len(self) else 0:.1f} MeV/event"
         )

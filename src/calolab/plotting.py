@@ -1,0 +1,106 @@
+"""Plots of showers: event displays and mean profiles. Every function takes ``ax=`` and returns it.
+
+matplotlib is imported inside the functions so that ``import calolab`` stays light.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from calolab.io.atomic import atomic_path
+from calolab.showers import Showers
+
+
+def _axes(ax):
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        ax = plt.gca()
+    return ax
+
+
+def event_display(showers: Showers, event: int = 0, projection: str = "xy", ax=None):
+    """Visible energy of one event summed along one axis: ``xy`` (over layers), ``zx`` or ``zy``."""
+    from matplotlib.colors import LogNorm
+
+    ax = _axes(ax)
+    det = showers.detector
+    cube = showers.dense(event, event + 1)[0]  # (L, X, Y) MeV
+    if projection == "xy":
+        image, extent, labels = cube.sum(0).T, [*det.x_edges[[0, -1]], *det.y_edges[[0, -1]]], ("x [mm]", "y [mm]")
+    elif projection in ("zx", "zy"):
+        axis = 2 if projection == "zx" else 1
+        edges = det.x_edges if projection == "zx" else det.y_edges
+        image, extent = cube.sum(axis).T, [0, det.n_layers, *edges[[0, -1]]]
+        labels = ("layer", f"{projection[1]} [mm]")
+    else:
+        raise ValueError(f"projection must be xy, zx or zy, got {projection!r}")
+    positive = image[image > 0]
+    norm = LogNorm(vmin=positive.min(), vmax=positive.max()) if positive.size else None
+    mesh = ax.imshow(np.where(image > 0, image, np.nan), origin="lower", extent=extent, aspect="auto", norm=norm,
+                     cmap="viridis", interpolation="nearest")
+    ax.figure.colorbar(mesh, ax=ax, label="visible energy [MeV]")
+    ax.set(xlabel=labels[0], ylabel=labels[1],
+           title=f"event {event}: {showers.particle_names[event]} {showers.incident_energy[event] / 1e3:.3g} GeV")
+    return ax
+
+
+def longitudinal_profile(showers: Showers, ax=None, label: str | None = None):
+    """Mean visible energy per layer (MeV) with its standard error."""
+    ax = _axes(ax)
+    sums = showers.layer_sums()
+    err = sums.std(0) / np.sqrt(max(len(showers), 1))
+    ax.errorbar(np.arange(showers.detector.n_layers), sums.mean(0), err, fmt="o-", ms=3, label=label)
+    ax.set(xlabel="layer", ylabel="mean visible energy [MeV]", yscale="log", title="longitudinal profile")
+    return ax
+
+
+def radial_profile(showers: Showers, ax=None, label: str | None = None):
+    """Mean visible energy per event in rings (one cell pitch wide) around the beam entry point, MeV/mm."""
+    ax = _axes(ax)
+    det = showers.detector
+    _, ix, iy = showers.cell_coordinates()
+    x = (ix + 0.5) * det.pitch_x + det.x_edges[0]
+    y = (iy + 0.5) * det.pitch_y + det.y_edges[0]
+    entry = showers.entry[showers.event_index]
+    r = np.hypot(x - entry[:, 0], y - entry[:, 1])
+    pitch = max(det.pitch_x, det.pitch_y)
+    edges = np.arange(0, max(det.x_edges[-1], det.y_edges[-1]) + pitch, pitch)
+    hist, _ = np.histogram(r, edges, weights=showers.energy)
+    ax.step(edges[:-1], hist / max(len(showers), 1) / np.diff(edges), where="post", label=label)
+    ax.set(xlabel="r [mm]", ylabel="mean energy per event [MeV/mm]", yscale="log", title="radial profile")
+    return ax
+
+
+def energy_sum_histogram(showers: Showers, ax=None, label: str | None = None, bins: int = 60):
+    """Histogram of the visible energy sum per event (MeV)."""
+    ax = _axes(ax)
+    ax.hist(showers.energy_sum(), bins=bins, histtype="step", label=label)
+    ax.set(xlabel="visible energy sum [MeV]", ylabel="events", title="energy sum")
+    return ax
+
+
+def overview(showers: Showers, path: str | Path, event: int = 0) -> Path:
+    """Write a PNG with event displays (xy, zx) and mean profiles; return its path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 3, figsize=(16, 9))
+    event_display(showers, event, "xy", ax=axes[0, 0])
+    event_display(showers, event, "zx", ax=axes[0, 1])
+    energy_sum_histogram(showers, ax=axes[0, 2])
+    longitudinal_profile(showers, ax=axes[1, 0])
+    radial_profile(showers, ax=axes[1, 1])
+    axes[1, 2].hist(showers.hits_per_event(), bins=50, histtype="step")
+    axes[1, 2].set(xlabel="hits per event", ylabel="events", title="number of hits")
+    fig.suptitle(showers.summary(), fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+    return path
