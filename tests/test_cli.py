@@ -1,0 +1,62 @@
+"""The command line end to end, through the installed entry point."""
+
+import subprocess
+import sys
+
+import numpy as np
+
+from calolab.io import read_showers
+
+CLI = [sys.executable, "-c", "from calolab.cli import main; main()"]
+
+
+def run(*args, check=True):
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, check=check, timeout=120)
+
+
+def test_help_is_light():
+    """`calolab --help` must not import the heavy libraries."""
+    code = ("import sys; from calolab.cli import cli; "
+            "heavy = [m for m in ('torch', 'matplotlib', 'scipy', 'h5py') if m in sys.modules]; print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    assert "simulate" in run("--help").stdout
+
+
+def test_simulate_info_plot(tmp_path):
+    out = tmp_path / "e.h5"
+    result = run("simulate", "-d", "siw-ecal", "-E", "5GeV", "-n", "50", "-s", "3", "-o", str(out), "--no-progress")
+    assert "50 events of e-" in result.stdout
+    showers = read_showers(out)
+    assert len(showers) == 50 and showers.meta["seed"] == 3
+    assert np.all(showers.incident_energy == 5000.0)
+    assert "siw-ecal" in run("info", str(out)).stdout
+    png = tmp_path / "e.png"
+    run("plot", str(out), "-o", str(png))
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_energy_range_and_yaml_detector(tmp_path):
+    yaml_file = tmp_path / "det.yaml"
+    yaml_file.write_text("name: mini\ncells: {nx: 8, ny: 8, pitch: 10}\nlayers:\n"
+                         "  - {absorber: Pb, absorber_thickness: 5, active: Scintillator, active_thickness: 3, repeat: 10}\n")
+    out = tmp_path / "g.h5"
+    run("simulate", "-d", str(yaml_file), "-p", "gamma", "--energy-range", "1GeV:10GeV", "--spectrum", "log-uniform",
+        "-n", "40", "-o", str(out), "--no-progress")
+    e = read_showers(out).incident_energy
+    assert e.min() >= 1e3 and e.max() <= 1e4 and len(np.unique(e)) == 40
+
+
+def test_user_errors_are_one_line_without_traceback(tmp_path):
+    cases = [
+        ("simulate", "-d", "nope", "-E", "1GeV", "-o", str(tmp_path / "x.h5")),
+        ("simulate", "-E", "ten", "-o", str(tmp_path / "x.h5")),
+        ("simulate", "-o", str(tmp_path / "x.h5")),
+        ("info", str(tmp_path / "missing.h5")),
+    ]
+    for args in cases:
+        result = run(*args, check=False)
+        assert result.returncode == 2, args
+        assert "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not (tmp_path / "x.h5").exists()
