@@ -9,8 +9,8 @@ Arrays go inline (zlib-compressed, base64) unless the format has a better place 
 >>> import numpy as np
 >>> meta = {"seed": 7, "scale": np.float32(1.5), "gains": np.arange(3.0), "span": (1, 2)}
 >>> back = meta_from_json(meta_to_json(meta))
->>> back["scale"], back["span"], back["gains"].dtype
-(np.float32(1.5), (1, 2), dtype('float64'))
+>>> type(back["scale"]).__name__, back["span"], back["gains"].dtype
+('float32', (1, 2), dtype('float64'))
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ from calolab.showers import Showers
 FORMAT = "calolab-showers"
 FORMAT_VERSION = 1
 _TAGS = ("__ndarray__", "__scalar__", "__tuple__", "__items__")
+DECODE_ERRORS = (ValueError, KeyError, TypeError, AttributeError, IndexError, zlib.error)
+"""What decoding a corrupt JSON string or array may raise."""
 
 
 def calolab_version() -> str:
@@ -47,17 +49,17 @@ def index_dtype(detector: Detector) -> np.dtype:
 # ------------------------------------------------------------------ arrays
 def array_to_json(arr: np.ndarray) -> dict[str, Any]:
     """An array as a JSON-able dict: dtype, shape and zlib-compressed base64 bytes."""
-    arr = np.ascontiguousarray(arr)
+    arr = np.asarray(arr)
     if arr.dtype.kind in "OV":
         raise CalolabError(f"cannot store an array of dtype {arr.dtype}: expected numbers, bools or strings")
-    data = base64.b64encode(zlib.compress(arr.tobytes())).decode("ascii")
+    data = base64.b64encode(zlib.compress(arr.tobytes(order="C"))).decode("ascii")
     return {"dtype": arr.dtype.str, "shape": list(arr.shape), "zlib_base64": data}
 
 
 def array_from_json(obj: dict[str, Any]) -> np.ndarray:
     """Inverse of :func:`array_to_json`; a writable array."""
     raw = zlib.decompress(base64.b64decode(obj["zlib_base64"]))
-    return np.frombuffer(raw, np.dtype(obj["dtype"])).reshape(obj["shape"]).copy()
+    return np.frombuffer(raw, np.dtype(obj["dtype"])).reshape(tuple(obj["shape"])).copy()
 
 
 # ------------------------------------------------------------------ meta
@@ -159,3 +161,5 @@ def build_showers(path: Path, detector: Detector, **arrays: Any) -> Showers:
         return Showers(detector, **arrays)
     except CalolabError as exc:
         raise CalolabError(f"{path}: {str(exc).removeprefix('showers: ')}") from None
+    except ValueError as exc:  # per-event arrays that do not broadcast to (N,)
+        raise CalolabError(f"{path}: per-event arrays of inconsistent lengths ({exc})") from None

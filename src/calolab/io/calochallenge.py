@@ -1,0 +1,184 @@
+"""CaloChallenge HDF5 files: the dense interchange layout physicists already use.
+
+Layout (``N`` events, ``C = layers * nx * ny`` cells; energies in MeV)::
+
+    incident_energies  float64 (N, 1)   incident energy, MeV
+    showers            float32 (N, C)   cell energies, MeV, flattened in calolab order (layer, x, y)
+    attributes         calolab_geometry (the detector as YAML), calolab_version
+    calolab/           particle, entry, direction, extras/<name>, meta_arrays/, attribute meta
+
+The attributes and the ``calolab/`` group make our own files self-describing and the round
+trip lossless; CaloChallenge tools read ``incident_energies`` and ``showers`` only and ignore
+them. Files from elsewhere carry neither, so reading them needs ``detector=``.
+Writing and reading go through the dense array a block of events at a time, so a file
+never needs all of ``(N, C)`` in memory.
+
+>>> import tempfile
+>>> import numpy as np
+>>> from calolab.geometry import load_detector
+>>> det = load_detector("siw-ecal")
+>>> dense = np.zeros((2, *det.shape), np.float32); dense[1, 14, 31, 0] = 2.5
+>>> s = Showers.from_dense(det, dense, particle=11, incident_energy=[5e3, 1e4])
+>>> path = write_calochallenge(s, tempfile.mkdtemp() + "/electrons.h5")
+>>> back = read_calochallenge(path)
+>>> back.n_hits, back.incident_energy.tolist(), back.particle.tolist()
+(1, [5000.0, 10000.0], [11, 11])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from calolab.errors import CalolabError
+from calolab.geometry import Detector
+from calolab.io.atomic import atomic_path
+from calolab.io.encoding import build_showers, calolab_version, check_extras, resolve_detector
+from calolab.io.hdf5 import (
+    CHUNK_BYTES,
+    get_dataset,
+    layout,
+    open_hdf5,
+    put_dataset,
+    read_event_info,
+    read_meta,
+    write_event_info,
+)
+from calolab.showers import Showers, particle_code
+
+BLOCK_BYTES = 64 << 20  # dense float32 bytes held in memory at once while converting
+
+
+def write_calochallenge(showers: Showers, path: str | Path, chunk_events: int | None = None) -> Path:
+    """Write ``showers`` as a CaloChallenge file (atomically) and return its path.
+
+    Parameters
+    ----------
+    showers
+        Events of any calolab detector; cells are flattened as ``(layer, x, y)``.
+    chunk_events
+        Events made dense at a time; default: about 64 MB of float32.
+    """
+    path = Path(path)
+    check_extras(showers, path)
+    n, width = len(showers), showers.detector.n_cells
+    chunk = chunk_events or max(1, BLOCK_BYTES // (4 * width))
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["calolab_geometry"] = showers.detector.to_yaml()
+        f.attrs["calolab_version"] = calolab_version()
+        put_dataset(f, "incident_energies", showers.incident_energy[:, None])  # (N, 1)
+        rows = max(1, min(n, CHUNK_BYTES // (4 * width)))
+        compress = {"chunks": (rows, width), "compression": "gzip", "compression_opts": 4} if n else {}
+        ds = f.create_dataset("showers", shape=(n, width), dtype=np.float32, **compress)  # (N, C)
+        for start in range(0, n, chunk):
+            block = showers.dense(start, start + chunk)  # (B, layers, nx, ny)
+            ds[start : start + len(block)] = block.reshape(len(block), width)
+        write_event_info(f.create_group("calolab"), showers)
+    return path
+
+
+def read_calochallenge(
+    path: str | Path, detector: Detector | str | None = None, particle: int | str | None = None
+) -> Showers:
+    """Read a CaloChallenge file into sparse :class:`Showers`.
+
+    Parameters
+    ----------
+    detector
+        Needed unless the file carries ``calolab_geometry``; its ``n_cells`` must equal the
+        width of ``showers``.
+    particle
+        PDG code or name for all events; default: what the file stores, else 0 (unknown).
+    """
+    path = Path(path)
+    with open_hdf5(path) as f:
+        head = _header(f, path, detector, particle)
+        return _read_range(f, path, head, 0, head["n"])
+
+
+def iter_calochallenge(
+    path: str | Path,
+    chunk_events: int = 4096,
+    detector: Detector | str | None = None,
+    particle: int | str | None = None,
+) -> Iterator[Showers]:
+    """Yield the events of a CaloChallenge file as sparse batches of ``chunk_events``."""
+    path = Path(path)
+    if chunk_events < 1:
+        raise CalolabError(f"chunk_events must be >= 1, got {chunk_events}")
+    with open_hdf5(path) as f:
+        head = _header(f, path, detector, particle)
+
+    def batches() -> Iterator[Showers]:
+        with open_hdf5(path) as f:
+            for start in range(0, head["n"], chunk_events):
+                yield _read_range(f, path, head, start, min(start + chunk_events, head["n"]))
+
+    return batches()
+
+
+def _header(f: h5py.File, path: Path, detector: Any, particle: Any) -> dict[str, Any]:
+    if layout(f) != "calochallenge":
+        raise CalolabError(f"{path}: a calolab showers file, not a CaloChallenge file: use read_showers")
+    geometry = f.attrs.get("calolab_geometry")
+    det = resolve_detector(None if geometry is None else str(geometry), detector, path)
+    showers = get_dataset(f, "showers", path, (None, None))
+    n, width = showers.shape
+    if width != det.n_cells:
+        raise CalolabError(
+            f"{path}: dataset 'showers' has {width} cells per event, expected {det.n_cells} "
+            f"for detector {det.name!r} of shape {det.shape}"
+        )
+    energies = get_dataset(f, "incident_energies", path, None)
+    if energies.shape not in ((n, 1), (n,)):
+        raise CalolabError(f"{path}: dataset 'incident_energies' has shape {energies.shape}, expected ({n}, 1)")
+    info = f.get("calolab")
+    return {
+        "detector": det,
+        "n": n,
+        "has_info": info is not None,
+        "meta": read_meta(info, path) if info is not None else {},
+        "particle": None if particle is None else particle_code(particle),
+    }
+
+
+def _read_range(f: h5py.File, path: Path, head: dict[str, Any], start: int, stop: int) -> Showers:
+    showers, width = f["showers"], head["detector"].n_cells
+    incident = np.asarray(f["incident_energies"][start:stop], np.float64).reshape(-1)
+    if not np.all(np.isfinite(incident) & (incident >= 0)):
+        raise CalolabError(f"{path}: dataset 'incident_energies' has NaN or negative values: expected MeV >= 0")
+    counts, cells, energies = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], [np.zeros(0, np.float32)]
+    block = max(1, BLOCK_BYTES // (4 * width))
+    for lo in range(start, stop, block):
+        dense = np.asarray(showers[lo : min(lo + block, stop)], np.float32)  # (B, C) MeV
+        bad = ~np.isfinite(dense) | (dense < 0)
+        if bad.any():
+            event = lo + int(np.flatnonzero(bad.any(axis=1))[0])
+            raise CalolabError(
+                f"{path}: dataset 'showers' has NaN, infinite or negative energies (event {event}): "
+                "expected finite energies >= 0 MeV"
+            )
+        event, cell = np.nonzero(dense)
+        counts.append(np.bincount(event, minlength=len(dense)))
+        cells.append(cell)
+        energies.append(dense[event, cell])
+    if head["has_info"]:
+        stored = read_event_info(f["calolab"], path, head["n"], start, stop)
+    else:
+        stored = {"particle": 0}
+    if head["particle"] is not None:
+        stored["particle"] = head["particle"]
+    return build_showers(
+        path,
+        head["detector"],
+        offsets=np.concatenate([[0], np.cumsum(np.concatenate(counts))]),
+        cell=np.concatenate(cells),
+        energy=np.concatenate(energies),
+        incident_energy=incident,
+        meta=dict(head["meta"]),
+        **stored,
+    )
