@@ -1,0 +1,82 @@
+"""Simulation speed and memory benchmarks (``make bench``).
+
+Each configuration is simulated once to warm up and then timed; the figures are events
+per second of one process on this machine. Absolute times on shared machines are noisy:
+compare ratios measured in one run. The memory benchmark simulates 100k ``cusi`` pions in
+a child process and reports its peak resident memory.
+
+    python benchmarks/run.py [--quick] [--skip-memory] [--out runs/bench]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from calolab.geometry import load_detector
+from calolab.simulation import Beam, simulate
+
+# (detector, particle, energy MeV, events, goal in events/s from the foundation issue)
+SPEED = [
+    ("siw-ecal", "e-", 10e3, 20000, 5000),
+    ("ahcal", "pi+", 10e3, 10000, 2000),
+    ("pbwo4", "mu-", 1e6, 10000, 2000),
+    ("cusi", "pi+", 100e3, 2000, 200),
+]
+
+MEMORY_CODE = """
+import resource, sys
+from calolab.geometry import load_detector
+from calolab.simulation import Beam, simulate
+s = simulate(load_detector("cusi"), Beam("pi+", energy=100e3), int(sys.argv[1]), seed=1)
+print(s.n_hits, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def time_config(detector: str, particle: str, energy: float, n: int) -> dict:
+    det = load_detector(detector)
+    simulate(det, Beam(particle, energy=energy), max(n // 20, 10), seed=0)  # warm-up
+    start = time.perf_counter()
+    showers = simulate(det, Beam(particle, energy=energy), n, seed=1)
+    seconds = time.perf_counter() - start
+    return {"events": n, "seconds": seconds, "events_per_s": n / seconds, "hits_per_event": showers.n_hits / n}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="10x fewer events (smoke run)")
+    parser.add_argument("--skip-memory", action="store_true", help="skip the 100k cusi pion memory run")
+    parser.add_argument("--out", type=Path, default=Path("runs/bench"))
+    args = parser.parse_args()
+    results: dict = {"speed": {}, "config": vars(args) | {"out": str(args.out)}}
+    for detector, particle, energy, n, goal in SPEED:
+        n = n // 10 if args.quick else n
+        row = time_config(detector, particle, energy, n) | {"goal_events_per_s": goal}
+        key = f"{detector} {particle} {energy / 1e3:g} GeV"
+        results["speed"][key] = row
+        verdict = "meets" if row["events_per_s"] >= goal else "BELOW"
+        print(f"{key:28s} {row['events_per_s']:9.0f} ev/s  ({verdict} goal {goal})  "
+              f"{row['hits_per_event']:.0f} hits/event", flush=True)
+    if not args.skip_memory:
+        n = 10_000 if args.quick else 100_000
+        start = time.perf_counter()
+        out = subprocess.run([sys.executable, "-c", MEMORY_CODE, str(n)], capture_output=True, text=True, check=True)
+        hits, max_rss_kb = map(int, out.stdout.split())
+        gib = max_rss_kb / 2**20
+        results["memory"] = {"events": n, "hits": hits, "peak_rss_gib": gib, "seconds": time.perf_counter() - start,
+                             "goal_gib": 8.0}
+        print(f"cusi pi+ 100 GeV x {n}: peak memory {gib:.2f} GiB ({'meets' if gib <= 8 else 'ABOVE'} goal 8 GiB), "
+              f"{hits / n:.0f} hits/event, {results['memory']['seconds']:.0f} s", flush=True)
+    results["peak_rss_this_process_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "bench.json").write_text(json.dumps(results, indent=2))
+    print(f"results in {args.out / 'bench.json'}")
+
+
+if __name__ == "__main__":
+    main()
