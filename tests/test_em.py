@@ -79,3 +79,11 @@ def test_pbwo4_is_much_better_than_a_sampling_calorimeter():
 def test_negative_event_count_is_an_error():
     with pytest.raises(CalolabError):
         simulate(load_detector("siw-ecal"), Beam("e-", energy=1e3), -1, seed=1)
+
+
+def test_parallel_workers_give_the_same_bits():
+    det = load_detector("siw-ecal")
+    serial = simulate(det, Beam("e-", energy=2e3), 120, seed=9, chunk_size=40)
+    parallel = simulate(det, Beam("e-", energy=2e3), 120, seed=9, chunk_size=40, workers=2)
+    assert serial.energy.tobytes() == parallel.energy.tobytes()
+    assert np.array_equal(serial.cell, parallel.cell) and np.array_equal(serial.offsets, parallel.offsets)

@@ -68,7 +68,7 @@ def default_chunk_size(detector: Detector) -> int:
 
 
 def simulate(detector: Detector, beam: Beam, n_events: int, seed: int, chunk_size: int | None = None,
-             progress: bool = False) -> Showers:
+             progress: bool = False, workers: int = 1) -> Showers:
     """Simulate ``n_events`` of ``beam`` in ``detector`` and return the visible energy per cell (MeV).
 
     Parameters
@@ -79,6 +79,8 @@ def simulate(detector: Detector, beam: Beam, n_events: int, seed: int, chunk_siz
         Events simulated together; default from :func:`default_chunk_size`.
     progress
         Show a progress bar (tqdm) on stderr.
+    workers
+        Processes simulating chunks in parallel; the output does not depend on it.
     """
     if n_events < 0:
         raise CalolabError(f"number of events must be >= 0, got {n_events}")
@@ -94,17 +96,30 @@ def simulate(detector: Detector, beam: Beam, n_events: int, seed: int, chunk_siz
         from tqdm import tqdm
 
         bar = tqdm(total=n_events, unit="ev", desc=f"{beam.particle} in {detector.name}")
-    for start, child in zip(starts, children, strict=True):
-        rng = np.random.default_rng(child)
-        n = min(chunk, n_events - start)
-        parts.append(_simulate_chunk(detector, beam, n, simulator, rng))
-        if bar is not None:
-            bar.update(n)
+    jobs = [(detector, beam, min(chunk, n_events - start), child) for start, child in zip(starts, children, strict=True)]
+    if workers > 1 and len(jobs) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for part in pool.map(_chunk_job, jobs):
+                parts.append(part)
+                if bar is not None:
+                    bar.update(len(part))
+    else:
+        for job in jobs:
+            parts.append(_chunk_job(job))
+            if bar is not None:
+                bar.update(len(parts[-1]))
     if bar is not None:
         bar.close()
     showers = Showers.concatenate(parts)
     showers.meta = simulation_meta(detector, beam, n_events, seed, chunk)
     return showers
+
+
+def _chunk_job(job: tuple[Detector, Beam, int, np.random.SeedSequence]) -> Showers:
+    detector, beam, n, seed = job
+    return _simulate_chunk(detector, beam, n, _simulators()[beam.pdg], np.random.default_rng(seed))
 
 
 def _simulate_chunk(detector: Detector, beam: Beam, n: int, simulator: ParticleSimulator,
