@@ -50,8 +50,10 @@ def presets() -> None:
 @click.option("--format", "fmt", type=click.Choice(["hdf5", "calochallenge", "parquet", "root"]),
               help="Force a format (calochallenge for the CaloChallenge HDF5 layout).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
+@click.option("-j", "--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes in parallel; the output does not depend on it.")
 def simulate(detector, particle, energy, energy_range, spectrum, events, seed, spot_sigma, position, theta, phi,
-             chunk_size, output, fmt, progress) -> None:
+             chunk_size, output, fmt, progress, workers) -> None:
     """Simulate showers with the fast parametrised Monte Carlo and write them to a file."""
     from calolab.geometry import load_detector
     from calolab.io import write_showers
@@ -69,7 +71,7 @@ def simulate(detector, particle, energy, energy_range, spectrum, events, seed, s
         beam = Beam(particle, energy_min=low, energy_max=high, spectrum=spectrum, spot_sigma=spot_sigma,
                     position=position, theta=theta, phi=phi)
     det = load_detector(detector)
-    showers = run_simulation(det, beam, events, seed=seed, chunk_size=chunk_size, progress=progress)
+    showers = run_simulation(det, beam, events, seed=seed, chunk_size=chunk_size, progress=progress, workers=workers)
     path = write_showers(showers, output, format=fmt)
     click.echo(f"{path}: {showers.summary()}")
 
