@@ -1,0 +1,155 @@
+"""Muons: reproducibility, mean losses against (a + bE) rho L, MIP peak, bending in 2 T, sampling detectors."""
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+
+from calolab import load_detector
+from calolab.geometry import get_material
+from calolab.simulation import Beam, simulate
+from calolab.simulation.muon import (
+    MUON_MASS,
+    RADIATIVE_CUT,
+    ionisation_a,
+    knock_ons,
+    radiative_b,
+    radiative_losses,
+    sample_v,
+    simulate_muons,
+    spectrum_below,
+    spectrum_number,
+)
+from calolab.simulation.sampling import LANDAU_TO_MOYAL
+from calolab.validation import muon as muon_validation
+
+PBWO4 = get_material("PbWO4")
+
+
+def _beam(n, energy, theta=0.0):
+    direction = np.tile([math.sin(theta), 0.0, math.cos(theta)], (n, 1))
+    return np.full(n, float(energy)), np.zeros((n, 2)), direction
+
+
+def test_same_seed_same_bits_different_seed_differs():
+    det = load_detector("pbwo4")
+    a = simulate(det, Beam("mu-", energy=2e5), 100, seed=5)
+    b = simulate(det, Beam("mu-", energy=2e5), 100, seed=5)
+    c = simulate(det, Beam("mu-", energy=2e5), 100, seed=6)
+    assert np.array_equal(a.offsets, b.offsets) and np.array_equal(a.cell, b.cell)
+    assert a.energy.tobytes() == b.energy.tobytes()
+    for key in a.extras:
+        assert a.extras[key].tobytes() == b.extras[key].tobytes()
+    assert not np.array_equal(a.energy_sum(), c.energy_sum())
+
+
+@pytest.mark.parametrize("branch", [0, 1, 2])
+@pytest.mark.parametrize("v_cut", [1e-5, 1e-2])
+def test_radiative_spectra_are_normalised(branch, v_cut):
+    """Losses above the cut times their mean v, plus the continuous part, give the whole b."""
+    v_min = np.array([4 * 0.511 / 1e6])
+    cut = np.array([v_cut])
+    v = sample_v(branch, np.full(400_000, max(v_cut, v_min[0]) if branch == 1 else v_cut), np.random.default_rng(1))
+    assert v.min() >= v_cut and v.max() <= 1
+    total = spectrum_number(branch, cut, v_min) * v.mean() + spectrum_below(branch, cut, v_min)
+    assert total[0] == pytest.approx(1.0, rel=0.02)
+
+
+def test_slab_losses_have_the_mean_of_the_tables():
+    """Drawn radiative and knock-on losses of one thick slab average to b E rho L and a rho L."""
+    rng = np.random.default_rng(2)
+    n, mass = 20_000, 8.30 * 203.2  # the whole block as one slab
+    e = np.full(n, 1e6)
+    cont, event, eps, branch = radiative_losses(PBWO4, e, np.full(n, mass), rng)
+    radiated = cont.mean() + eps.sum() / n
+    assert radiated == pytest.approx(radiative_b(PBWO4, 1e6).sum() * 1e6 * mass, rel=0.06)
+    assert eps.min() >= RADIATIVE_CUT and set(np.unique(branch)) == {0, 1, 2}
+    restricted = np.full(n, 500.0)  # MeV, as if the Landau part were 500 MeV
+    soft, event, kinetic = knock_ons(PBWO4, e, np.full(n, mass), restricted, rng)
+    assert kinetic.min() >= 10.0 and kinetic.max() <= 1e6
+    ionisation = 500.0 + soft.mean() + kinetic.sum() / n
+    assert ionisation == pytest.approx(float(ionisation_a(PBWO4, 1e6)) * mass, rel=0.08)
+
+
+def test_mean_deposit_at_1tev_matches_a_plus_bE():
+    det = load_detector("pbwo4")
+    n = 500
+    s = simulate(det, Beam("mu-", energy=1e6), n, seed=11)
+    ref = muon_validation.reference_deposit(1e6)
+    tolerance = 0.10 * ref + 3 * muon_validation.expected_sigma(1e6) / math.sqrt(n)
+    assert abs(s.energy_sum().mean() - ref) < tolerance
+    loss = 1e6 - s.extras["exit_energy"]
+    assert abs(loss.mean() - ref) < tolerance
+    # the muon loses more than the block shows (leakage), never less
+    assert s.energy_sum().mean() < loss.mean()
+
+
+def test_mip_peak_at_the_landau_most_probable_value():
+    det = dataclasses.replace(load_detector("pbwo4"), photoelectrons_per_mev=None)
+    per_layer = muon_validation.layer_deposits(det, 10.0, 400, seed=3)
+    mpv = det.mip_mpv[0]
+    peak, _ = muon_validation.peak_position(per_layer, mpv, det.landau_xi[0] * LANDAU_TO_MOYAL)
+    assert peak == pytest.approx(mpv, rel=0.03)
+    assert 10.2 * 4.064 == pytest.approx(mpv, rel=0.06)  # physics.md mean at minimum, for scale
+
+
+def test_mu_minus_and_mu_plus_bend_opposite_ways_in_2_tesla():
+    det = load_detector("pbwo4")
+    n, energy = 200, 1e5
+    kappa = 0.299792458 * det.field_tesla / energy  # 1/mm
+    expected = kappa * det.z_bounds[-1] ** 2 / 2  # displacement at the back face, 12.4 mm
+    exit_x = {}
+    for pdg in (13, -13):
+        _, truth = simulate_muons(det, *_beam(n, energy), pdg, np.random.default_rng(4))
+        exit_x[pdg] = truth["exit_x"].mean()
+    assert exit_x[13] > 0 > exit_x[-13]
+    assert exit_x[13] == pytest.approx(expected, rel=0.15)
+    assert -exit_x[-13] == pytest.approx(expected, rel=0.15)
+    # and the cells see it: hits in the last layers sit on the bent side
+    s = simulate(det, Beam("mu-", energy=energy), 100, seed=2)
+    layer, ix, _ = s.cell_coordinates()
+    x = det.x_edges[0] + (ix + 0.5) * det.pitch_x
+    back = layer >= det.n_layers - 5
+    assert np.average(x[back], weights=s.energy[back]) > 0.5 * expected
+
+
+def test_radiated_energy_grows_with_energy():
+    det = load_detector("pbwo4")
+    radiated = []
+    for energy in (5e4, 5e5, 5e6):
+        _, truth = simulate_muons(det, *_beam(300, energy), 13, np.random.default_rng(7))
+        radiated.append(truth["radiated_energy"].mean())
+    assert radiated[0] < radiated[1] < radiated[2]
+    assert radiated[2] / radiated[1] > 5  # b E grows faster than E
+
+
+@pytest.mark.parametrize("preset", ["pbwo4", "ahcal", "siw-ecal"])
+def test_no_nan_from_stopping_to_tev_muons_at_angles(preset):
+    det = load_detector(preset)
+    rng = np.random.default_rng(9)
+    n = 120
+    energy = np.exp(rng.uniform(np.log(150.0), np.log(5e6), n))
+    theta = rng.uniform(0, 0.8, n)
+    direction = np.column_stack([np.sin(theta), np.zeros(n), np.cos(theta)])
+    entry = rng.normal(0, 20, (n, 2))
+    deposits, truth = simulate_muons(det, energy, entry, direction, -13, rng)
+    for arr in (deposits.x, deposits.y, deposits.energy, *truth.values()):
+        assert np.all(np.isfinite(arr))
+    assert np.all(deposits.energy >= 0) and deposits.event.min() >= 0 and deposits.event.max() < n
+    assert np.all(truth["exit_energy"] <= energy)
+    assert np.all((truth["exit_energy"] == 0) | (truth["exit_energy"] >= MUON_MASS))
+    assert np.all(truth["ionisation_energy"] + truth["radiated_energy"] <= energy - MUON_MASS + 1e-6)
+
+
+def test_sampling_calorimeter_sees_mips_in_its_active_layers():
+    det = load_detector("ahcal")
+    s = simulate(det, Beam("mu-", energy=1e4), 200, seed=1)
+    per_layer = s.layer_sums().ravel()
+    mpv = det.mip_mpv[0]  # 5 mm scintillator, about 0.8 MeV
+    peak, _ = muon_validation.peak_position(per_layer, mpv, det.landau_xi[0] * LANDAU_TO_MOYAL)
+    assert peak == pytest.approx(mpv, rel=0.03)
+    assert np.median(s.hits_per_event()) >= det.n_layers  # one MIP per layer, a few shower hits
+    # the visible energy is a small fraction of the loss, as the steel is not read out
+    loss = 1e4 - s.extras["exit_energy"]
+    assert 0.01 < s.energy_sum().mean() / loss.mean() < 0.1
