@@ -42,8 +42,9 @@ class Deposits:
 
 def cell_index(detector: Detector, layer: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Flat cell index of points ``(layer, x mm, y mm)``; -1 where outside the grid."""
-    ix = np.floor(x / detector.pitch_x + detector.nx / 2).astype(np.int64)
-    iy = np.floor(y / detector.pitch_y + detector.ny / 2).astype(np.int64)
+    # clip far-away points before the integer cast: they are off the grid either way
+    ix = np.floor(np.clip(x / detector.pitch_x, -1e9, 1e9) + detector.nx / 2).astype(np.int64)
+    iy = np.floor(np.clip(y / detector.pitch_y, -1e9, 1e9) + detector.ny / 2).astype(np.int64)
     inside = (ix >= 0) & (ix < detector.nx) & (iy >= 0) & (iy < detector.ny)
     inside &= (layer >= 0) & (layer < detector.n_layers)
     return np.where(inside, (layer * detector.nx + ix) * detector.ny + iy, -1)

@@ -21,6 +21,10 @@ from calolab.simulation.sampling import crossing_signal, crossings_per_mev
 
 # Homogeneous calorimeters: spots per shower are capped (each spot carries E / n_spots).
 MAX_SPOTS = 4000
+# The radial parametrisation is fitted up to a few times the depth of maximum; beyond, keep
+# it at its value at MAX_TAU, and cut the r^-3 tail of the radial draw at its 1 - 1e-6 quantile.
+MAX_TAU = 4.0
+MAX_TAIL_QUANTILE = 1.0 - 1e-6
 # Below this y = E/Ec the fluctuation formulas diverge: use the average profile.
 MIN_LNY_FLUCT = np.log(20.0)
 
@@ -62,6 +66,7 @@ def radial_radius(detector: Detector, energy_gev: np.ndarray, tau: np.ndarray,
                   rng: np.random.Generator) -> np.ndarray:
     """Radii in mm drawn from the GFLASH core + tail radial profile at relative depth ``tau``."""
     z, lne = detector.z_eff, np.log(np.maximum(energy_gev, 1e-3))
+    tau = np.minimum(tau, MAX_TAU)
     inv_fs, one_e = 1.0 / detector.sampling_frequency, 1.0 - detector.e_hat
     r_core = 0.0251 + 0.00319 * lne + (0.1162 - 0.000381 * z) * tau
     r_tail = (0.659 - 0.00309 * z) * (np.exp(-2.59 * (tau - 0.645)) + np.exp((0.3585 + 0.0421 * lne) * (tau - 0.645)))
@@ -72,7 +77,7 @@ def radial_radius(detector: Detector, energy_gev: np.ndarray, tau: np.ndarray,
     r_tail += -0.14 * one_e - 0.495 * inv_fs * np.exp(-tau)
     p_core += one_e * (0.348 - 0.642 * inv_fs * np.exp(-((tau - 1) ** 2)))
     radius = np.where(rng.random(len(tau)) < np.clip(p_core, 0, 1), r_core, r_tail)
-    u = rng.random(len(tau))
+    u = np.minimum(rng.random(len(tau)), MAX_TAIL_QUANTILE)
     return np.maximum(radius, 0.01) * np.sqrt(u / (1 - u)) * detector.moliere_radius
 
 

@@ -49,8 +49,15 @@ def fit_resolution(energy_gev: np.ndarray, rel_res: np.ndarray, rel_err: np.ndar
     def model(e, a, c, *b):
         return resolution_model(e, a, c, b[0] if b else 0.0)
 
+    import warnings
+
+    from scipy.optimize import OptimizeWarning
+
     p0 = [0.2, 0.01] + ([0.1] if noise_term else [])
-    popt, pcov = curve_fit(model, energy_gev, rel_res, p0=p0, sigma=rel_err, absolute_sigma=True, maxfev=20000)
+    with warnings.catch_warnings():
+        # a term that fits to zero leaves its error undefined (inf): that is a result, not a failure
+        warnings.simplefilter("ignore", OptimizeWarning)
+        popt, pcov = curve_fit(model, energy_gev, rel_res, p0=p0, sigma=rel_err, absolute_sigma=True, maxfev=20000)
     return np.abs(popt), np.sqrt(np.diag(pcov))
 
 
