@@ -62,8 +62,8 @@ def main() -> None:
     for detector, particle, energy, n, goal in SPEED:
         n = n // 10 if args.quick else n
         single = time_config(detector, particle, energy, n, 1)
-        row = time_config(detector, particle, energy, n, args.workers) | {"goal_events_per_s": goal,
-                                                                        "events_per_s_one_process": single["events_per_s"]}
+        row = time_config(detector, particle, energy, n, args.workers)
+        row |= {"goal_events_per_s": goal, "events_per_s_one_process": single["events_per_s"]}
         key = f"{detector} {particle} {energy / 1e3:g} GeV"
         results["speed"][key] = row
         verdict = "meets" if row["events_per_s"] >= goal else "BELOW"

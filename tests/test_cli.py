@@ -39,7 +39,8 @@ def test_simulate_info_plot(tmp_path):
 def test_energy_range_and_yaml_detector(tmp_path):
     yaml_file = tmp_path / "det.yaml"
     yaml_file.write_text("name: mini\ncells: {nx: 8, ny: 8, pitch: 10}\nlayers:\n"
-                         "  - {absorber: Pb, absorber_thickness: 5, active: Scintillator, active_thickness: 3, repeat: 10}\n")
+                         "  - {absorber: Pb, absorber_thickness: 5, active: Scintillator, active_thickness: 3,"
+                         " repeat: 10}\n")
     out = tmp_path / "g.h5"
     run("simulate", "-d", str(yaml_file), "-p", "gamma", "--energy-range", "1GeV:10GeV", "--spectrum", "log-uniform",
         "-n", "40", "-o", str(out), "--no-progress")

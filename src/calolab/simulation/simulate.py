@@ -96,7 +96,8 @@ def simulate(detector: Detector, beam: Beam, n_events: int, seed: int, chunk_siz
         from tqdm import tqdm
 
         bar = tqdm(total=n_events, unit="ev", desc=f"{beam.particle} in {detector.name}")
-    jobs = [(detector, beam, min(chunk, n_events - start), child) for start, child in zip(starts, children, strict=True)]
+    jobs = [(detector, beam, min(chunk, n_events - start), child)
+            for start, child in zip(starts, children, strict=True)]
     if workers > 1 and len(jobs) > 1:
         from concurrent.futures import ProcessPoolExecutor
 
