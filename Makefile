@@ -19,6 +19,7 @@ demo: $(STAMP)
 	$(BIN)/calolab validate --out runs/validate
 
 test: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -q
 
 test-slow: $(STAMP)
