@@ -90,7 +90,15 @@ def info(file: Path) -> None:
     if showers.extras:
         click.echo("per-event truth: " + ", ".join(sorted(showers.extras)))
     if showers.meta:
-        click.echo("provenance: " + json.dumps(showers.meta, default=str))
+        click.echo("provenance: " + json.dumps(showers.meta, default=_describe))
+
+
+def _describe(value) -> str:
+    """Short JSON stand-in for arrays and other objects in a file's provenance."""
+    shape = getattr(value, "shape", None)
+    if shape is not None and len(shape) > 0:
+        return f"<array {getattr(value, 'dtype', '')} {tuple(shape)}>"
+    return value.item() if hasattr(value, "item") else str(value)
 
 
 @cli.command()
