@@ -1,0 +1,111 @@
+"""What every calibrator returns, how it is applied, and how it is scored.
+
+A calibrator compares a ``reference`` run (healthy detector) with a ``damaged`` run of
+the same kind of events (unpaired, independent) and estimates each cell's response
+coefficient ``c`` (damaged signal = c x healthy signal), shape ``(layers, nx, ny)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from calolab.errors import CalolabError
+from calolab.showers import Showers
+
+
+@dataclass
+class CalibrationResult:
+    """Per-cell coefficients, their uncertainties and which cells could be calibrated.
+
+    Attributes
+    ----------
+    coefficients : float64 (layers, nx, ny)
+        Estimated response c of each cell (1 = healthy). NaN where not calibrated.
+    uncertainty : float64 (layers, nx, ny)
+        One-standard-deviation uncertainty of ``coefficients``; NaN where not calibrated.
+    calibrated : bool (layers, nx, ny)
+        Cells with enough data to calibrate; the others are flagged, never silently set.
+    method : str
+    diagnostics : dict
+        Method-specific numbers (runtime, epochs, MAE per epoch when truth was given, ...).
+    """
+
+    coefficients: np.ndarray
+    uncertainty: np.ndarray
+    calibrated: np.ndarray
+    method: str
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.coefficients = np.where(self.calibrated, self.coefficients, np.nan)
+        self.uncertainty = np.where(self.calibrated, self.uncertainty, np.nan)
+
+    def to_meta(self) -> dict[str, Any]:
+        """A dict that calolab files store losslessly (arrays included)."""
+        return {"method": self.method, "coefficients": self.coefficients, "uncertainty": self.uncertainty,
+                "calibrated": self.calibrated, "diagnostics": self.diagnostics}
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, Any]) -> CalibrationResult:
+        return cls(np.asarray(meta["coefficients"]), np.asarray(meta["uncertainty"]),
+                   np.asarray(meta["calibrated"], bool), str(meta["method"]), dict(meta.get("diagnostics", {})))
+
+
+def check_pair(reference: Showers, damaged: Showers) -> None:
+    """Raise a one-line :class:`CalolabError` unless the two runs can be compared cell by cell."""
+    if reference.detector.shape != damaged.detector.shape:
+        raise CalolabError(f"reference ({reference.detector.name}, {reference.detector.shape}) and damaged "
+                           f"({damaged.detector.name}, {damaged.detector.shape}) data have different geometries")
+    for name, showers in (("reference", reference), ("damaged", damaged)):
+        if len(showers) == 0:
+            raise CalolabError(f"the {name} data hold no events")
+        if not np.all(np.isfinite(showers.energy)):
+            raise CalolabError(f"the {name} data contain NaN or infinite cell energies")
+        if np.any(showers.energy < 0):
+            raise CalolabError(f"the {name} data contain negative cell energies: calibrate before pedestal "
+                               "subtraction or zero suppression is applied")
+
+
+def apply_calibration(showers: Showers, result: CalibrationResult) -> Showers:
+    """Divide each hit by its cell's coefficient; uncalibrated cells are left as they are and listed in meta."""
+    if result.coefficients.shape != showers.detector.shape:
+        raise CalolabError(f"calibration for cells {result.coefficients.shape} does not fit "
+                           f"{showers.detector.name} {showers.detector.shape}")
+    factor = np.where(result.calibrated & (result.coefficients > 0), result.coefficients, 1.0).ravel()
+    energy = (showers.energy / factor[showers.cell]).astype(np.float32)
+    meta = dict(showers.meta)
+    meta["calibration"] = {"method": result.method,
+                           "uncalibrated_cells": np.flatnonzero(~result.calibrated.ravel()).astype(np.int32)}
+    return Showers(showers.detector, showers.offsets, showers.cell, energy, showers.particle, showers.incident_energy,
+                   showers.entry, showers.direction, dict(showers.extras), meta)
+
+
+def hit_cells(showers: Showers, min_hits: int = 1) -> np.ndarray:
+    """Boolean (layers, nx, ny) mask of cells with at least ``min_hits`` hits."""
+    counts = np.bincount(showers.cell, minlength=showers.detector.n_cells)
+    return (counts >= min_hits).reshape(showers.detector.shape)
+
+
+def score(result: CalibrationResult, truth: np.ndarray, cells: np.ndarray | None = None) -> dict[str, float]:
+    """MAE and RMSE of the coefficients over ``cells`` (default: all cells), and the pulls.
+
+    ``truth`` is the true coefficient array, shape (layers, nx, ny). Cells the method could
+    not calibrate are scored as left uncorrected (coefficient 1), which is what
+    :func:`apply_calibration` does with them; ``coverage`` is the calibrated fraction.
+    Pulls ``(estimate - truth) / sigma`` are over calibrated cells with finite sigma > 0.
+    """
+    cells = np.ones(truth.shape, bool) if cells is None else np.asarray(cells, bool)
+    estimate = np.where(result.calibrated, result.coefficients, 1.0)
+    diff = estimate[cells] - truth[cells]
+    out = {"cells": int(cells.sum()), "mae": float(np.mean(np.abs(diff))), "rmse": float(np.sqrt(np.mean(diff**2))),
+           "coverage": float(np.mean(result.calibrated[cells]))}
+    sigma = result.uncertainty
+    with_sigma = cells & result.calibrated & np.isfinite(sigma) & (sigma > 0)
+    if with_sigma.any():
+        pulls = (result.coefficients[with_sigma] - truth[with_sigma]) / sigma[with_sigma]
+        out.update(pull_mean=float(np.mean(pulls)), pull_width=float(np.std(pulls)),
+                   pull_width_robust=float(0.7413 * np.subtract(*np.percentile(pulls, [75, 25]))))
+    return out

@@ -1,0 +1,114 @@
+"""Calibrators recover known per-cell coefficients; bad inputs get clear errors."""
+
+import numpy as np
+import pytest
+
+from calolab import CalolabError, Showers, load_detector
+from calolab.calibration import apply_calibration, calibrate, hit_cells, score
+from calolab.effects import AgeingConfig, age
+from calolab.simulation import Beam, simulate
+
+
+@pytest.fixture(scope="module")
+def pion_runs():
+    """ahcal 10 GeV pions: reference, damaged (linear ageing, mean |1 - c| = 0.018) and the truth."""
+    det = load_detector("ahcal")
+    beam = Beam("pi+", energy=10e3)
+    reference = simulate(det, beam, 3000, seed=11)
+    dose_run = simulate(det, beam, 3000, seed=12)
+    damaged, truth = age(simulate(det, beam, 3000, seed=13), AgeingConfig(model="linear", target_mae=0.018), seed=1,
+                         dose=_dose_like(dose_run))
+    return reference, damaged, truth.coefficients.astype(float)
+
+
+def _dose_like(showers):
+    from calolab.effects import DoseConfig, dose_map
+
+    return dose_map(showers, DoseConfig())
+
+
+def test_hierarchical_recovers_ageing_and_beats_the_baselines(pion_runs):
+    reference, damaged, truth = pion_runs
+    cells = hit_cells(reference)
+    start = float(np.mean(np.abs(1 - truth[cells])))
+    scores = {m: score(calibrate(reference, damaged, m), truth, cells) for m in ("moments", "quantile", "hierarchical")}
+    assert start == pytest.approx(0.018, rel=0.1)
+    best = scores["hierarchical"]
+    # 3000 + 3000 events: the hierarchical model must get well below the uncorrected 0.018
+    assert best["mae"] < 0.006
+    assert best["mae"] < 0.5 * min(scores["moments"]["mae"], scores["quantile"]["mae"])
+    assert best["coverage"] == 1.0
+    assert 0.7 < best["pull_width_robust"] < 1.4
+
+
+def test_moments_recovers_a_uniform_loss_on_well_measured_cells():
+    det = load_detector("siw-ecal")
+    ref, dam = (simulate(det, Beam("e-", energy=2e4), 3000, seed=s) for s in (1, 2))
+    dam.energy *= np.float32(0.8)
+    result = calibrate(ref, dam, "moments", min_hits=1000)
+    c = result.coefficients[result.calibrated]
+    assert len(c) > 20
+    assert np.median(c) == pytest.approx(0.8, abs=0.01)
+    pulls = (c - 0.8) / result.uncertainty[result.calibrated]
+    assert 0.6 < np.std(pulls) < 1.6
+
+
+def test_quantile_is_robust_to_zero_suppression():
+    det = load_detector("siw-ecal")
+    ref, dam = (simulate(det, Beam("e-", energy=2e4), 3000, seed=s) for s in (3, 4))
+    c_true = np.float32(0.85)
+    threshold = 0.5  # MeV, about 3.5 MIPs
+    dam.energy *= c_true
+    ref_zs, dam_zs = (s[np.arange(len(s))] for s in (ref, dam))
+    for s in (ref_zs, dam_zs):
+        s.energy[s.energy <= threshold] = 0.0
+    result = calibrate(ref_zs, dam_zs, "quantile", min_hits=1500, threshold=threshold)
+    naive = calibrate(ref_zs, dam_zs, "moments", min_hits=1500)
+    good = result.calibrated & naive.calibrated
+    assert good.sum() > 10
+    assert np.median(result.coefficients[good]) == pytest.approx(0.85, abs=0.015)
+    # the ratio of means is biased by the threshold (more of the damaged spectrum is cut)
+    assert abs(np.median(naive.coefficients[good]) - 0.85) > abs(np.median(result.coefficients[good]) - 0.85)
+
+
+def test_applying_coefficients_restores_the_energy_scale(pion_runs):
+    """Over cells that still see signal (c > 0.05), corrected damaged data match the reference."""
+    reference, damaged, truth = pion_runs
+    result = calibrate(reference, damaged, "hierarchical")
+    corrected = apply_calibration(damaged, result)
+    alive = (truth > 0.05).ravel()
+
+    def live_energy(showers):
+        return showers.energy[alive[showers.cell]].sum() / len(showers)
+
+    assert live_energy(damaged) / live_energy(reference) < 0.85
+    assert live_energy(corrected) / live_energy(reference) == pytest.approx(1.0, abs=0.03)
+    assert "uncalibrated_cells" in corrected.meta["calibration"]
+
+
+def test_uncalibrated_cells_are_flagged_not_set(pion_runs):
+    reference, damaged, _ = pion_runs
+    result = calibrate(reference, damaged, "moments", min_hits=50)
+    assert (~result.calibrated).any()
+    assert np.all(np.isnan(result.coefficients[~result.calibrated]))
+    corrected = apply_calibration(damaged, result)
+    flagged = set(corrected.meta["calibration"]["uncalibrated_cells"].tolist())
+    untouched = np.isin(damaged.cell, list(flagged))
+    assert np.array_equal(corrected.energy[untouched], damaged.energy[untouched])
+
+
+def test_bad_inputs(pion_runs):
+    reference, damaged, _ = pion_runs
+    other = simulate(load_detector("siw-ecal"), Beam("e-", energy=1e3), 10, seed=1)
+    with pytest.raises(CalolabError, match="different geometries"):
+        calibrate(reference, other)
+    with pytest.raises(CalolabError, match="no events"):
+        calibrate(reference, damaged[np.zeros(len(damaged), bool)])
+    bad = damaged[np.arange(len(damaged))]
+    bad.energy[0] = -1.0
+    with pytest.raises(CalolabError, match="negative"):
+        calibrate(reference, bad)
+    with pytest.raises(CalolabError, match="unknown calibration method"):
+        calibrate(reference, damaged, "magic")
+    with pytest.raises(CalolabError, match="NaN"):
+        Showers(bad.detector, bad.offsets, bad.cell, np.full(bad.n_hits, np.nan), bad.particle, bad.incident_energy)
