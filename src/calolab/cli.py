@@ -231,6 +231,57 @@ def distort(input_file, output, calibration_scale, noise_scale, bias, zero_suppr
                f"visible sum {showers.energy_sum().mean() if len(showers) else 0:.1f} -> "
                f"{distorted.energy_sum().mean() if len(distorted) else 0:.1f} MeV/event; config in {record}")
 
+
+@cli.command()
+@click.argument("reference", type=click.Path(path_type=Path))
+@click.argument("damaged", type=click.Path(path_type=Path))
+@click.option("-m", "--method", type=click.Choice(["hierarchical", "moments", "quantile", "mip", "wgan"]),
+              default="hierarchical", show_default=True, help="mip needs muon runs for both files.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="HDF5 file for the per-cell coefficients, uncertainties and calibrated mask.")
+@click.option("--apply", "apply_to", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write DAMAGED corrected with the coefficients to this file.")
+@click.option("--threshold", type=float, default=0.0, show_default=True,
+              help="Zero-suppression threshold of the data in MeV (quantile, hierarchical, mip).")
+@click.option("--min-hits", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), help="wgan: training epochs.")
+@click.option("-s", "--seed", type=int, default=0, show_default=True, help="wgan: seed.")
+def calibrate(reference: Path, damaged: Path, method: str, output: Path, apply_to: Path | None, threshold: float,
+              min_hits: int, epochs: int | None, seed: int) -> None:
+    """Per-cell calibration of DAMAGED data against a REFERENCE run of the same kind of events."""
+    import time
+
+    import numpy as np
+
+    from calolab.calibration import apply_calibration, hit_cells, score, write_calibration
+    from calolab.calibration import calibrate as run_calibration
+    from calolab.effects import read_truth
+    from calolab.io import read_showers, write_showers
+
+    ref, dam = read_showers(reference), read_showers(damaged)
+    options: dict = {"min_hits": min_hits}
+    if method in ("quantile", "hierarchical", "mip"):
+        options["threshold"] = threshold
+    if method == "wgan":
+        options = {"seed": seed} | ({"epochs": epochs} if epochs else {})
+    start = time.perf_counter()
+    result = run_calibration(ref, dam, method, **options)
+    seconds = time.perf_counter() - start
+    write_calibration(result, output)
+    cells = hit_cells(ref)
+    line = (f"{output}: {method} calibrated {int(result.calibrated[cells].sum())} of {int(cells.sum())} hit cells "
+            f"in {seconds:.1f} s")
+    try:
+        truth = np.asarray(read_truth(dam, "ageing").coefficients, float)
+    except CalolabError:
+        truth = None
+    if truth is not None:
+        found = score(result, truth, cells)
+        line += f"; against the stored ageing truth: MAE {found['mae']:.4f}, RMSE {found['rmse']:.4f}"
+    click.echo(line)
+    if apply_to is not None:
+        click.echo(f"{write_showers(apply_calibration(dam, result), apply_to)}: corrected {len(dam)} events")
+
 def main() -> None:
     """Entry point: user errors print one line and exit with status 2, without a traceback."""
     try:
