@@ -282,6 +282,35 @@ def calibrate(reference: Path, damaged: Path, method: str, output: Path, apply_t
     if apply_to is not None:
         click.echo(f"{write_showers(apply_calibration(dam, result), apply_to)}: corrected {len(dam)} events")
 
+
+@cli.group()
+def study() -> None:
+    """Studies that write one run folder each (config, metrics JSON, tables, figures)."""
+
+
+@study.command("ageing")
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("runs/ageing"), show_default=True)
+@click.option("--quick", is_flag=True, help="1000 events, a short scan, two WGAN epochs (for tests).")
+@click.option("--events", type=click.IntRange(min=50), help="Events per state for the method comparison [5000].")
+@click.option("--methods", help="Comma-separated subset of moments,quantile,mip,hierarchical,wgan.")
+@click.option("--wgan-epochs", type=click.IntRange(min=1), help="WGAN epochs for the comparison.")
+@click.option("-s", "--seed", type=int, default=1, show_default=True)
+def study_ageing(out_dir: Path, quick: bool, events: int | None, methods: str | None, wgan_epochs: int | None,
+                 seed: int) -> None:
+    """Recover per-cell ageing coefficients of ahcal with every calibrator (papers 000/001)."""
+    from calolab.studies.ageing import AgeingStudyConfig, run_ageing_study, with_overrides
+
+    config = AgeingStudyConfig.quick() if quick else AgeingStudyConfig()
+    chosen = tuple(m.strip() for m in methods.split(",")) if methods else None
+    if chosen:
+        unknown = set(chosen) - set(AgeingStudyConfig().methods)
+        if unknown:
+            raise CalolabError(f"unknown method(s) {', '.join(sorted(unknown))}: expected some of "
+                               f"{', '.join(AgeingStudyConfig().methods)}")
+    config = with_overrides(config, events=events, methods=chosen, wgan_epochs=wgan_epochs, seed=seed)
+    run_ageing_study(out_dir, config, echo=click.echo)
+
 def main() -> None:
     """Entry point: user errors print one line and exit with status 2, without a traceback."""
     try:

@@ -26,8 +26,9 @@ The method
 
 Uncertainties are posterior standard deviations (curve uncertainty included), so the pulls
 are honest when the model holds. Cells with no reference hit cannot be calibrated and are
-flagged; a cell whose reference fires ``min_hits`` times or more but whose damaged
-counterpart never does is dead (c = 0).
+flagged. A cell silent in the damaged run is called dead (c = 0) when the Poisson
+probability of its silence, given its reference hits and the dead fraction seen among
+well-measured cells, makes death more likely than life.
 """
 
 from __future__ import annotations
@@ -157,9 +158,10 @@ def calibrate_hierarchical(reference: Showers, damaged: Showers, dose: np.ndarra
         ref_l = LogStats.of(reference, threshold / np.clip(coeff, 1e-3, None) if threshold > 0 else 0.0)
         log_ratio = dam_l.mean - ref_l.mean
         fit = measured & ~dead & (ref_l.hits >= 2) & (dam_l.hits >= 2) & np.isfinite(log_ratio)
-        if fit.sum() < 3 * n_knots:
+        if fit.sum() < 20:
             raise CalolabError(f"only {fit.sum()} cells have {min_hits} or more hits in both runs: "
                                "too few to fit an ageing curve")
+        knots_used = int(np.clip(fit.sum() // 30, 2, n_knots))  # about 30 cells per knot at least
         if dose is None:
             undamaged = dam_e.mean / np.exp(curve_log)
             x = (ref_e.n_events * ref_e.mean + dam_e.n_events * undamaged) / (ref_e.n_events + dam_e.n_events)
@@ -173,7 +175,7 @@ def calibrate_hierarchical(reference: Showers, damaged: Showers, dose: np.ndarra
         pooled_var = np.bincount(which, np.nan_to_num(ref_l.var) * dof, n) / np.maximum(np.bincount(which, dof, n), 1)
         with np.errstate(divide="ignore"):
             s2 = pooled_var[which] * (1.0 / dam_l.hits + 1.0 / ref_l.hits)
-        knots = dose_knots(x[fit], n_knots)
+        knots = dose_knots(x[fit], knots_used)
         level, cov, tau2 = fit_curve(x[fit], log_ratio[fit], s2[fit], knots, anchor)
         design = hat_basis(x, knots)
         curve_log = design @ level
@@ -184,8 +186,21 @@ def calibrate_hierarchical(reference: Showers, damaged: Showers, dose: np.ndarra
             post = post_var * (w_data * np.nan_to_num(log_ratio) + curve_log / prior_var)
         coeff = np.exp(post)
     sigma = coeff * np.sqrt(post_var)
+    # Dead cells: a live cell with n_R reference hits shows none in the damaged run with
+    # probability exp(-lambda), lambda = n_R N_D / N_R; the prior is the dead fraction among
+    # well-measured cells. Call a cell dead when that posterior exceeds one half.
+    silent = seen & (dam_l.hits == 0)
+    expected = ref_e.hits * dam_e.n_events / ref_e.n_events
+    # the prior counts cells dead although the curve says they should still see signal
+    # (radiation kills the hottest cells; failures strike anywhere)
+    alive_expected = measured & (curve_log > np.log(0.5))
+    prior_dead = (dead & alive_expected).sum() / max(alive_expected.sum(), 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p_dead = np.where(silent, prior_dead / (prior_dead + (1 - prior_dead) * np.exp(-expected)), 0.0)
+    p_dead = np.nan_to_num(p_dead)
+    dead = (silent & (p_dead > 0.5)) | dead
     coeff[dead] = 0.0
-    sigma[dead] = 1.0 / np.maximum(ref_e.hits[dead] * dam_e.n_events / ref_e.n_events, 1.0)
+    sigma[dead] = np.sqrt(p_dead[dead] * (1 - p_dead[dead])) + 1.0 / np.maximum(expected[dead], 1.0)
     diagnostics = {"dose_proxy": "dose map" if dose is not None else "pooled mean deposit",
                    "curve_dose": knots.tolist(), "curve": np.exp(level).tolist(),
                    "relative_spread": float(np.sqrt(tau2)),

@@ -1,0 +1,1 @@
+"""Studies: each writes one run folder (config, metrics JSON, tables, figures)."""

@@ -1,0 +1,235 @@
+"""The ageing study (papers 000/001): recover per-cell ageing coefficients of a damaged ``ahcal``.
+
+Reference and damaged runs of the same beam (independent events), a dose map from a
+separate long run, linear ageing scaled to a mean |1 - c| of 0.018 over hit cells as in
+the papers, and a second scenario (exponential ageing, 5% cell-to-cell spread, 1% dead
+cells). Every calibrator is scored on the same events; the ``mip`` method gets muon runs
+of the same size through the same damaged detector.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from calolab.calibration import CalibrationResult, apply_calibration, calibrate, hit_cells, score
+from calolab.effects import AgeingConfig, DoseConfig, age, dose_map
+from calolab.geometry import load_detector
+from calolab.showers import Showers
+from calolab.simulation import Beam, simulate
+from calolab.studies.rundir import save_figure, write_json, write_yaml
+
+SCENARIOS = {
+    "linear": {"model": "linear", "target_mae": 0.018},
+    "exponential-spread-dead": {"model": "exponential", "critical_dose": 100.0, "target_mae": 0.018, "spread": 0.05,
+                                "dead_fraction": 0.01},
+}
+
+
+@dataclass(frozen=True)
+class AgeingStudyConfig:
+    """What the study simulates and compares; written as ``config.yaml`` in the run folder."""
+
+    detector: str = "ahcal"
+    particle: str = "pi+"
+    energy_gev: float = 10.0
+    events: int = 5000
+    scan_events: tuple[int, ...] = (100, 300, 1000, 3000, 5000, 10000)
+    dose_events: int = 10000
+    muon_energy_gev: float = 10.0
+    methods: tuple[str, ...] = ("moments", "quantile", "mip", "hierarchical", "wgan")
+    scenarios: tuple[str, ...] = ("linear", "exponential-spread-dead")
+    wgan_epochs: int | None = None
+    wgan_scan_epochs: int | None = None
+    seed: int = 1
+
+    @classmethod
+    def quick(cls) -> AgeingStudyConfig:
+        """A small version for tests: 1000 events, a short scan, two WGAN epochs."""
+        return cls(events=1000, scan_events=(100, 300, 1000), dose_events=2000, wgan_epochs=2, wgan_scan_epochs=1)
+
+
+def scale_cells(showers: Showers, coefficients: np.ndarray) -> Showers:
+    """``showers`` with every hit multiplied by its cell's coefficient (hits that become 0 dropped)."""
+    energy = showers.energy * coefficients.ravel()[showers.cell].astype(np.float32)
+    keep = energy > 0
+    event = showers.event_index[keep]
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(event, minlength=len(showers)))])
+    return Showers(showers.detector, offsets, showers.cell[keep], energy[keep], showers.particle,
+                   showers.incident_energy, showers.entry, showers.direction, dict(showers.extras), dict(showers.meta))
+
+
+def _run_method(method: str, data: dict[str, Showers], n: int, truth: np.ndarray, config: AgeingStudyConfig,
+                scan: bool) -> tuple[CalibrationResult, float]:
+    if method == "mip":
+        ref, dam = data["muon_reference"][:n], data["muon_damaged"][:n]
+    else:
+        ref, dam = data["reference"][:n], data["damaged"][:n]
+    options: dict[str, Any] = {}
+    if method == "wgan":
+        epochs = config.wgan_scan_epochs if scan else config.wgan_epochs
+        options = {"seed": config.seed, "truth": truth} | ({"epochs": epochs} if epochs else {})
+    start = time.perf_counter()
+    result = calibrate(ref, dam, method, **options)
+    return result, time.perf_counter() - start
+
+
+def run_ageing_study(out_dir: str | Path, config: AgeingStudyConfig = AgeingStudyConfig(),
+                     echo: Callable[[str], None] = print) -> dict[str, Any]:
+    """Simulate, age, calibrate with every method, and write the run folder; returns the metrics."""
+    from scipy.stats import wasserstein_distance
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_yaml(out / "config.yaml", asdict(config))
+    det = load_detector(config.detector)
+    beam = Beam(config.particle, energy=config.energy_gev * 1e3)
+    muon_beam = Beam("mu-", energy=config.muon_energy_gev * 1e3, spot_sigma=0.3 * det.nx * det.pitch_x)
+    n_max = max(config.events, *config.scan_events)
+    seeds = np.random.SeedSequence(config.seed).generate_state(8)
+    echo(f"simulating {n_max} reference + {n_max} damaged {config.particle} and {config.dose_events} for the dose")
+    dose = dose_map(simulate(det, beam, config.dose_events, seed=int(seeds[0])), DoseConfig())
+    reference = simulate(det, beam, n_max, seed=int(seeds[1]))
+    clean = simulate(det, beam, n_max, seed=int(seeds[2]))
+    muon_reference = simulate(det, muon_beam, n_max, seed=int(seeds[3]))
+    muon_clean = simulate(det, muon_beam, n_max, seed=int(seeds[4]))
+    cells = hit_cells(reference[: config.events])
+    metrics: dict[str, Any] = {"config": asdict(config), "hit_cells": int(cells.sum()), "scenarios": {}}
+    results: dict[str, dict[str, CalibrationResult]] = {}
+    for k, name in enumerate(config.scenarios):
+        ageing = AgeingConfig(**SCENARIOS[name])
+        damaged, truth_record = age(clean, ageing, seed=int(seeds[5]) + k, dose=dose)
+        truth = np.asarray(truth_record.coefficients, float)
+        data = {"reference": reference, "damaged": damaged, "muon_reference": muon_reference,
+                "muon_damaged": scale_cells(muon_clean, truth)}
+        scenario: dict[str, Any] = {"start_mae": float(np.mean(np.abs(1 - truth[cells]))), "methods": {}}
+        results[name] = {}
+        for method in config.methods:
+            result, seconds = _run_method(method, data, config.events, truth, config, scan=False)
+            found = score(result, truth, cells) | {"seconds": seconds}
+            results[name][method] = result
+            scenario["methods"][method] = found | {"diagnostics": _small(result.diagnostics)}
+            echo(f"[{name}] {method:12s} MAE {found['mae']:.4f}  RMSE {found['rmse']:.4f}  "
+                 f"coverage {found['coverage']:.2f}  {seconds:6.1f} s")
+        if k == 0:
+            scenario["scan"] = _scan(config, data, truth, echo)
+            scenario["energy_sums"] = _energy_sums(out, data, results[name], config.events, wasserstein_distance)
+            _plots(out, scenario, results[name], truth, cells)
+        metrics["scenarios"][name] = scenario
+    write_json(out / "metrics.json", metrics)
+    (out / "table.md").write_text(_table(metrics))
+    echo(f"run folder: {out} (config.yaml, metrics.json, table.md, figures)")
+    return metrics
+
+
+def _small(diagnostics: dict) -> dict:
+    return {k: v for k, v in diagnostics.items() if not isinstance(v, list) or len(v) <= 200}
+
+
+def _scan(config: AgeingStudyConfig, data: dict[str, Showers], truth: np.ndarray, echo) -> dict[str, Any]:
+    scan: dict[str, Any] = {"events": list(config.scan_events)}
+    for method in config.methods:
+        maes = []
+        for n in config.scan_events:
+            cells = hit_cells(data["reference"][:n])
+            result, _ = _run_method(method, data, n, truth, config, scan=True)
+            maes.append(score(result, truth, cells)["mae"])
+        scan[method] = maes
+        echo(f"MAE vs events, {method:12s}: " + ", ".join(f"{n}: {m:.4f}" for n, m in zip(config.scan_events, maes,
+                                                                                             strict=True)))
+    return scan
+
+
+def _energy_sums(out: Path, data: dict[str, Showers], results: dict[str, CalibrationResult], n: int,
+                 distance) -> dict[str, float]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sums = {"reference": data["reference"][:n].energy_sum(), "damaged": data["damaged"][:n].energy_sum()}
+    for method in ("hierarchical", "wgan", "quantile"):
+        if method in results:
+            sums[f"calibrated ({method})"] = apply_calibration(data["damaged"][:n], results[method]).energy_sum()
+    w1 = {name: float(distance(values, sums["reference"])) for name, values in sums.items() if name != "reference"}
+    fig, ax = plt.subplots(figsize=(7, 5))
+    bins = np.linspace(0, np.percentile(sums["reference"], 99.5), 80)
+    for name, values in sums.items():
+        label = name if name == "reference" else f"{name}: W1 = {w1[name]:.2f} MeV"
+        ax.hist(values, bins=bins, histtype="step", label=label)
+    ax.set(xlabel="visible energy sum [MeV]", ylabel="events", title="energy sums: reference, damaged, calibrated")
+    ax.legend()
+    save_figure(fig, out / "energy_sums.png")
+    return w1
+
+
+def _plots(out: Path, scenario: dict[str, Any], results: dict[str, CalibrationResult], truth: np.ndarray,
+           cells: np.ndarray) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scan = scenario["scan"]
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for method in results:
+        ax.plot(scan["events"], scan[method], "o-", label=method)
+    ax.axhline(scenario["start_mae"], color="0.5", ls=":", label="uncorrected")
+    ax.axhline(0.0074, color="k", ls="--", lw=1, label="papers' WGAN, 5000 events")
+    ax.set(xscale="log", yscale="log", xlabel="events per state", ylabel="MAE over hit cells", title="MAE vs events")
+    ax.legend()
+    save_figure(fig, out / "mae_vs_events.png")
+
+    if "wgan" in results and "mae_per_epoch" in results["wgan"].diagnostics:
+        fig, ax = plt.subplots(figsize=(7, 5))
+        mae = results["wgan"].diagnostics["mae_per_epoch"]
+        ax.plot(np.arange(len(mae)), mae, "o-", ms=3)
+        ax.axhline(0.0074, color="k", ls="--", lw=1, label="papers: 0.0074 after 100 epochs")
+        ax.set(xlabel="epoch", ylabel="MAE over hit cells", title=f"wgan ({results['wgan'].diagnostics.get('critic')})")
+        ax.legend()
+        save_figure(fig, out / "wgan_mae_vs_epoch.png")
+
+    fig, axes = plt.subplots(1, len(results), figsize=(4 * len(results), 4), squeeze=False)
+    for ax, (method, result) in zip(axes[0], results.items(), strict=True):
+        est = np.where(result.calibrated, result.coefficients, 1.0)[cells]
+        ax.plot(truth[cells], est, ".", ms=2, alpha=0.4)
+        ax.plot([0, 1.05], [0, 1.05], "k-", lw=0.8)
+        ax.set(xlabel="true c", ylabel="estimated c", title=method, xlim=(0, 1.05), ylim=(0, 1.3))
+    fig.tight_layout()
+    save_figure(fig, out / "predicted_vs_true.png")
+
+    fig, ax = plt.subplots(figsize=(7, 5))
+    grid = np.linspace(-5, 5, 101)
+    for method, result in results.items():
+        ok = cells & result.calibrated & np.isfinite(result.uncertainty) & (result.uncertainty > 0)
+        if ok.sum() > 10:
+            pulls = (result.coefficients[ok] - truth[ok]) / result.uncertainty[ok]
+            ax.hist(np.clip(pulls, -5, 5), bins=grid, histtype="step", density=True,
+                    label=f"{method}: width {np.std(pulls):.2f}")
+    ax.plot(grid, np.exp(-grid**2 / 2) / np.sqrt(2 * np.pi), "k--", lw=1, label="N(0, 1)")
+    ax.set(xlabel="(estimate - truth) / sigma", ylabel="density", title="pulls")
+    ax.legend()
+    save_figure(fig, out / "pulls.png")
+
+
+def _table(metrics: dict[str, Any]) -> str:
+    lines = []
+    for name, scenario in metrics["scenarios"].items():
+        lines += [f"## {name} (uncorrected MAE {scenario['start_mae']:.4f})", "",
+                  "| method | MAE | RMSE | coverage | pull width | runtime [s] |", "|---|---|---|---|---|---|"]
+        for method, m in scenario["methods"].items():
+            pull = f"{m['pull_width']:.2f}" if "pull_width" in m else "-"
+            lines.append(f"| {method} | {m['mae']:.4f} | {m['rmse']:.4f} | {m['coverage']:.2f} | {pull} | "
+                         f"{m['seconds']:.1f} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def with_overrides(config: AgeingStudyConfig, **overrides: Any) -> AgeingStudyConfig:
+    """``config`` with the non-None overrides applied."""
+    return replace(config, **{k: v for k, v in overrides.items() if v is not None})
