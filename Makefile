@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/calolab validate --out runs/validate
+	$(BIN)/calolab study ageing --out runs/ageing
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

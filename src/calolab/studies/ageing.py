@@ -84,6 +84,12 @@ def run_ageing_study(out_dir: str | Path, config: AgeingStudyConfig = AgeingStud
     """Simulate, age, calibrate with every method, and write the run folder; returns the metrics."""
     from scipy.stats import wasserstein_distance
 
+    from calolab.calibration import METHODS
+
+    missing = [m for m in config.methods if m not in METHODS]
+    if missing:
+        echo(f"not available in this installation, left out: {', '.join(missing)}")
+        config = replace(config, methods=tuple(m for m in config.methods if m in METHODS))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_yaml(out / "config.yaml", asdict(config))
