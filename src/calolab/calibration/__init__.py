@@ -1,7 +1,7 @@
 """Per-cell calibration of a damaged calorimeter against a reference run.
 
 >>> sorted(METHODS)
-['hierarchical', 'mip', 'moments', 'quantile']
+['hierarchical', 'mip', 'moments', 'quantile', 'wgan']
 """
 
 from __future__ import annotations
@@ -17,11 +17,24 @@ from calolab.calibration.store import read_calibration, write_calibration
 from calolab.errors import CalolabError
 from calolab.showers import Showers
 
+
+def calibrate_wgan(reference: Showers, damaged: Showers, **options) -> CalibrationResult:
+    """The papers' WGAN calibration; torch is imported only here (see :mod:`calolab.calibration.wgan`)."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise CalolabError("the wgan calibration needs torch: pip install 'calolab[ml]'") from None
+    from calolab.calibration import wgan
+
+    return wgan.calibrate_wgan(reference, damaged, **options)
+
+
 METHODS: dict[str, Callable[..., CalibrationResult]] = {
     "moments": calibrate_moments,
     "quantile": calibrate_quantile,
     "hierarchical": calibrate_hierarchical,
     "mip": calibrate_mip,
+    "wgan": calibrate_wgan,
 }
 
 
