@@ -163,3 +163,13 @@ def build_showers(path: Path, detector: Detector, **arrays: Any) -> Showers:
         raise CalolabError(f"{path}: {str(exc).removeprefix('showers: ')}") from None
     except ValueError as exc:  # per-event arrays that do not broadcast to (N,)
         raise CalolabError(f"{path}: per-event arrays of inconsistent lengths ({exc})") from None
+
+
+def optional_modules(names: tuple[str, ...], extra: str, action: str) -> tuple[Any, ...]:
+    """Import optional libraries by name; if one is missing, name the extra that installs it."""
+    import importlib
+
+    try:
+        return tuple(importlib.import_module(name) for name in names)
+    except ImportError:
+        raise CalolabError(f"{action} needs the {extra!r} extra: pip install 'calolab[{extra}]'") from None

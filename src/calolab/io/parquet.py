@@ -43,6 +43,7 @@ from calolab.io.encoding import (
     index_dtype,
     meta_from_json,
     meta_to_json,
+    optional_modules,
     resolve_detector,
 )
 from calolab.showers import Showers
@@ -162,10 +163,5 @@ def _decoded(path: Path, key: str, decode: Any) -> Any:
         raise CalolabError(f"{path}: metadata {key!r} is corrupt") from None
 
 
-def _pyarrow(action: str) -> tuple[Any, Any]:
-    try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise CalolabError(f"{action} Parquet needs the 'parquet' extra: pip install 'calolab[parquet]'") from None
-    return pa, pq
+def _pyarrow(action: str) -> tuple[Any, ...]:
+    return optional_modules(("pyarrow", "pyarrow.parquet"), "parquet", f"{action} Parquet")

@@ -40,6 +40,7 @@ from calolab.io.encoding import (
     index_dtype,
     meta_from_json,
     meta_to_json,
+    optional_modules,
     resolve_detector,
 )
 from calolab.showers import Showers
@@ -149,10 +150,5 @@ def _header(file: Any, path: Path) -> dict[str, Any]:
         raise CalolabError(f"{path}: object {key!r} is not valid calolab JSON") from None
 
 
-def _uproot(action: str) -> tuple[Any, Any]:
-    try:
-        import awkward as ak
-        import uproot
-    except ImportError:
-        raise CalolabError(f"{action} ROOT needs the 'root' extra: pip install 'calolab[root]'") from None
-    return uproot, ak
+def _uproot(action: str) -> tuple[Any, ...]:
+    return optional_modules(("uproot", "awkward"), "root", f"{action} ROOT")
