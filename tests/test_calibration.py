@@ -5,7 +5,7 @@ import pytest
 
 from calolab import CalolabError, Showers, load_detector
 from calolab.calibration import apply_calibration, calibrate, hit_cells, score
-from calolab.effects import AgeingConfig, age
+from calolab.effects import AgeingConfig, DoseConfig, age, dose_map
 from calolab.simulation import Beam, simulate
 
 
@@ -15,16 +15,10 @@ def pion_runs():
     det = load_detector("ahcal")
     beam = Beam("pi+", energy=10e3)
     reference = simulate(det, beam, 3000, seed=11)
-    dose_run = simulate(det, beam, 3000, seed=12)
+    dose = dose_map(simulate(det, beam, 3000, seed=12), DoseConfig())
     damaged, truth = age(simulate(det, beam, 3000, seed=13), AgeingConfig(model="linear", target_mae=0.018), seed=1,
-                         dose=_dose_like(dose_run))
+                         dose=dose)
     return reference, damaged, truth.coefficients.astype(float)
-
-
-def _dose_like(showers):
-    from calolab.effects import DoseConfig, dose_map
-
-    return dose_map(showers, DoseConfig())
 
 
 def test_hierarchical_recovers_ageing_and_beats_the_baselines(pion_runs):

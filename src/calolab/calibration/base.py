@@ -43,16 +43,6 @@ class CalibrationResult:
         self.coefficients = np.where(self.calibrated, self.coefficients, np.nan)
         self.uncertainty = np.where(self.calibrated, self.uncertainty, np.nan)
 
-    def to_meta(self) -> dict[str, Any]:
-        """A dict that calolab files store losslessly (arrays included)."""
-        return {"method": self.method, "coefficients": self.coefficients, "uncertainty": self.uncertainty,
-                "calibrated": self.calibrated, "diagnostics": self.diagnostics}
-
-    @classmethod
-    def from_meta(cls, meta: dict[str, Any]) -> CalibrationResult:
-        return cls(np.asarray(meta["coefficients"]), np.asarray(meta["uncertainty"]),
-                   np.asarray(meta["calibrated"], bool), str(meta["method"]), dict(meta.get("diagnostics", {})))
-
 
 def check_pair(reference: Showers, damaged: Showers) -> None:
     """Raise a one-line :class:`CalolabError` unless the two runs can be compared cell by cell."""

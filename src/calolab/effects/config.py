@@ -62,15 +62,10 @@ def config_to_dict(config: Any) -> dict[str, Any]:
 
 def load_spec(path: str | Path) -> dict[str, Any]:
     """The config mapping in a YAML file: the file itself, or its ``config`` entry (a :func:`write_record`)."""
-    import yaml
+    from calolab.yamlfile import read_yaml
 
     path = Path(path)
-    try:
-        spec = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise CalolabError(f"{path}: no such config file") from None
-    except yaml.YAMLError as exc:
-        raise CalolabError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    spec = read_yaml(path, "config")
     if isinstance(spec, dict) and isinstance(spec.get("config"), dict):
         spec = spec["config"]
     if not isinstance(spec, dict):

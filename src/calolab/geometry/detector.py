@@ -266,16 +266,9 @@ class Detector:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> Detector:
-        import yaml
+        from calolab.yamlfile import read_yaml
 
-        path = Path(path)
-        try:
-            spec = yaml.safe_load(path.read_text())
-        except FileNotFoundError:
-            raise CalolabError(f"{path}: no such detector file") from None
-        except yaml.YAMLError as exc:
-            raise CalolabError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-        return _parse(spec, str(path))
+        return _parse(read_yaml(path, "detector"), str(path))
 
     def to_yaml(self) -> str:
         import yaml

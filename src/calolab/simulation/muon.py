@@ -73,7 +73,7 @@ from calolab.geometry import Detector, Layer, Material
 from calolab.geometry.materials import ELECTRON_MASS
 from calolab.simulation.deposits import Deposits
 from calolab.simulation.em import em_showers, radial_radius
-from calolab.simulation.sampling import LANDAU_TO_MOYAL, MOYAL_MEAN, crossing_signal, crossings_per_mev, landau_loss
+from calolab.simulation.sampling import crossing_signal, crossings_per_mev, landau_loss, mean_landau_loss
 
 MUON_MASS = 105.6583755  # MeV
 # Ionisation a(E) of PbWO4 (physics.md section 4), MeV cm2/g, and its dE/dx minimum.
@@ -301,7 +301,7 @@ def simulate_muons(detector: Detector, energy: np.ndarray, entry: np.ndarray, di
         for material, d, offset, active in _slabs(layer):
             mass = material.density * d / 10 * path_factor * on  # g/cm2 along the track
             mpv, xi = material.mip_mpv(d) * path_factor, material.landau_xi(d) * path_factor
-            restricted_mean = (mpv + xi * LANDAU_TO_MOYAL * MOYAL_MEAN) * on
+            restricted_mean = mean_landau_loss(mpv, xi) * on
             restricted = landau_loss(rng, mpv, xi) * on if active else restricted_mean
             soft, ev_k, t_k = knock_ons(material, e, mass, restricted_mean, rng)
             cont, ev_r, eps, branch = radiative_losses(material, e, mass, rng)

@@ -13,6 +13,7 @@ The same ``seed`` and ``chunk_size`` give the same bits: chunk ``k`` draws from 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -46,6 +47,7 @@ def simulate_electromagnetic(detector: Detector, energy: np.ndarray, entry: np.n
     return deposits, {"shower_start_mm": start}
 
 
+@cache
 def _simulators() -> dict[int, ParticleSimulator]:
     table: dict[int, ParticleSimulator] = {11: simulate_electromagnetic, -11: simulate_electromagnetic,
                                            22: simulate_electromagnetic}
