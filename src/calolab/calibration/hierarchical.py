@@ -120,6 +120,33 @@ def fit_curve(x: np.ndarray, y: np.ndarray, s2: np.ndarray, knots: np.ndarray, a
     return beta, cov, tau2
 
 
+def curve_deviance(x: np.ndarray, y: np.ndarray, s2: np.ndarray, knots: np.ndarray, level: np.ndarray,
+                   tau2: float) -> float:
+    """-2 ln L of the cells around a fitted curve, each with variance ``s2 + tau2 * spread_shape^2``."""
+    curve = hat_basis(x, knots) @ level
+    var = s2 + tau2 * spread_shape(curve) ** 2
+    return float(np.sum((y - curve) ** 2 / var + np.log(var)))
+
+
+def select_curve(x: np.ndarray, y: np.ndarray, s2: np.ndarray, max_knots: int, anchor: bool,
+                 criterion: str = "bic") -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """The curve with the number of knots (2 to ``max_knots``) that minimises BIC (or AIC).
+
+    Few knots pin the poorly measured low-dose cells to the shape the well-measured ones
+    show; more knots are taken only when the data need them.
+    """
+    best = None
+    for k in range(2, max_knots + 1):
+        knots = dose_knots(x, k)
+        level, cov, tau2 = fit_curve(x, y, s2, knots, anchor)
+        n_par = len(knots) - int(anchor) + 1
+        penalty = n_par * (np.log(len(x)) if criterion == "bic" else 2.0)
+        value = curve_deviance(x, y, s2, knots, level, tau2) + penalty
+        if best is None or value < best[0]:
+            best = (value, knots, level, cov, tau2)
+    return best[1:]
+
+
 def calibrate_hierarchical(reference: Showers, damaged: Showers, dose: np.ndarray | None = None,
                            min_hits: int = 10, n_knots: int = 12, threshold: float = 0.0,
                            anchor: bool = True) -> CalibrationResult:
@@ -175,8 +202,7 @@ def calibrate_hierarchical(reference: Showers, damaged: Showers, dose: np.ndarra
         pooled_var = np.bincount(which, np.nan_to_num(ref_l.var) * dof, n) / np.maximum(np.bincount(which, dof, n), 1)
         with np.errstate(divide="ignore"):
             s2 = pooled_var[which] * (1.0 / dam_l.hits + 1.0 / ref_l.hits)
-        knots = dose_knots(x[fit], knots_used)
-        level, cov, tau2 = fit_curve(x[fit], log_ratio[fit], s2[fit], knots, anchor)
+        knots, level, cov, tau2 = select_curve(x[fit], log_ratio[fit], s2[fit], knots_used, anchor)
         design = hat_basis(x, knots)
         curve_log = design @ level
         prior_var = tau2 * spread_shape(curve_log) ** 2 + np.einsum("ij,jk,ik->i", design, cov, design)
