@@ -139,8 +139,7 @@ class TreesRegressor:
     Parameters
     ----------
     target
-        ``"energy"`` (MeV), ``"log"`` (ln E, predictions exponentiated) or ``"ratio"``
-        (E / weighted sum, the correction to the sum that paper 002's CNN learns).
+        ``"energy"`` (MeV) or ``"log"`` (ln E, predictions exponentiated).
     muon_features
         Add :func:`~calolab.reconstruction.muon_features.muon_features`; ``None``: when all
         training events are muons.
@@ -148,6 +147,9 @@ class TreesRegressor:
         Passed to scikit-learn; no early stopping, so the fit uses every training event.
     random_state
         Seed of the trees (the same seed gives the same predictions).
+    threads
+        OpenMP threads for scikit-learn (``None``: its default, all cores); 1 is fastest on a
+        busy shared machine.
 
     The fitted model is kept in memory only (see the module docstring).
     """
@@ -163,6 +165,7 @@ class TreesRegressor:
     min_samples_leaf: int = 20
     l2_regularization: float = 0.0
     random_state: int = 0
+    threads: int | None = None
     feature_names: list[str] = field(default_factory=list, init=False)
     _model: object = field(default=None, init=False, repr=False)
     _use_muon: bool = field(default=False, init=False, repr=False)
@@ -181,8 +184,8 @@ class TreesRegressor:
     def fit(self, train: Showers) -> TreesRegressor:
         from calolab.io.encoding import optional_modules
 
-        if self.target not in ("energy", "log", "ratio"):
-            raise CalolabError(f"{self.name}: target must be energy, log or ratio, got {self.target!r}")
+        if self.target not in ("energy", "log"):
+            raise CalolabError(f"{self.name}: target must be energy or log, got {self.target!r}")
         (ensemble,) = optional_modules(("sklearn.ensemble",), "ml", "the trees regressor")
         e_true = _check_train(train, 10, self.name)
         self._use_muon = bool(np.all(np.isin(train.particle, MUON_CODES))) if self.muon_features is None \
@@ -192,31 +195,29 @@ class TreesRegressor:
             max_iter=self.max_iter, learning_rate=self.learning_rate, max_leaf_nodes=self.max_leaf_nodes,
             min_samples_leaf=self.min_samples_leaf, l2_regularization=self.l2_regularization, early_stopping=False,
             random_state=self.random_state)
-        self._model.fit(x, self._to_target(e_true, train))
+        y = np.log(np.maximum(e_true, 1e-3)) if self.target == "log" else e_true
+        with self._threads():
+            self._model.fit(x, y)
         return self
 
-    def _to_target(self, e_true: np.ndarray, showers: Showers) -> np.ndarray:
-        if self.target == "log":
-            return np.log(np.maximum(e_true, 1e-3))
-        if self.target == "ratio":
-            return e_true / np.maximum(weighted_sum(showers), 1e-3)
-        return e_true
+    def _threads(self):
+        from threadpoolctl import threadpool_limits
+
+        return threadpool_limits(limits=self.threads, user_api="openmp")
 
     def predict(self, showers: Showers) -> np.ndarray:
         """Estimated energy per event, MeV, float64 (N,)."""
         if self._model is None:
             raise CalolabError(f"{self.name}: fit the regressor before predicting")
-        y = self._model.predict(self.features(showers)).astype(np.float64)
-        if self.target == "log":
-            return np.exp(y)
-        if self.target == "ratio":
-            return y * np.maximum(weighted_sum(showers), 1e-3)
-        return y
+        x = self.features(showers)
+        with self._threads():
+            y = self._model.predict(x).astype(np.float64)
+        return np.exp(y) if self.target == "log" else y
 
     def params(self) -> dict:
         """The hyper-parameters (for the run folder's config), not the fitted trees."""
         keys = ("name", "target", "muon_features", "segments", "max_iter", "learning_rate", "max_leaf_nodes",
-                "min_samples_leaf", "l2_regularization", "random_state")
+                "min_samples_leaf", "l2_regularization", "random_state", "threads")
         return {"kind": "trees", **{k: getattr(self, k) for k in keys}, "thresholds_mip": list(self.thresholds_mip)}
 
 

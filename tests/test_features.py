@@ -1,0 +1,143 @@
+"""High-level and muon features against hand-computed values and dense cross-checks."""
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from calolab.geometry import load_detector
+from calolab.reconstruction.features import high_level_features, segment_index, segment_sums
+from calolab.reconstruction.muon_features import muon_features
+from calolab.reconstruction.sums import weighted_sum
+from calolab.showers import Showers
+from calolab.simulation import Beam, simulate
+
+
+def _showers(det, cells: list[dict], **kwargs) -> Showers:
+    """Events from ``{(layer, x, y): MIPs}`` dicts, energies in MIPs of the small detector."""
+    dense = np.zeros((len(cells), *det.shape), np.float32)
+    for i, hits in enumerate(cells):
+        for (layer, x, y), mips in hits.items():
+            dense[i, layer, x, y] = mips * det.mip_mpv[layer]
+    return Showers.from_dense(det, dense, particle=211, incident_energy=np.full(len(cells), 1e4), **kwargs)
+
+
+def test_high_level_features_by_hand(small_detector):
+    det = small_detector  # 6 layers of 25 mm, 8 x 8 cells of 20 mm, one MIP scale
+    mip = det.mip_mpv[0]
+    event = {(1, 3, 3): 10.0, (1, 3, 4): 2.0, (3, 4, 4): 4.0, (3, 0, 0): 0.3}
+    x, names = high_level_features(_showers(det, [event, {}, {(2, 5, 5): 7.0}]), segments=3)
+    assert x.shape == (3, len(names)) and x.dtype == np.float32
+    f = dict(zip(names, x[0].astype(float), strict=True))
+    rel = 1e-5
+    assert f["e_visible"] == pytest.approx(16.3 * mip, rel=rel)
+    assert f["e_weighted"] == pytest.approx(16.3 * det.mip_loss[0], rel=rel)
+    assert f["e_above_0p5mip"] == pytest.approx(16.0 * mip, rel=rel)
+    assert f["e_below_0p5mip"] == pytest.approx(0.3 * mip, rel=rel)
+    assert f["e_above_5mip"] == pytest.approx(10.0 * mip, rel=rel)
+    assert f["e_above_20mip"] == 0.0
+    assert (f["n_above_0p5mip"], f["n_above_5mip"], f["n_hits"]) == (3, 1, 4)
+    # segments of layers (0, 1), (2, 3), (4, 5)
+    assert f["e_seg0"] == pytest.approx(12.0 * det.mip_loss[0], rel=rel)
+    assert f["e_seg1"] == pytest.approx(4.3 * det.mip_loss[0], rel=rel)
+    assert (f["n_hits_seg0"], f["n_hits_seg1"], f["n_hits_seg2"]) == (2, 2, 0)
+    # z of the active slabs: 47.5 mm (layer 1), 97.5 mm (layer 3); cell centres -80 + 20 (i + 0.5) mm
+    z_mean = (12 * 47.5 + 4.3 * 97.5) / 16.3
+    x_mean = (10 * -10 + 2 * -10 + 4 * 10 + 0.3 * -70) / 16.3
+    y_mean = (10 * -10 + 2 * 10 + 4 * 10 + 0.3 * -70) / 16.3
+    assert f["z_mean_mm"] == pytest.approx(z_mean, rel=rel)
+    assert f["x_mean_mm"] == pytest.approx(x_mean, rel=rel)
+    assert f["y_mean_mm"] == pytest.approx(y_mean, rel=rel)
+    var_z = (12 * (47.5 - z_mean) ** 2 + 4.3 * (97.5 - z_mean) ** 2) / 16.3
+    assert f["z_std_mm"] == pytest.approx(np.sqrt(var_z), rel=rel)
+    skew = (12 * (47.5 - z_mean) ** 3 + 4.3 * (97.5 - z_mean) ** 3) / 16.3 / var_z**1.5
+    assert f["z_skew"] == pytest.approx(skew, rel=1e-4)
+    var_x = (10 * (-10 - x_mean) ** 2 + 2 * (-10 - x_mean) ** 2 + 4 * (10 - x_mean) ** 2 + 0.3 * (-70 - x_mean) ** 2)
+    var_y = (10 * (-10 - y_mean) ** 2 + 2 * (10 - y_mean) ** 2 + 4 * (10 - y_mean) ** 2 + 0.3 * (-70 - y_mean) ** 2)
+    assert f["r_std_mm"] == pytest.approx(np.sqrt((var_x + var_y) / 16.3), rel=rel)
+    assert (f["start_layer"], f["max_layer"]) == (1, 1)  # first layer with >= 4 MIPs
+    # 3x3 in-layer sums: 12, 12, 4 and 0.3 MIPs, energy weighted
+    assert f["density_mip"] == pytest.approx((10 * 12 + 2 * 12 + 4 * 4 + 0.3 * 0.3) / 16.3, rel=rel)
+    assert f["hottest_fraction"] == pytest.approx(10 / 16.3, rel=rel)
+    # the empty event: all zero, no shower start; a one-hit event: no widths
+    empty = dict(zip(names, x[1], strict=True))
+    assert empty["start_layer"] == det.n_layers and all(v == 0 for k, v in empty.items() if k != "start_layer")
+    single = dict(zip(names, x[2], strict=True))
+    assert [single[k] for k in ("z_std_mm", "r_std_mm", "z_skew")] == pytest.approx([0, 0, 0], abs=1e-6)
+    assert single["density_mip"] == pytest.approx(7.0, rel=rel) and single["hottest_fraction"] == pytest.approx(1.0)
+
+
+@pytest.fixture(scope="module")
+def pions() -> Showers:
+    return simulate(load_detector("cusi"), Beam("pi+", energy_min=10e3, energy_max=100e3, spectrum="uniform"), 60,
+                    seed=3)
+
+
+def test_features_are_per_event_and_match_dense(pions):
+    x, names = high_level_features(pions)
+    assert np.array_equal(high_level_features(pions[17:41])[0], x[17:41])  # any slice gives the same rows
+    assert np.array_equal(high_level_features(pions)[0], x)  # deterministic
+    assert len(names) == len(set(names)) == x.shape[1] == 2 + 9 + 10 + 11 + 10
+    assert np.allclose(segment_sums(pions).sum(axis=1), weighted_sum(pions), rtol=1e-9)
+    assert np.bincount(segment_index(75, 10)).tolist() == [8, 7, 8, 7, 8, 7, 8, 7, 8, 7]
+    # local density cross-checked on the dense events with a 3x3 in-layer box filter
+    det = pions.detector
+    dense = pions.dense(0, 5) / det.mip_mpv[None, :, None, None]
+    box = ndimage.convolve(dense, np.ones((1, 1, 3, 3)), mode="constant")
+    expected = (dense * box).sum(axis=(1, 2, 3)) / dense.sum(axis=(1, 2, 3))
+    assert np.allclose(x[:5, names.index("density_mip")], expected, rtol=1e-4)
+
+
+def test_muon_features_by_hand(small_detector):
+    det = small_detector
+    mip = det.mip_mpv[0]
+    track = {(layer, 2, 4): 1.0 for layer in range(6)}  # entry (-30, 10) mm is cell (2, 4); straight along z
+    hits = {**track, (2, 3, 4): 3.0, (2, 2, 6): 0.5, (4, 6, 1): 5.0, (5, 6, 1): 4.0, (5, 7, 2): 2.5, (0, 7, 7): 3.0}
+    s = _showers(det, [hits], entry=[[-30.0, 10.0]])
+    x, names = muon_features(s, cluster_mip=2.0)
+    f = {k: v / mip if k.startswith("e_") else v for k, v in zip(names, x[0].astype(float), strict=True)}
+    expected = {"e_track_0": 6, "e_track_1": 9, "e_track_2": 9.5, "e_off_track": 14.5, "e_cell_max": 5,
+                "e_layer_max": 7.5, "n_layers_above_2mip": 4, "n_layers_above_10mip": 0, "n_cells_cluster": 5,
+                "n_clusters": 3, "n_clusters_off_track": 2, "e_clusters_on_track": 3, "e_clusters_off_track": 14.5,
+                "e_cluster_max": 11.5, "e_cluster_max_off_track": 11.5, "e_box3_max_off_track": 11.5}
+    for key, value in expected.items():
+        assert f[key] == pytest.approx(value, rel=1e-5), key
+    # offsets from the track (x_t, y_t) = (-30, 10) mm of each cell centre, energy weighted
+    mean_x = (3 * 20 + 5 * 80 + 4 * 80 + 2.5 * 100 + 3 * 100) / 24
+    mean_y = (0.5 * 40 + 5 * -60 + 4 * -60 + 2.5 * -40 + 3 * 60) / 24
+    assert f["imbalance_x_mm"] == pytest.approx(mean_x, rel=1e-5)
+    assert f["imbalance_y_mm"] == pytest.approx(mean_y, rel=1e-5)
+    assert f["imbalance_mm"] == pytest.approx(np.hypot(mean_x, mean_y), rel=1e-5)
+
+
+def test_muon_track_follows_the_direction(small_detector):
+    # x_t = 10 + 0.8 z; active slabs at z = 22.5 + 25 l mm, so the track is in cell 5 + l
+    det = small_detector
+    s = _showers(det, [{(0, 5, 4): 1.0, (1, 6, 4): 1.0, (2, 7, 4): 1.0, (2, 4, 4): 1.0}], entry=[[10.0, 10.0]],
+                 direction=np.array([[0.8, 0.0, 1.0]]) / np.hypot(0.8, 1.0))
+    x, names = muon_features(s)
+    assert x[0, names.index("e_track_0")] == pytest.approx(3 * det.mip_mpv[0], rel=1e-5)
+    assert x[0, names.index("e_off_track")] == pytest.approx(det.mip_mpv[0], rel=1e-5)
+
+
+def test_muon_clusters_and_boxes_match_dense():
+    det = load_detector("pbwo4")
+    muons = simulate(det, Beam("mu-", energy_min=500e3, energy_max=8e6, spectrum="uniform"), 12, seed=5)
+    x, names = muon_features(muons, cluster_mip=2.0)
+    assert np.array_equal(muon_features(muons[3:9], cluster_mip=2.0)[0], x[3:9])
+    dense = muons.dense()
+    above = dense >= 2.0 * det.mip_mpv[None, :, None, None]
+    boxes = ndimage.convolve(dense.astype(np.float64), np.ones((1, 3, 3, 3)), mode="constant")
+    for i in range(len(muons)):
+        labels, count = ndimage.label(above[i], structure=np.ones((3, 3, 3)))
+        assert x[i, names.index("n_clusters")] == count
+        sums = ndimage.sum(dense[i], labels, index=np.arange(1, count + 1))
+        assert x[i, names.index("e_cluster_max")] == pytest.approx(max(sums, default=0.0), rel=1e-5)
+    # off-track 3x3x3 maximum: boxes centred on hits at least 2 cells from the straight track
+    layer, ix, iy = np.nonzero(dense[0])
+    z = det.z_active[layer]
+    it = np.floor((muons.entry[0] + muons.direction[0, :2] / muons.direction[0, 2] * z[:, None]
+                   - det.x_edges[0]) / det.pitch_x).astype(int)
+    far = np.maximum(np.abs(ix - it[:, 0]), np.abs(iy - it[:, 1])) >= 2
+    expected = boxes[0][layer[far], ix[far], iy[far]].max(initial=0.0)
+    assert x[0, names.index("e_box3_max_off_track")] == pytest.approx(expected, rel=1e-5)
+    assert x[:, names.index("e_track_0")].min() > 0

@@ -1,0 +1,131 @@
+"""Response calibration, per-bin metrics, resolution fits and estimator combinations on known inputs."""
+
+import json
+import math
+
+import matplotlib
+import numpy as np
+import pytest
+
+from calolab.errors import CalolabError
+from calolab.reconstruction.metrics import (
+    ResolutionFit,
+    binned_metrics,
+    combine_estimates,
+    combined_resolution,
+    crossover_energy,
+    fit_resolution,
+    resolution_model,
+    tracker_resolution,
+)
+from calolab.reconstruction.plots import plot_prediction_vs_truth, plot_resolution, plot_response
+from calolab.reconstruction.response import ResponseCalibration
+
+matplotlib.use("Agg")
+
+
+def test_linear_response_is_restored():
+    rng = np.random.default_rng(7)
+    e = rng.uniform(10e3, 200e3, 20000)
+    pred = 0.9 * e + 2e3 + rng.normal(0, 0.5 * np.sqrt(e / 1e3) * 1e3)  # 50%/sqrt(E) noise
+    cal = ResponseCalibration.fit(e, pred, bins=np.linspace(10e3, 200e3, 11))
+    (a, b), (a_err, b_err) = cal.params, cal.errors
+    # within 4 standard errors (a_err ~ 1e-3, b_err ~ 70 MeV here) and within 0.5% / 0.5 GeV
+    assert abs(a - 0.9) < min(4 * a_err, 0.005) and abs(b - 2e3) < min(4 * b_err, 500)
+    assert cal.chi2 / cal.ndf < 3
+    corrected = cal.correct(pred)
+    for lo in range(10, 200, 38):
+        sel = (e >= lo * 1e3) & (e < (lo + 38) * 1e3)
+        assert abs(np.mean(corrected[sel] / e[sel]) - 1) < 0.005
+    again = ResponseCalibration.from_dict(json.loads(json.dumps(cal.to_dict())))
+    assert np.array_equal(again.correct(pred[:10]), corrected[:10])
+
+
+def test_power_law_response():
+    rng = np.random.default_rng(8)
+    e = rng.uniform(50e3, 8e6, 20000)  # muons of paper 003: 50 GeV - 8 TeV
+    pred = 1.4e3 * (e / 1e3) ** 0.93 * (1 + 0.1 * rng.standard_normal(len(e)))
+    cal = ResponseCalibration.fit(e, pred, bins=12, model="power")
+    assert cal.params[1] == pytest.approx(0.93, abs=max(4 * cal.errors[1], 1e-3))
+    assert abs(np.median(cal.correct(pred) / e) - 1) < 0.01
+    with pytest.raises(CalolabError, match="response model"):
+        ResponseCalibration.fit(e, pred, model="spline")
+
+
+def test_metrics_of_a_known_gaussian_smearing():
+    rng = np.random.default_rng(9)
+    e = rng.uniform(20e3, 100e3, 40000)
+    pred = e * 1.02 * (1 + 0.1 * rng.standard_normal(len(e)))  # 2% bias, 10% resolution
+    table = binned_metrics(e, pred, bins=np.linspace(20e3, 100e3, 5), n_boot=100, seed=3)
+    assert table.n.sum() == len(e) and len(table.n) == 4
+    # per bin, n ~ 10000: the median and resolution to within 4 of their errors
+    assert np.all(np.abs(table.response_median - 1.02) < 4 * table.response_median_err)
+    assert np.all(np.abs(table.response_mean - 1.02) < 4 * table.response_mean_err)
+    assert np.all(np.abs(table.resolution - 0.1) < 4 * table.resolution_err)
+    expected_rmse = math.hypot(0.02, 0.102)  # bias and spread in quadrature
+    assert np.all(np.abs(table.rmse - expected_rmse) < 4 * table.rmse_err)
+    # std of the central 94% of a Gaussian: 0.8528 sigma
+    assert np.all(np.abs(table.sigma_3_97 - 0.08528) < 4 * table.sigma_3_97_err)
+    # bootstrap errors agree with the large-sample ones: sigma/sqrt(n) for the mean, ~ sigma/sqrt(2n) widths
+    n = table.n
+    assert table.response_mean_err == pytest.approx(0.102 / np.sqrt(n), rel=0.05)
+    assert np.all((table.resolution_err > 0.5 * 0.1 / np.sqrt(2 * n)) & (table.resolution_err < 3 * 0.1 / np.sqrt(n)))
+    again = binned_metrics(e, pred, bins=np.linspace(20e3, 100e3, 5), n_boot=100, seed=3)
+    assert np.array_equal(again.resolution_err, table.resolution_err)  # seeded bootstrap
+    assert json.loads(json.dumps(table.to_dict()))["n"] == table.n.tolist()
+
+
+@pytest.fixture(scope="module")
+def synthetic_resolution():
+    """Gaussian smearing with sigma/E = 50%/sqrt(E) ⊕ 1 GeV/E ⊕ 3%, 3000 events at each of 7 energies."""
+    rng = np.random.default_rng(10)
+    energies = np.array([5.0, 10, 20, 50, 100, 200, 400])
+    e = np.repeat(energies, 3000) * 1e3
+    pred = e * (1 + resolution_model(e / 1e3, 0.5, 1.0, 0.03) * rng.standard_normal(len(e)))
+    edges = np.sqrt(energies[1:] * energies[:-1]) * 1e3
+    return binned_metrics(e, pred, bins=np.concatenate([[1e3], edges, [1e6]]), n_boot=200, seed=1)
+
+
+def test_resolution_fit_recovers_known_terms(synthetic_resolution):
+    table = synthetic_resolution
+    fit = fit_resolution(table.energy_gev, table.resolution, table.resolution_err)
+    assert abs(fit.a - 0.5) < max(3 * fit.a_err, 0.02)
+    assert abs(fit.b - 1.0) < max(3 * fit.b_err, 0.3)
+    assert abs(fit.c - 0.03) < max(3 * fit.c_err, 0.005)
+    assert fit.ndf == 4 and fit.chi2 / fit.ndf < 4
+    stochastic_only = fit_resolution(table.energy_gev, table.resolution, table.resolution_err, terms="ac")
+    assert stochastic_only.b == 0.0 and stochastic_only.chi2 > fit.chi2
+    assert json.dumps(fit.to_dict())
+    assert fit(np.array([100.0]))[0] == pytest.approx(resolution_model(100.0, fit.a, fit.b, fit.c))
+
+
+def test_combination_and_crossover():
+    assert combined_resolution(0.1, 0.1) == pytest.approx(0.1 / math.sqrt(2))
+    assert combined_resolution(np.array([0.3]), np.array([0.4]))[0] == pytest.approx(0.24)
+    calorimeter = ResolutionFit(a=2.0, b=0.0, c=0.05, a_err=0, b_err=0, c_err=0, chi2=0, ndf=0)
+    # 2/sqrt(E) ⊕ 5% against 2e-4 E: solve (2e-4 E)^2 = 4/E + 0.0025
+    cross = crossover_energy(calorimeter, tracker_resolution, 10.0, 1e5)
+    assert (2e-4 * cross) ** 2 == pytest.approx(4 / cross + 0.0025, rel=1e-8)
+    assert math.isnan(crossover_energy(calorimeter, lambda e: 0.5 * calorimeter(e), 10.0, 1e5))
+    # per-event combination reaches the combined resolution
+    rng = np.random.default_rng(11)
+    e = np.full(20000, 1.5e6)  # 1.5 TeV muons
+    e1 = e * (1 + calorimeter(1500.0) * rng.standard_normal(len(e)))
+    e2 = e * (1 + tracker_resolution(1500.0) * rng.standard_normal(len(e)))
+    both = combine_estimates(e1, e2, calorimeter, tracker_resolution)
+    expected = combined_resolution(calorimeter(1500.0), tracker_resolution(1500.0))
+    assert np.std(both / e) == pytest.approx(expected, rel=0.05)
+
+
+def test_plots_take_and_return_axes(synthetic_resolution):
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3)
+    table = synthetic_resolution
+    fit = fit_resolution(table.energy_gev, table.resolution, table.resolution_err)
+    assert plot_response({"toy": table}, ax=axes[0]) is axes[0]
+    assert plot_resolution({"toy": table}, {"toy": fit}, ax=axes[1], log_x=True) is axes[1]
+    assert any(t.get_text().startswith("toy: ") and "%/√E" in t.get_text() for t in axes[1].get_legend().get_texts())
+    e = np.linspace(10e3, 100e3, 500)
+    assert plot_prediction_vs_truth(e, 1.1 * e, ax=axes[2]) is axes[2]
+    plt.close(fig)
