@@ -96,6 +96,8 @@ def test_resolution_fit_recovers_known_terms(synthetic_resolution):
     stochastic_only = fit_resolution(table.energy_gev, table.resolution, table.resolution_err, terms="ac")
     assert stochastic_only.b == 0.0 and stochastic_only.chi2 > fit.chi2
     assert json.dumps(fit.to_dict())
+    pure = fit_resolution(table.energy_gev, 0.5 / np.sqrt(table.energy_gev), 0.01 / np.sqrt(table.energy_gev))
+    assert pure.a == pytest.approx(0.5) and math.isinf(pure.c_err) and pure.to_dict()["c_err"] is None
     assert fit(np.array([100.0]))[0] == pytest.approx(resolution_model(100.0, fit.a, fit.b, fit.c))
 
 

@@ -136,7 +136,7 @@ class ResolutionFit:
     """``sigma/E = a/sqrt(E) ⊕ b/E ⊕ c`` (E in GeV) and its uncertainties.
 
     A term fixed by the caller (``terms``) is 0 with error 0; a term that fits to its bound
-    of 0 may have an undefined (infinite or NaN) error: the data do not constrain it.
+    of 0 has an infinite error (``None`` in ``to_dict``): the data do not constrain it.
     """
 
     a: float
@@ -187,7 +187,10 @@ def fit_resolution(energy_gev: np.ndarray, rel_res: np.ndarray, rel_err: np.ndar
         popt, pcov = curve_fit(model, e, y, p0=[guess[t] for t in free], sigma=s, absolute_sigma=True,
                                bounds=(0.0, np.inf), maxfev=20000)
     values = dict(zip(free, popt, strict=True))
-    errors = dict(zip(free, np.sqrt(np.abs(np.diag(pcov))), strict=True))
+    # at (or next to) its bound of 0 a term's derivative vanishes and its error is undefined:
+    # report it as infinite when it exceeds a thousand times the value
+    err = np.sqrt(np.abs(np.diag(pcov)))
+    errors = dict(zip(free, np.where((popt <= 0) | (err > 1e3 * popt), np.inf, err), strict=True))
     chi2 = float(np.sum(((y - model(e, *popt)) / s) ** 2))
     return ResolutionFit(*(float(values.get(t, 0.0)) for t in "abc"), *(float(errors.get(t, 0.0)) for t in "abc"),
                          chi2, int(len(e) - len(free)))
