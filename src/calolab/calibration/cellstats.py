@@ -58,14 +58,23 @@ class LogStats:
     var: np.ndarray
 
     @classmethod
-    def of(cls, showers: Showers, threshold: np.ndarray | float = 0.0) -> LogStats:
-        """Use hits above ``threshold`` (MeV; scalar or per cell (n_cells,))."""
+    def of(cls, showers: Showers, threshold: np.ndarray | float = 0.0,
+           event_weights: np.ndarray | None = None) -> LogStats:
+        """Use hits above ``threshold`` (MeV; scalar or per cell (n_cells,)).
+
+        ``event_weights`` (N,) weigh each event's hits (a bootstrap replica draws them from
+        Poisson(1)); ``hits`` is then the weighted count.
+        """
         n_cells = showers.detector.n_cells
         cut = np.broadcast_to(np.asarray(threshold, np.float64), (n_cells,))
         keep = showers.energy > cut[showers.cell]
         cell, log_e = showers.cell[keep], np.log(showers.energy[keep].astype(np.float64))
-        hits = np.bincount(cell, minlength=n_cells)
+        w = None if event_weights is None else np.asarray(event_weights, np.float64)[showers.event_index[keep]]
+        hits = np.bincount(cell, w, minlength=n_cells)
+        weight = np.ones_like(log_e) if w is None else w
         with np.errstate(divide="ignore", invalid="ignore"):
-            mean = np.bincount(cell, weights=log_e, minlength=n_cells) / hits
-            var = np.bincount(cell, weights=log_e**2, minlength=n_cells) / hits - mean**2
+            mean = np.bincount(cell, weights=weight * log_e, minlength=n_cells) / hits
+            var = np.bincount(cell, weights=weight * log_e**2, minlength=n_cells) / hits - mean**2
+        if w is None:
+            hits = hits.astype(np.int64)
         return cls(hits, mean, np.maximum(var, 0.0) * hits / np.maximum(hits - 1, 1))

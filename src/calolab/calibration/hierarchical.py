@@ -7,7 +7,8 @@ What physics knows, and this method uses:
   rare dense sub-showers give the mean energy, so it measures ln c far more precisely;
 * radiation damage is a function of dose, and cells with similar dose age alike. The dose
   of a cell is proportional to the energy it collects, which both runs measure (or the
-  user passes a dose map);
+  user passes a dose map); the dose field is smooth, so a sparsely hit cell borrows the
+  dose estimate of its 3x3x3 neighbourhood;
 * every cell's statistical uncertainty is known from its hit count and the spread of
   log-energies of cells with similar dose.
 
@@ -20,7 +21,10 @@ The method
 2. fits an ageing curve ``ln g(dose)``, piecewise linear with knots where the damage
    changes most and ``g(0) = 1`` (no dose, no damage), by weighted least squares with a
    cell-to-cell spread that grows with the damage (cells differ in radiation sensitivity),
-   estimated robustly (median of the normalised squared residuals);
+   estimated robustly (median of the normalised squared residuals); the error of the dose
+   proxy enters each cell's variance through the curve's slope; the number of knots is
+   chosen by BIC and the curve's covariance checked against Poisson-bootstrap replicas of
+   both runs (events correlate cells);
 3. combines each cell's own estimate with the curve (posterior of a normal-normal model):
    a cell with few hits leans on the curve, a well-measured cell on its own data.
 
@@ -41,6 +45,7 @@ from calolab.errors import CalolabError
 from calolab.showers import Showers
 
 CHI2_1_MEDIAN = 0.4549364231195724  # median of a chi-square with one degree of freedom
+SMOOTHING_HITS = 20.0  # hits at which a cell's own dose proxy counts as much as its neighbourhood's
 
 
 def random_effects_variance(resid: np.ndarray, s2: np.ndarray, shape: np.ndarray | float = 1.0) -> float:
@@ -97,19 +102,21 @@ def spread_shape(curve_log: np.ndarray) -> np.ndarray:
 
 
 def fit_curve(x: np.ndarray, y: np.ndarray, s2: np.ndarray, knots: np.ndarray, anchor: bool,
-              iterations: int = 20) -> tuple[np.ndarray, np.ndarray, float]:
+              iterations: int = 20, fixed_tau2: float | None = None) -> tuple[np.ndarray, np.ndarray, float]:
     """Weighted piecewise-linear fit of ``y`` against ``x``, with cell-to-cell variance ``t * spread_shape^2``.
 
     With ``anchor`` the curve is 0 at x = 0 (no dose, no damage, in ln c). Returns the knot
-    values (n_knots,), their covariance, and t.
+    values (n_knots,), their covariance, and t (estimated, unless ``fixed_tau2`` is given).
     """
     design = hat_basis(x, knots)[:, 1:] if anchor else hat_basis(x, knots)
-    tau2, shape = 0.0, np.full(len(x), 1e-3)
+    tau2, shape = (0.0 if fixed_tau2 is None else fixed_tau2), np.full(len(x), 1e-3)
     for _ in range(iterations):
         w = 1.0 / (s2 + tau2 * shape**2)
         cov = np.linalg.pinv(design.T @ (design * w[:, None]))
         beta = cov @ (design.T @ (w * y))
         shape = spread_shape(design @ beta)
+        if fixed_tau2 is not None:
+            continue
         new = random_effects_variance(y - design @ beta, s2, shape)
         if np.isclose(new, tau2, rtol=1e-3, atol=1e-12):
             break
@@ -147,9 +154,80 @@ def select_curve(x: np.ndarray, y: np.ndarray, s2: np.ndarray, max_knots: int, a
     return best[1:]
 
 
+def curve_slope(x: np.ndarray, knots: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """Derivative of the piecewise-linear curve at ``x`` (0 beyond the last knot)."""
+    gradient = np.diff(level) / np.diff(knots)
+    return np.where(x < knots[-1], gradient[np.clip(np.searchsorted(knots, x, side="right") - 1, 0,
+                                                    len(gradient) - 1)], 0.0)
+
+
+def proxy_with_variance(ref: CellStats, dam: CellStats, damage: np.ndarray,
+                        shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Dose proxy (mean deposit per event, MeV, both runs pooled, the damaged one undone by ``damage``)
+    smoothed over neighbours (:func:`smooth_dose`), and its variance, flat (n_cells,)."""
+    from scipy.ndimage import uniform_filter
+
+    n = ref.n_events + dam.n_events
+    mean = (ref.n_events * ref.mean + dam.n_events * dam.mean / damage) / n
+    var_own = (ref.n_events * ref.var + dam.n_events * dam.var / damage**2) / n**2
+    hits = (ref.hits + dam.hits).reshape(shape)
+    own = hits / (hits + SMOOTHING_HITS)
+    var_neighbourhood = uniform_filter(var_own.reshape(shape), size=3, mode="nearest") / 27
+    proxy = smooth_dose(mean.reshape(shape), hits)
+    var = own**2 * var_own.reshape(shape) + (1 - own) ** 2 * var_neighbourhood
+    return proxy.ravel(), var.ravel()
+
+
+def smooth_dose(mean_deposit: np.ndarray, hits: np.ndarray, prior_hits: float = SMOOTHING_HITS) -> np.ndarray:
+    """Dose proxy per cell, its own mean deposit shrunk towards its neighbourhood's (layers, nx, ny).
+
+    The dose field is smooth in space: a cell with few hits estimates its own dose poorly, the
+    3x3x3 block around it much better. Each cell weighs its own value by its hit count and the
+    neighbourhood's by ``prior_hits``, so well-measured cells (the shower core, where the dose
+    changes fast) keep their own value and sparse ones (the halo) take the local average.
+    """
+    from scipy.ndimage import uniform_filter
+
+    neighbourhood = uniform_filter(mean_deposit, size=3, mode="nearest")
+    return (hits * mean_deposit + prior_hits * neighbourhood) / (hits + prior_hits)
+
+
+def _bootstrap_levels(reference: Showers, damaged: Showers, ref_hits: np.ndarray, dam_hits: np.ndarray,
+                      fit: np.ndarray, s2: np.ndarray,
+                      tau2: float, knots: np.ndarray, anchor: bool, replicas: int, seed: int,
+                      ref_cut: np.ndarray | float, dam_cut: float, dose: np.ndarray | None,
+                      curve_log: np.ndarray) -> np.ndarray:
+    """Knot values refitted on Poisson-weighted replicas of both runs, (replicas, n_knots).
+
+    Knots, weights and the spread are those of the main fit; the dose proxy is recomputed
+    in each replica, so its noise enters too.
+    """
+    rng = np.random.default_rng(seed)
+    levels = []
+    for _ in range(replicas):
+        w_ref = rng.poisson(1.0, len(reference)).astype(np.float64)
+        w_dam = rng.poisson(1.0, len(damaged)).astype(np.float64)
+        ref_l = LogStats.of(reference, ref_cut, w_ref)
+        dam_l = LogStats.of(damaged, dam_cut, w_dam)
+        if dose is None:
+            n_cells = reference.detector.n_cells
+            e_ref = np.bincount(reference.cell, reference.energy * w_ref[reference.event_index], n_cells)
+            e_dam = np.bincount(damaged.cell, damaged.energy * w_dam[damaged.event_index], n_cells)
+            x = (e_ref + e_dam / np.exp(curve_log)) / (w_ref.sum() + w_dam.sum())
+            shape = reference.detector.shape
+            x = smooth_dose(x.reshape(shape), (ref_hits + dam_hits).reshape(shape)).ravel()
+        else:
+            x = dose
+        y = dam_l.mean - ref_l.mean
+        ok = fit & np.isfinite(y) & (ref_l.hits > 0) & (dam_l.hits > 0)
+        level, _, _ = fit_curve(x[ok], y[ok], s2[ok], knots, anchor, fixed_tau2=tau2)
+        levels.append(level)
+    return np.asarray(levels)
+
+
 def calibrate_hierarchical(reference: Showers, damaged: Showers, dose: np.ndarray | None = None,
                            min_hits: int = 10, n_knots: int = 12, threshold: float = 0.0,
-                           anchor: bool = True) -> CalibrationResult:
+                           anchor: bool = True, bootstrap: int = 30, seed: int = 0) -> CalibrationResult:
     """Empirical-Bayes calibration: per-cell log-energy shifts shrunk towards a fitted ageing curve.
 
     Parameters
@@ -165,6 +243,10 @@ def calibrate_hierarchical(reference: Showers, damaged: Showers, dose: np.ndarra
         Zero-suppression threshold of both runs in MeV (0: none).
     anchor
         Fix c = 1 at zero dose (true of radiation damage; switch off for other miscalibrations).
+    bootstrap
+        Replicas of both runs (Poisson event weights, seeded by ``seed``) from which the
+        curve's covariance is taken: hadron showers correlate the cells of an event, which
+        the cell-by-cell variances miss. 0: the analytic covariance of the weighted fit.
     """
     check_pair(reference, damaged)
     shape, n_cells = reference.detector.shape, reference.detector.n_cells
@@ -180,7 +262,8 @@ def calibrate_hierarchical(reference: Showers, damaged: Showers, dose: np.ndarra
         if dose.shape != shape:
             raise CalolabError(f"dose map of shape {dose.shape} does not fit {reference.detector.name} {shape}")
     coeff = np.ones(n_cells)
-    curve_log = np.zeros(n_cells)
+    curve_log, slope = np.zeros(n_cells), np.zeros(n_cells)
+    var_x = np.zeros(n_cells)
     for _ in range(3):
         ref_l = LogStats.of(reference, threshold / np.clip(coeff, 1e-3, None) if threshold > 0 else 0.0)
         log_ratio = dam_l.mean - ref_l.mean
@@ -190,8 +273,7 @@ def calibrate_hierarchical(reference: Showers, damaged: Showers, dose: np.ndarra
                                "too few to fit an ageing curve")
         knots_used = int(np.clip(fit.sum() // 30, 2, n_knots))  # about 30 cells per knot at least
         if dose is None:
-            undamaged = dam_e.mean / np.exp(curve_log)
-            x = (ref_e.n_events * ref_e.mean + dam_e.n_events * undamaged) / (ref_e.n_events + dam_e.n_events)
+            x, var_x = proxy_with_variance(ref_e, dam_e, np.exp(curve_log), shape)
         else:
             x = dose.ravel()
         # log-energy variance pooled over cells of similar dose (a cell's own from few hits is noisy)
@@ -202,10 +284,22 @@ def calibrate_hierarchical(reference: Showers, damaged: Showers, dose: np.ndarra
         pooled_var = np.bincount(which, np.nan_to_num(ref_l.var) * dof, n) / np.maximum(np.bincount(which, dof, n), 1)
         with np.errstate(divide="ignore"):
             s2 = pooled_var[which] * (1.0 / dam_l.hits + 1.0 / ref_l.hits)
-        knots, level, cov, tau2 = select_curve(x[fit], log_ratio[fit], s2[fit], knots_used, anchor)
+        # the dose proxy is itself measured: its error moves a cell along the curve
+        s2_fit = s2 + slope**2 * var_x
+        knots, level, cov, tau2 = select_curve(x[fit], log_ratio[fit], s2_fit[fit], knots_used, anchor)
+        if bootstrap:
+            boot = _bootstrap_levels(reference, damaged, ref_e.hits, dam_e.hits, fit, s2_fit, tau2, knots, anchor,
+                                     bootstrap, seed,
+                                     threshold / np.clip(coeff, 1e-3, None) if threshold > 0 else 0.0, threshold,
+                                     None if dose is None else x, curve_log)
+            free = np.diag(cov) > 0
+            inflation = float(np.median(np.var(boot, axis=0, ddof=1)[free] / np.diag(cov)[free]))
+            cov = cov * max(inflation, 1.0)
         design = hat_basis(x, knots)
         curve_log = design @ level
-        prior_var = tau2 * spread_shape(curve_log) ** 2 + np.einsum("ij,jk,ik->i", design, cov, design)
+        slope = curve_slope(x, knots, level)
+        prior_var = (tau2 * spread_shape(curve_log) ** 2 + np.einsum("ij,jk,ik->i", design, cov, design)
+                     + slope**2 * var_x)
         with np.errstate(divide="ignore", invalid="ignore"):
             w_data = np.where(fit, 1.0 / s2, 0.0)
             post_var = 1.0 / (w_data + 1.0 / prior_var)
@@ -225,6 +319,9 @@ def calibrate_hierarchical(reference: Showers, damaged: Showers, dose: np.ndarra
         p_dead = np.where(silent, prior_dead / (prior_dead + (1 - prior_dead) * np.exp(-expected)), 0.0)
     p_dead = np.nan_to_num(p_dead)
     dead = (silent & (p_dead > 0.5)) | dead
+    # a silent cell judged alive may still be dead: its uncertainty carries that chance
+    maybe = silent & ~dead
+    sigma[maybe] = np.sqrt(sigma[maybe] ** 2 + p_dead[maybe] * (1 - p_dead[maybe]) * coeff[maybe] ** 2)
     coeff[dead] = 0.0
     sigma[dead] = np.sqrt(p_dead[dead] * (1 - p_dead[dead])) + 1.0 / np.maximum(expected[dead], 1.0)
     diagnostics = {"dose_proxy": "dose map" if dose is not None else "pooled mean deposit",
