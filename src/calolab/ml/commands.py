@@ -1,0 +1,82 @@
+"""CLI commands ``calolab train`` and ``calolab predict`` (registered in :mod:`calolab.cli`).
+
+Only click and the standard library are imported here; torch and the rest load inside.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from calolab.errors import CalolabError
+
+
+def _triple(text: str) -> tuple[int, int, int]:
+    try:
+        values = tuple(int(v) for v in text.replace("x", ",").split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3 or min(values) < 1:
+        raise CalolabError(f"--pool must be three positive integers LAYER,X,Y (e.g. 1,5,5), got {text!r}")
+    return values
+
+
+def _ints(text: str, option: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise CalolabError(f"{option} must be comma-separated integers (e.g. 8,16,32), got {text!r}") from None
+
+
+@click.command()
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Run folder (resumed if it holds a checkpoint of the same run).")
+@click.option("--features/--no-features", default=False, show_default=True,
+              help="Feed calolab.reconstruction.features high-level features to the network body.")
+@click.option("--pool", default="3,5,5", show_default=True, help="Cells summed per voxel: LAYER,X,Y.")
+@click.option("--channels", default="8,16,32", show_default=True, help="Channels of the residual blocks.")
+@click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=3e-3, show_default=True,
+              help="Peak learning rate of the 1-cycle schedule.")
+@click.option("--ensemble", "k", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Models trained with seeds SEED, SEED+1, ...")
+@click.option("--loss", type=click.Choice(["mse", "mfse", "huber"]), default="huber", show_default=True,
+              help="huber: paper 003's binned Huberised mean fractional squared error.")
+@click.option("--validation-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.2,
+              show_default=True)
+@click.option("--patience", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("-s", "--seed", type=int, default=0, show_default=True)
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def train(data, out_dir, features, pool, channels, epochs, batch_size, lr, k, loss, validation_fraction, patience,
+          seed, progress) -> None:
+    """Train a CNN (or an ensemble) to regress the incident energy of the showers in DATA (.h5)."""
+    from calolab.ml.ensemble import source_features, train_ensemble
+    from calolab.ml.model import RegressorConfig
+    from calolab.ml.train import TrainConfig
+
+    model_config = RegressorConfig(pool=_triple(pool), channels=_ints(channels, "--channels"))
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr_max=lr, loss=loss,
+                         validation_fraction=validation_fraction, patience=patience, seed=seed, split_seed=seed)
+    values, names = source_features(data) if features else (None, None)
+    ensemble = train_ensemble(data, out_dir, k, model_config, config, values, names, progress=progress)
+    info, weights = ensemble.info, ", ".join(f"{w:.3f}" for w in ensemble.weights)
+    click.echo(f"{out_dir}: {len(ensemble.models)} model(s) trained on {info['train_events']} events "
+               f"({info['validation_events']} for validation), weights {weights}")
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="HDF5 file: event, true_energy, predicted_energy (MeV).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=512, show_default=True)
+def predict(run_dir, data, output, batch_size) -> None:
+    """Predict the incident energy of the events in DATA with the CNN(s) trained in RUN_DIR."""
+    from calolab.ml.predict import predict_file
+
+    summary = predict_file(run_dir, data, output, batch_size=batch_size)
+    click.echo(f"{output}: {summary['events']} events, median E_pred/E_true {summary['median_response']:.4f}, "
+               f"relative RMS {summary['relative_rms']:.4f}")

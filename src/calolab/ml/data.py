@@ -1,0 +1,260 @@
+"""Batches for the energy CNN, built from sparse hits one batch at a time.
+
+Events stream from a calolab HDF5 file (:func:`calolab.io.iter_showers`, one chunk in
+memory) or from an in-memory :class:`~calolab.showers.Showers`. Each hit is converted on
+the sparse arrays:
+
+* energy in MIPs, ``E / mip_mpv[layer]`` (visible energy over the most probable MIP signal
+  of its layer), the unit of the network input (:class:`~calolab.ml.model.EnergyCNN`
+  applies ``log1p(E / scale)`` or ``E / scale`` itself);
+* pooled cell ``((layer // pl) * QX + x // px) * QY + y // py`` on the grid
+  ``(Z, QX, QY) = ceil((layers, nx, ny) / (pl, px, py))`` (a last, partial block along an
+  axis holds the leftover cells).
+
+Only then is a batch densified, by a scatter-add into a torch tensor ``(B, 1, Z, QX, QY)``:
+the dataset is never dense as a whole. Per event the batch carries the sampling-weighted
+energy sum (:func:`calolab.reconstruction.sums.weighted_sum`, in GeV), the caller's
+high-level features (raw: the model standardises them), the target (incident energy in
+GeV) and the event's number in the source.
+
+Shuffling is seeded: chunks are read in file order and collected in a buffer of
+``shuffle_buffer`` events, which is permuted and emitted in full batches (the leftover
+stays for the next chunk). With a buffer as large as the data this is a full shuffle.
+
+>>> import numpy as np
+>>> from calolab.geometry import load_detector
+>>> det = load_detector("cusi")
+>>> rng = np.random.default_rng(0)
+>>> dense = np.zeros((3, *det.shape), np.float32); dense[:, 10, 20:30, 25] = rng.random((3, 10))
+>>> s = Showers.from_dense(det, dense, particle=211, incident_energy=[1e4, 2e4, 5e4])
+>>> batch = next(iter(ShowerBatches(s, batch_size=4, pool=(3, 5, 5))))
+>>> tuple(batch.x.shape), batch.target.tolist(), batch.index.tolist()
+((3, 1, 25, 10, 10), [10.0, 20.0, 50.0], [0, 1, 2])
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import IterableDataset
+
+from calolab.errors import CalolabError
+from calolab.geometry import Detector
+from calolab.io import iter_showers
+from calolab.reconstruction.sums import layer_weights
+from calolab.showers import Showers
+
+Source = Showers | str | Path
+
+
+def pooled_shape(shape: tuple[int, int, int], pool: tuple[int, int, int]) -> tuple[int, int, int]:
+    """Grid ``ceil(shape / pool)`` after summing blocks of ``pool`` cells along (layer, x, y)."""
+    return tuple(-(-n // p) for n, p in zip(shape, pool, strict=True))
+
+
+def pool_cells(cell: np.ndarray, shape: tuple[int, int, int], pool: tuple[int, int, int]) -> np.ndarray:
+    """Flat pooled cell index (int64, like ``cell``) of flat cell indices ``(layer * nx + x) * ny + y``.
+
+    >>> pool_cells(np.array([0, 1, 5, 25, 26]), (2, 5, 5), (1, 5, 5)).tolist()
+    [0, 0, 0, 1, 1]
+    """
+    _, nx, ny = shape
+    _, qx, qy = pooled_shape(shape, pool)
+    layer, rest = np.divmod(np.asarray(cell, np.int64), nx * ny)
+    ix, iy = np.divmod(rest, ny)
+    return ((layer // pool[0]) * qx + ix // pool[1]) * qy + iy // pool[2]
+
+
+@dataclass
+class Batch:
+    """One batch of ``B`` events for :class:`~calolab.ml.model.EnergyCNN`."""
+
+    x: torch.Tensor  # (B, 1, Z, X, Y) float32: energy per pooled cell, MIPs
+    esum: torch.Tensor  # (B,) float32: sampling-weighted energy sum, GeV
+    features: torch.Tensor | None  # (B, F) float32, raw
+    target: torch.Tensor  # (B,) float32: incident energy, GeV
+    index: np.ndarray  # (B,) int64: event number in the source
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+
+@dataclass
+class _Events:
+    """Events as pooled sparse hits (the shuffle buffer)."""
+
+    offsets: np.ndarray  # (n + 1,) int64
+    cell: np.ndarray  # (hits,) int64, pooled flat index
+    mips: np.ndarray  # (hits,) float32
+    index: np.ndarray  # (n,) int64
+    target: np.ndarray  # (n,) float64, GeV
+    esum: np.ndarray  # (n,) float64, GeV
+    features: np.ndarray | None  # (n, F) float32
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def take(self, idx: np.ndarray) -> _Events:
+        counts = np.diff(self.offsets)[idx]
+        hit = np.repeat(self.offsets[idx] - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
+        return _Events(np.concatenate([[0], np.cumsum(counts)]), self.cell[hit], self.mips[hit], self.index[idx],
+                       self.target[idx], self.esum[idx], None if self.features is None else self.features[idx])
+
+    @staticmethod
+    def concat(a: _Events, b: _Events) -> _Events:
+        return _Events(np.concatenate([a.offsets, b.offsets[1:] + a.offsets[-1]]), np.concatenate([a.cell, b.cell]),
+                       np.concatenate([a.mips, b.mips]), np.concatenate([a.index, b.index]),
+                       np.concatenate([a.target, b.target]), np.concatenate([a.esum, b.esum]),
+                       None if a.features is None else np.concatenate([a.features, b.features]))
+
+
+def weighted_sums_gev(showers: Showers) -> np.ndarray:
+    """Sampling-weighted energy sum per event, GeV (MIP scale), float64 (N,)."""
+    layer = showers.cell // (showers.detector.shape[1] * showers.detector.shape[2])
+    w = layer_weights(showers.detector)[layer]
+    return np.bincount(showers.event_index, weights=showers.energy * w, minlength=len(showers)) / 1e3
+
+
+def source_chunks(source: Source, chunk_events: int, detector: Detector | str | None = None) -> Iterator[Showers]:
+    """Chunks of ``chunk_events`` events of an in-memory ``Showers`` or an HDF5 file, in order."""
+    if isinstance(source, Showers):
+        return (source[start : start + chunk_events] for start in range(0, len(source), chunk_events))
+    return iter_showers(source, chunk_events, detector=detector)
+
+
+class ShowerBatches(IterableDataset):
+    """Batches (:class:`Batch`) of events of ``source``, densified one batch at a time.
+
+    Parameters
+    ----------
+    source
+        A :class:`~calolab.showers.Showers` or a calolab/CaloChallenge HDF5 file.
+    batch_size
+        Events per batch; all batches are full except the last one.
+    pool
+        Cells summed into one voxel along (layer, x, y).
+    features
+        Per-event feature vectors of all events of ``source``, (N, F), or ``None``.
+    select
+        Boolean mask (N,) of the events to use (a train or validation split), or ``None``.
+    shuffle, seed, shuffle_buffer
+        Shuffle within a buffer of this many events, seeded by ``seed`` and the epoch.
+    chunk_events
+        Events read from a file at a time.
+    detector
+        For CaloChallenge files that carry no geometry.
+    """
+
+    def __init__(self, source: Source, batch_size: int = 64, pool: tuple[int, int, int] = (1, 1, 1),
+                 features: np.ndarray | None = None, select: np.ndarray | None = None, shuffle: bool = False,
+                 seed: int = 0, shuffle_buffer: int = 16384, chunk_events: int = 4096,
+                 detector: Detector | str | None = None):
+        super().__init__()
+        if batch_size < 1 or shuffle_buffer < 1 or chunk_events < 1:
+            raise CalolabError("batch_size, shuffle_buffer and chunk_events must be >= 1")
+        self.source, self.batch_size, self.pool = source, int(batch_size), tuple(int(p) for p in pool)
+        self.features = None if features is None else np.asarray(features, np.float32)
+        self.select = None if select is None else np.asarray(select, bool)
+        self.shuffle, self.seed, self.shuffle_buffer = shuffle, int(seed), int(shuffle_buffer)
+        self.chunk_events, self.detector = int(chunk_events), detector
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Seed the next pass's shuffle with ``(seed, epoch)``."""
+        self.epoch = int(epoch)
+
+    def n_batches(self, n_events: int) -> int:
+        """Batches per pass when ``n_events`` events are selected."""
+        return math.ceil(n_events / self.batch_size)
+
+    def __iter__(self) -> Iterator[Batch]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        buffer: _Events | None = None
+        for events in self._events():
+            buffer = events if buffer is None else _Events.concat(buffer, events)
+            if not self.shuffle or len(buffer) >= self.shuffle_buffer:
+                order = rng.permutation(len(buffer)) if self.shuffle else np.arange(len(buffer))
+                full = len(buffer) // self.batch_size * self.batch_size
+                for start in range(0, full, self.batch_size):
+                    yield self._batch(buffer.take(order[start : start + self.batch_size]))
+                buffer = buffer.take(order[full:])
+        if buffer is not None and len(buffer):
+            order = rng.permutation(len(buffer)) if self.shuffle else np.arange(len(buffer))
+            for start in range(0, len(buffer), self.batch_size):
+                yield self._batch(buffer.take(order[start : start + self.batch_size]))
+
+    def _events(self) -> Iterator[_Events]:
+        start = 0
+        for chunk in source_chunks(self.source, self.chunk_events, self.detector):
+            stop = start + len(chunk)
+            if self.select is not None and stop > len(self.select):
+                raise CalolabError(f"select has {len(self.select)} entries but the source has more events")
+            if self.features is not None and stop > len(self.features):
+                raise CalolabError(f"features has {len(self.features)} rows but the source has more events")
+            keep = np.arange(len(chunk)) if self.select is None else np.flatnonzero(self.select[start:stop])
+            if len(keep):
+                yield self._convert(chunk[keep] if len(keep) < len(chunk) else chunk, start + keep)
+            start = stop
+
+    def _convert(self, showers: Showers, index: np.ndarray) -> _Events:
+        det = showers.detector
+        layer = showers.cell // (det.shape[1] * det.shape[2])
+        mips = (showers.energy / det.mip_mpv[layer]).astype(np.float32)
+        features = None if self.features is None else self.features[index]
+        return _Events(showers.offsets, pool_cells(showers.cell, det.shape, self.pool), mips, index.astype(np.int64),
+                       showers.incident_energy / 1e3, weighted_sums_gev(showers), features)
+
+    def _batch(self, events: _Events) -> Batch:
+        grid = self._grid()
+        n_cells = int(np.prod(grid))
+        local = np.repeat(np.arange(len(events), dtype=np.int64), np.diff(events.offsets))
+        x = torch.zeros(len(events) * n_cells)
+        x.index_add_(0, torch.from_numpy(local * n_cells + events.cell), torch.from_numpy(events.mips))
+        feats = None if events.features is None else torch.from_numpy(events.features)
+        return Batch(x.view(len(events), 1, *grid), torch.from_numpy(events.esum.astype(np.float32)), feats,
+                     torch.from_numpy(events.target.astype(np.float32)), events.index)
+
+    def _grid(self) -> tuple[int, int, int]:
+        if not hasattr(self, "_grid_shape"):
+            det = self.source.detector if isinstance(self.source, Showers) else source_detector(self.source,
+                                                                                                 self.detector)
+            self._grid_shape = pooled_shape(det.shape, self.pool)
+        return self._grid_shape
+
+
+def source_detector(source: Source, detector: Detector | str | None = None) -> Detector:
+    """The detector of a ``Showers`` or of an HDF5 file (read from its first event)."""
+    if isinstance(source, Showers):
+        return source.detector
+    for chunk in iter_showers(source, 1, detector=detector):
+        return chunk.detector
+    raise CalolabError(f"{source}: the file holds no events")
+
+
+@dataclass
+class EventTable:
+    """Per-event numbers of a whole source, from one pass (for splits and input scaling)."""
+
+    detector: Detector
+    target: np.ndarray  # (N,) incident energy, GeV
+    esum: np.ndarray  # (N,) sampling-weighted sum, GeV
+
+    def __len__(self) -> int:
+        return len(self.target)
+
+
+def scan(source: Source, chunk_events: int = 4096, detector: Detector | str | None = None) -> EventTable:
+    """Read ``source`` once (a chunk at a time) for its detector, targets and energy sums."""
+    det, target, esum = None, [], []
+    for chunk in source_chunks(source, chunk_events, detector):
+        det = chunk.detector
+        target.append(chunk.incident_energy / 1e3)
+        esum.append(weighted_sums_gev(chunk))
+    if det is None:
+        raise CalolabError(f"{source if not isinstance(source, Showers) else 'showers'}: no events")
+    return EventTable(det, np.concatenate(target), np.concatenate(esum))

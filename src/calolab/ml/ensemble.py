@@ -1,0 +1,159 @@
+"""Ensembles of energy CNNs (paper 003: five models), and the :class:`Regressor` that applies them.
+
+:func:`train_ensemble` trains ``k`` models in ``run_dir/member-<i>`` with seeds ``seed + i``
+(initial weights, dropout, shuffling; the validation split is shared), then writes
+``run_dir/ensemble.yaml``: each member's best validation loss and its weight, proportional
+to the inverse of that loss. Killed part way, it resumes member by member.
+
+:class:`CNNEnsemble` follows :class:`calolab.reconstruction.regressor.Regressor`: it loads
+from a run folder (an ensemble, or a single :func:`~calolab.ml.train.train` run) and
+predicts the incident energy in MeV, the members' predictions averaged with those weights,
+in batches under ``torch.inference_mode``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from calolab.errors import CalolabError
+from calolab.ml.data import ShowerBatches, Source, source_chunks
+from calolab.ml.model import EnergyCNN, RegressorConfig
+from calolab.ml.train import BEST, TrainConfig, load_model, train
+from calolab.showers import Showers
+from calolab.studies.rundir import write_yaml
+
+ENSEMBLE = "ensemble.yaml"
+
+
+def high_level_features(showers: Showers) -> tuple[np.ndarray, list[str]]:
+    """``calolab.reconstruction.features.high_level_features``, imported when first needed."""
+    try:
+        from calolab.reconstruction.features import high_level_features as compute
+    except ImportError:
+        raise CalolabError("high-level features need calolab.reconstruction.features, which is not "
+                           "available in this installation") from None
+    values, names = compute(showers)
+    return np.asarray(values, np.float32), list(names)
+
+
+def source_features(source: Source, chunk_events: int = 4096) -> tuple[np.ndarray, list[str]]:
+    """High-level features (N, F) of every event of ``source``, computed a chunk at a time."""
+    parts, names = [], []
+    for chunk in source_chunks(source, chunk_events):
+        values, names = high_level_features(chunk)
+        parts.append(values)
+    return np.concatenate(parts), names
+
+
+def train_ensemble(source: Source, run_dir: str | Path, k: int = 5, model_config: RegressorConfig | None = None,
+                   config: TrainConfig | None = None, features: np.ndarray | None = None,
+                   feature_names: list[str] | None = None, progress: bool = False) -> CNNEnsemble:
+    """Train ``k`` models with seeds ``config.seed + i`` into ``run_dir`` and return the ensemble.
+
+    Parameters are those of :func:`calolab.ml.train.train`; ``features`` (N, F) are shared.
+    """
+    if k < 1:
+        raise CalolabError(f"an ensemble needs k >= 1 models, got {k}")
+    run_dir, config = Path(run_dir), config or TrainConfig()
+    members = []
+    for i in range(k):
+        if progress:
+            print(f"member {i + 1}/{k} (seed {config.seed + i})", flush=True)
+        result = train(source, run_dir / f"member-{i}", model_config, replace(config, seed=config.seed + i),
+                       features, feature_names, progress=progress)
+        members.append({"path": f"member-{i}", "seed": config.seed + i, "best_epoch": result.best_epoch,
+                        "val_loss": result.best_val_loss, "history_epochs": len(result.history)})
+    inverse = np.array([1.0 / max(m["val_loss"], 1e-30) for m in members])
+    for m, w in zip(members, inverse / inverse.sum(), strict=True):
+        m["weight"] = float(w)
+    write_yaml(run_dir / ENSEMBLE, {"combination": "weights proportional to 1 / best validation loss",
+                                    "loss": config.loss, "members": members})
+    return CNNEnsemble.load(run_dir)
+
+
+class CNNEnsemble:
+    """Weighted average of :class:`EnergyCNN` predictions; a :class:`~calolab.reconstruction.regressor.Regressor`.
+
+    Parameters
+    ----------
+    models
+        Trained models with the same pooling and features.
+    weights
+        One non-negative weight per model (normalised here).
+    info
+        What the models were trained on (``detector_shape``, ``feature_names``, ...).
+    batch_size
+        Events per inference batch.
+    """
+
+    name = "cnn"
+
+    def __init__(self, models: list[EnergyCNN], weights: np.ndarray | list[float], info: dict[str, Any],
+                 batch_size: int = 512):
+        weights = np.asarray(weights, np.float64)
+        if not models or len(weights) != len(models) or np.any(weights < 0) or not weights.sum() > 0:
+            raise CalolabError("an ensemble needs at least one model and one non-negative weight per model")
+        if len({(m.config.pool, m.config.n_features) for m in models}) != 1:
+            raise CalolabError("the models of an ensemble must share their pooling and features")
+        self.models, self.weights, self.info = [m.eval() for m in models], weights / weights.sum(), info
+        self.batch_size = int(batch_size)
+
+    @classmethod
+    def load(cls, run_dir: str | Path, batch_size: int = 512) -> CNNEnsemble:
+        """Load ``run_dir/ensemble.yaml`` and its members, or a single training run (``best.pt``)."""
+        run_dir = Path(run_dir)
+        if (run_dir / ENSEMBLE).is_file():
+            try:
+                members = yaml.safe_load((run_dir / ENSEMBLE).read_text())["members"]
+                paths = [run_dir / m["path"] / BEST for m in members]
+                weights = [float(m["weight"]) for m in members]
+            except (yaml.YAMLError, KeyError, TypeError, ValueError):
+                raise CalolabError(f"{run_dir / ENSEMBLE}: not a calolab ensemble description") from None
+        elif (run_dir / BEST).is_file():
+            paths, weights = [run_dir / BEST], [1.0]
+        else:
+            raise CalolabError(f"{run_dir}: no {ENSEMBLE} or {BEST}: not a trained energy-CNN run folder")
+        loaded = [load_model(p) for p in paths]
+        return cls([m for m, _ in loaded], weights, loaded[0][1], batch_size)
+
+    @property
+    def n_features(self) -> int:
+        return self.models[0].config.n_features
+
+    def predict(self, showers: Showers, features: np.ndarray | None = None) -> np.ndarray:
+        """Estimated incident energy per event, MeV, float64 (N,).
+
+        ``features`` (N, F) are the events' high-level features; when the models use
+        features and none are given they are computed with
+        ``calolab.reconstruction.features.high_level_features``.
+        """
+        return 1e3 * (self.weights @ self.predict_members(showers, features))
+
+    def predict_members(self, showers: Showers, features: np.ndarray | None = None) -> np.ndarray:
+        """Each member's estimate, GeV, float64 (K, N)."""
+        shape = self.info.get("detector_shape")
+        if shape is not None and tuple(showers.detector.shape) != tuple(shape):
+            raise CalolabError(f"the CNN was trained on a {tuple(shape)} grid ({self.info.get('detector')}), "
+                               f"these showers have {showers.detector.shape} ({showers.detector.name})")
+        if self.n_features and features is None:
+            features, names = high_level_features(showers)
+            if names != self.info.get("feature_names", names):
+                raise CalolabError("the high-level features differ from those the CNN was trained with: "
+                                   f"{names} vs {self.info.get('feature_names')}")
+        if self.n_features and np.shape(features) != (len(showers), self.n_features):
+            raise CalolabError(f"features must have shape ({len(showers)}, {self.n_features}), "
+                               f"got {np.shape(features)}")
+        batches = ShowerBatches(showers, self.batch_size, self.models[0].config.pool,
+                                features if self.n_features else None)
+        out = np.empty((len(self.models), len(showers)))
+        with torch.inference_mode():
+            for batch in batches:
+                for k, model in enumerate(self.models):
+                    out[k, batch.index] = model(batch.x, batch.esum, batch.features).double().numpy()
+        return out

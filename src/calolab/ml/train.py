@@ -1,0 +1,297 @@
+"""Training one :class:`~calolab.ml.model.EnergyCNN` into a run folder, resumable bit for bit.
+
+Adam with decoupled weight decay (``torch.optim.AdamW``) and a 1-cycle schedule with
+cosine annealing (``OneCycleLR``: the learning rate rises to ``lr_max`` over the first
+``pct_start`` of the steps and falls to ``lr_max / div_factor / final_div_factor``, while
+Adam's beta1 cycles 0.95 -> 0.85 -> 0.95), as in paper 003; early stopping when the
+validation loss has not improved for ``patience`` epochs.
+
+The run folder holds::
+
+    config.yaml      model and training configs, data (source, events, split, detector)
+    metrics.json     one record per epoch (losses, learning rate, throughput)
+    best.pt          the weights with the lowest validation loss (see CNNEnsemble to load)
+    checkpoint.pt    the state after the last finished epoch: model, optimiser, scheduler,
+                     loss (the Huber thresholds), RNG states (torch, numpy), epoch,
+                     best-so-far and the history
+
+All files are written atomically. :func:`train` resumes from ``checkpoint.pt`` when it is
+there: a run killed after any epoch and started again ends with exactly the weights of a
+run that was never interrupted (same data, configs, seed and number of threads). Training
+draws its random numbers (initial weights, dropout) from torch's global generator inside
+``torch.random.fork_rng``, so the caller's generator state is left as it was; shuffling
+uses a numpy Generator seeded with ``seed`` whose state is also checkpointed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from calolab.errors import CalolabError
+from calolab.io.atomic import atomic_path
+from calolab.ml.data import ShowerBatches, Source, scan
+from calolab.ml.losses import LOSSES, make_loss, mfse
+from calolab.ml.model import EnergyCNN, RegressorConfig, count_parameters
+from calolab.studies.rundir import write_json, write_yaml
+
+CHECKPOINT, BEST, CONFIG, METRICS = "checkpoint.pt", "best.pt", "config.yaml", "metrics.json"
+FORMAT = "calolab-energy-cnn"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How :func:`train` fits the model (written to ``config.yaml``)."""
+
+    epochs: int = 20
+    batch_size: int = 64
+    lr_max: float = 3e-3
+    weight_decay: float = 1e-4
+    loss: str = "huber"  # mse, mfse or huber (paper 003)
+    huber_bins: int = 20  # equal-width bins of true energy over the training range
+    huber_percentile: float = 0.68
+    huber_momentum: float = 0.1
+    pct_start: float = 0.3
+    div_factor: float = 25.0
+    final_div_factor: float = 1e4
+    patience: int = 5
+    validation_fraction: float = 0.2
+    split_seed: int = 0  # the validation split (shared by the members of an ensemble)
+    seed: int = 0  # initial weights, dropout, shuffling
+    shuffle_buffer: int = 16384
+    chunk_events: int = 4096
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise CalolabError(f"unknown loss {self.loss!r}: expected one of {', '.join(LOSSES)}")
+        for name in ("epochs", "batch_size", "huber_bins", "patience", "shuffle_buffer", "chunk_events"):
+            if int(getattr(self, name)) < 1:
+                raise CalolabError(f"training {name} must be >= 1, got {getattr(self, name)}")
+        if not 0 < self.validation_fraction < 1:
+            raise CalolabError(f"validation_fraction must be in (0, 1), got {self.validation_fraction}")
+        if not self.lr_max > 0 or self.weight_decay < 0:
+            raise CalolabError("lr_max must be > 0 and weight_decay >= 0")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise CalolabError(f"unknown training config keys: {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns: the best model and the record of the run."""
+
+    model: EnergyCNN  # weights of the best epoch, in eval mode
+    run_dir: Path
+    best_val_loss: float
+    best_epoch: int
+    history: list[dict[str, float]]
+
+
+def validation_split(n: int, fraction: float, seed: int) -> np.ndarray:
+    """Boolean mask (n,) of the ``round(fraction * n)`` validation events, drawn with ``seed``."""
+    mask = np.zeros(n, bool)
+    mask[np.random.default_rng(seed).permutation(n)[: max(1, round(fraction * n))]] = True
+    return mask
+
+
+def train(source: Source, run_dir: str | Path, model_config: RegressorConfig | None = None,
+          config: TrainConfig | None = None, features: np.ndarray | None = None,
+          feature_names: list[str] | None = None, callback: Callable[[dict], None] | None = None,
+          progress: bool = False) -> TrainResult:
+    """Train an :class:`EnergyCNN` on ``source`` into ``run_dir``, resuming from its checkpoint if any.
+
+    Parameters
+    ----------
+    source
+        Showers (in memory or an HDF5 file); the target is the incident energy (GeV).
+    run_dir
+        Run folder (created); a ``checkpoint.pt`` there is resumed if it matches the run.
+    model_config, config
+        Architecture and training (defaults if ``None``); ``n_features`` is set from ``features``.
+    features
+        High-level features of every event of ``source``, (N, F), or ``None``.
+    feature_names
+        Their names, stored with the model (``CNNEnsemble`` recomputes them for new data).
+    callback
+        Called with each epoch's record after its checkpoint is written.
+    progress
+        Print one line per epoch.
+    """
+    run_dir = Path(run_dir)
+    model_config, config = model_config or RegressorConfig(), config or TrainConfig()
+    table = scan(source, config.chunk_events)
+    n = len(table)
+    if features is not None:
+        features = np.asarray(features, np.float32)
+        if features.ndim != 2 or len(features) != n or not np.all(np.isfinite(features)):
+            raise CalolabError(f"features must be a finite (N, F) array with N = {n} events, got {features.shape}")
+    model_config = RegressorConfig.from_dict({**model_config.to_dict(),
+                                              "n_features": 0 if features is None else features.shape[1]})
+    val = validation_split(n, config.validation_fraction, config.split_seed)
+    if val.all():
+        raise CalolabError(f"{n} events are too few to split into training and validation")
+    info = {"source": str(source) if isinstance(source, str | Path) else "showers", "events": n,
+            "train_events": int((~val).sum()), "validation_events": int(val.sum()),
+            "target_sum_gev": float(table.target.sum()), "detector": table.detector.name,
+            "detector_shape": list(table.detector.shape), "feature_names": list(feature_names or [])}
+    meta = {"model_config": model_config.to_dict(), "train_config": asdict(config), "data": info}
+
+    def batches(select: np.ndarray, shuffle: bool) -> ShowerBatches:
+        return ShowerBatches(source, config.batch_size, model_config.pool, features, select, shuffle, config.seed,
+                             config.shuffle_buffer, config.chunk_events)
+
+    train_ds, val_ds = batches(~val, True), batches(val, False)
+    steps_per_epoch = train_ds.n_batches(int((~val).sum()))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        model = EnergyCNN(model_config)
+        model.fit_scaling(table.esum[~val], table.target[~val], None if features is None else features[~val])
+        edges = np.linspace(table.target[~val].min(), table.target[~val].max(), config.huber_bins + 1)
+        edges[0], edges[-1] = -np.inf, np.inf
+        loss_fn = make_loss(config.loss, torch.as_tensor(edges), config.huber_percentile, config.huber_momentum)
+        optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr_max, weight_decay=config.weight_decay)
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimiser, config.lr_max, total_steps=config.epochs * steps_per_epoch, pct_start=config.pct_start,
+            anneal_strategy="cos", div_factor=config.div_factor, final_div_factor=config.final_div_factor)
+        rng = np.random.default_rng(config.seed)
+        state = {"epoch": 0, "best_val_loss": math.inf, "best_epoch": -1, "bad_epochs": 0, "stopped": False,
+                 "history": []}
+        if (run_dir / CHECKPOINT).exists():
+            state = load_checkpoint(run_dir / CHECKPOINT, meta, model, optimiser, scheduler, loss_fn, rng)
+        else:
+            write_yaml(run_dir / CONFIG, {**meta, "parameters": count_parameters(model)})
+        while state["epoch"] < config.epochs and not state["stopped"]:
+            record = _epoch(model, loss_fn, optimiser, scheduler, train_ds, val_ds, rng, state["epoch"])
+            state["history"].append(record)
+            if record["val_loss"] < state["best_val_loss"]:
+                state.update(best_val_loss=record["val_loss"], best_epoch=record["epoch"], bad_epochs=0)
+                save_model(run_dir / BEST, model, {**info, "epoch": record["epoch"], "val_loss": record["val_loss"]})
+            else:
+                state["bad_epochs"] += 1
+            state["stopped"] = state["bad_epochs"] >= config.patience
+            state["epoch"] += 1
+            save_checkpoint(run_dir / CHECKPOINT, meta, state, model, optimiser, scheduler, loss_fn, rng)
+            write_json(run_dir / METRICS, {"history": state["history"], "best_epoch": state["best_epoch"],
+                                           "best_val_loss": state["best_val_loss"], "stopped_early": state["stopped"]})
+            if progress:
+                print(f"epoch {record['epoch']}: train {record['train_loss']:.4g} val {record['val_loss']:.4g} "
+                      f"({record['train_events_per_s']:.0f} events/s)", flush=True)
+            if callback is not None:
+                callback(record)
+    best, _ = load_model(run_dir / BEST)
+    return TrainResult(best, run_dir, state["best_val_loss"], state["best_epoch"], state["history"])
+
+
+def _epoch(model, loss_fn, optimiser, scheduler, train_ds, val_ds, rng, epoch) -> dict[str, float]:
+    train_ds.set_epoch(int(rng.integers(2**62)))
+    model.train()
+    loss_fn.train()
+    start, total, n = time.perf_counter(), 0.0, 0
+    for batch in train_ds:
+        optimiser.zero_grad(set_to_none=True)
+        loss = loss_fn(model(batch.x, batch.esum, batch.features), batch.target)
+        loss.backward()
+        optimiser.step()
+        scheduler.step()
+        total, n = total + float(loss.detach()) * len(batch), n + len(batch)
+    elapsed = time.perf_counter() - start
+    model.eval()
+    loss_fn.eval()
+    pred, target = predict_batches(model, val_ds)
+    p, t = torch.from_numpy(pred), torch.from_numpy(target)
+    ratio = pred / target
+    return {"epoch": epoch, "lr": scheduler.get_last_lr()[0], "train_loss": total / max(n, 1),
+            "val_loss": float(loss_fn(p, t)), "val_mfse": float(mfse(p, t)), "val_response": float(np.median(ratio)),
+            "val_rel_rms": float(np.std(ratio - 1)), "train_time_s": elapsed,
+            "train_events_per_s": n / max(elapsed, 1e-9)}
+
+
+def predict_batches(model: EnergyCNN, batches: ShowerBatches) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted and true energies (GeV, float64 (N,)) of every batch, in ``inference_mode``."""
+    pred, target = [], []
+    with torch.inference_mode():
+        for batch in batches:
+            pred.append(model(batch.x, batch.esum, batch.features).double().numpy())
+            target.append(batch.target.double().numpy())
+    return np.concatenate(pred), np.concatenate(target)
+
+
+# ------------------------------------------------------------------ files
+def save_model(path: Path, model: EnergyCNN, info: dict[str, Any]) -> Path:
+    """Write the weights (with the input scaling buffers) and the model config, atomically."""
+    with atomic_path(path) as tmp:
+        torch.save({"format": FORMAT, "model_config": model.config.to_dict(), "state_dict": model.state_dict(),
+                    "info": json.dumps(info)}, tmp)
+    return path
+
+
+def load_model(path: str | Path) -> tuple[EnergyCNN, dict[str, Any]]:
+    """An :class:`EnergyCNN` (eval mode) and its info from a file written by :func:`save_model`."""
+    data = _load(Path(path))
+    try:
+        with torch.random.fork_rng(devices=[]):  # the initial weights are overwritten: leave the caller's RNG alone
+            model = EnergyCNN(RegressorConfig.from_dict(data["model_config"]))
+        model.load_state_dict(data["state_dict"])
+        info = json.loads(data["info"])
+    except (KeyError, TypeError, RuntimeError, ValueError, CalolabError) as exc:
+        raise CalolabError(f"{path}: not a matching calolab energy-CNN model ({_reason(exc)})") from None
+    return model.eval(), info
+
+
+def save_checkpoint(path, meta, state, model, optimiser, scheduler, loss_fn, rng) -> Path:
+    with atomic_path(path) as tmp:
+        torch.save({"format": FORMAT, "meta": json.dumps(meta), "state": json.dumps(state),
+                    "model": model.state_dict(), "optimiser": optimiser.state_dict(),
+                    "scheduler": scheduler.state_dict(), "loss": loss_fn.state_dict(),
+                    "torch_rng": torch.get_rng_state(), "numpy_rng": json.dumps(rng.bit_generator.state)}, tmp)
+    return path
+
+
+def load_checkpoint(path, meta, model, optimiser, scheduler, loss_fn, rng) -> dict[str, Any]:
+    """Restore everything :func:`save_checkpoint` wrote; the run must be the same (configs, data)."""
+    data = _load(path)
+    try:
+        saved = json.loads(data["meta"])
+        if saved != json.loads(json.dumps(meta)):
+            diff = sorted(k for k in meta if saved.get(k) != json.loads(json.dumps(meta[k])))
+            raise CalolabError(f"{path}: checkpoint of a different run ({', '.join(diff)} differ): "
+                               "use a new run folder or delete the checkpoint")
+        model.load_state_dict(data["model"])
+        optimiser.load_state_dict(data["optimiser"])
+        scheduler.load_state_dict(data["scheduler"])
+        loss_fn.load_state_dict(data["loss"])
+        torch.set_rng_state(data["torch_rng"])
+        rng.bit_generator.state = json.loads(data["numpy_rng"])
+        return json.loads(data["state"])
+    except CalolabError:
+        raise
+    except (KeyError, TypeError, RuntimeError, ValueError) as exc:
+        raise CalolabError(f"{path}: checkpoint does not match this run ({_reason(exc)})") from None
+
+
+def _load(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise CalolabError(f"{path}: no such file")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError, ... for damaged files
+        raise CalolabError(f"{path}: not a readable checkpoint ({_reason(exc)})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise CalolabError(f"{path}: not a calolab energy-CNN file (format {FORMAT!r})")
+    return data
+
+
+def _reason(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]

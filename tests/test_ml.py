@@ -1,0 +1,277 @@
+"""CNN energy regression (papers 002/003): sparse batches, pooling, losses, training, resume, ensembles, CLI."""
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from calolab import CalolabError
+from calolab.geometry import Detector
+from calolab.io import read_showers, write_showers
+from calolab.reconstruction.regressor import Regressor
+from calolab.reconstruction.sums import weighted_sum
+from calolab.showers import Showers
+
+torch = pytest.importorskip("torch")
+
+from calolab.ml.commands import predict as predict_command  # noqa: E402
+from calolab.ml.commands import train as train_command  # noqa: E402
+from calolab.ml.data import ShowerBatches, pooled_shape  # noqa: E402
+from calolab.ml.ensemble import CNNEnsemble, train_ensemble  # noqa: E402
+from calolab.ml.losses import BinnedHuberMFSE, make_loss, mfse, mse  # noqa: E402
+from calolab.ml.model import EnergyCNN, RegressorConfig  # noqa: E402
+from calolab.ml.train import TrainConfig, load_model, train  # noqa: E402
+
+SMALL = {"channels": (4, 8), "hidden": (16,)}
+FAST = {"epochs": 3, "batch_size": 16, "lr_max": 3e-3}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: the tiny convolutions here gain nothing from two, and lose much on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def detector() -> Detector:
+    """7 layers x 8 x 9 cells (no axis divisible by the pooling used below)."""
+    return Detector.from_dict({
+        "name": "toy", "cells": {"nx": 8, "ny": 9, "pitch": 20.0},
+        "layers": [{"absorber": "Fe", "absorber_thickness": 20, "active": "Scintillator",
+                    "active_thickness": 5, "repeat": 7}],
+    })
+
+
+def toy_showers(det: Detector, n: int, seed: int) -> Showers:
+    """Events of 10-100 GeV whose response falls with the depth of the shower (a learnable correction)."""
+    rng = np.random.default_rng(seed)
+    energy = rng.uniform(10.0, 100.0, n)  # GeV
+    depth = rng.uniform(0, det.shape[0] - 1, n)
+    layer, x, y = np.meshgrid(*(np.arange(k) for k in det.shape), indexing="ij")
+    profile = np.exp(-((layer[None] - depth[:, None, None, None]) ** 2) / 2
+                     - ((x[None] - 3.5) ** 2 + (y[None] - 4) ** 2) / 3)
+    profile *= rng.random(profile.shape) < 0.7  # sparse hits
+    profile /= profile.sum(axis=(1, 2, 3), keepdims=True)
+    response = 1.0 - 0.4 * depth / (det.shape[0] - 1)  # deep showers leak
+    visible = profile * (energy * 1e3 * response / (det.mip_loss[0] / det.mip_mpv[0]))[:, None, None, None]
+    return Showers.from_dense(det, visible.astype(np.float32), particle=211, incident_energy=energy * 1e3)
+
+
+@pytest.fixture(scope="module")
+def events(detector):
+    return toy_showers(detector, 96, seed=1)
+
+
+# ------------------------------------------------------------------ data
+def test_sparse_pooling_equals_pooling_the_dense_grid(events, detector):
+    pool = (2, 3, 4)
+    grid = pooled_shape(detector.shape, pool)
+    assert grid == (4, 3, 3)
+    dense = events.dense() / detector.mip_mpv[None, :, None, None]  # MIPs, (N, 7, 8, 9)
+    padded = np.zeros((len(events), *(g * p for g, p in zip(grid, pool, strict=True))))
+    padded[:, :7, :8, :9] = dense
+    expected = padded.reshape(len(events), grid[0], pool[0], grid[1], pool[1], grid[2], pool[2]).sum(axis=(2, 4, 6))
+    batches = list(ShowerBatches(events, batch_size=40, pool=pool))
+    assert [len(b) for b in batches] == [40, 40, 16]
+    x = torch.cat([b.x for b in batches]).numpy()[:, 0]
+    np.testing.assert_allclose(x, expected, rtol=1e-5, atol=1e-6)
+    esum = torch.cat([b.esum for b in batches]).numpy()
+    np.testing.assert_allclose(esum, weighted_sum(events) / 1e3, rtol=1e-6)
+    np.testing.assert_allclose(torch.cat([b.target for b in batches]).numpy(), events.incident_energy / 1e3, rtol=1e-7)
+
+
+def test_shuffling_is_seeded_complete_and_same_from_a_file(events, tmp_path):
+    feats = np.arange(len(events), dtype=np.float32)[:, None] * np.ones((1, 2), np.float32)
+    select = np.arange(len(events)) % 4 != 0
+    kwargs = {"batch_size": 10, "features": feats, "select": select, "shuffle": True, "seed": 3,
+              "shuffle_buffer": 30, "chunk_events": 25}
+    ds = ShowerBatches(events, **kwargs)
+
+    def order(dataset, epoch):
+        dataset.set_epoch(epoch)
+        batches = list(dataset)
+        for b in batches:  # features and targets travel with their events
+            np.testing.assert_array_equal(b.features[:, 0].numpy(), b.index)
+            np.testing.assert_allclose(b.target.numpy(), events.incident_energy[b.index] / 1e3, rtol=1e-6)
+        assert all(len(b) == 10 for b in batches[:-1])
+        return np.concatenate([b.index for b in batches])
+
+    first = order(ds, 0)
+    assert sorted(first) == list(np.flatnonzero(select)) and not np.array_equal(first, np.sort(first))
+    assert np.array_equal(order(ds, 0), first) and not np.array_equal(order(ds, 1), first)
+    path = write_showers(events, tmp_path / "toy.h5")
+    from_file = ShowerBatches(path, **kwargs)
+    assert np.array_equal(order(from_file, 0), first)
+    from_file.set_epoch(0)
+    ds.set_epoch(0)
+    assert all(torch.equal(a.x, b.x) for a, b in zip(ds, from_file, strict=True))
+
+
+# ------------------------------------------------------------------ losses
+def test_huber_mfse_matches_a_hand_computation():
+    loss = BinnedHuberMFSE(torch.tensor([0.0, 10.0, 100.0]), percentile=0.68, momentum=0.1)
+    t = torch.tensor([4.0, 4.0, 4.0, 4.0, 4.0, 50.0, 50.0])
+    err = torch.tensor([0.0, 1.0, -2.0, 3.0, -10.0, 5.0, 1.0])
+    # bin 0: squared errors 0, 1, 4, 9, 100: the (1 + round(0.68 * 4)) = 4th smallest, T = 9, d = 3
+    # bin 1: 25, 1: the (1 + round(0.68)) = 2nd smallest, T = 25: nothing above it
+    hand = (0 + 1 + 4 + 9 + (9 + 2 * 3 * (10 - 3))) / 4 + (25 + 1) / 50
+    assert float(loss(t + err, t)) == pytest.approx(hand / 7, rel=1e-6)
+    assert loss.thresholds.tolist() == [9.0, 25.0]
+    # second batch: bin 0 only, squared errors 0, 0, 16 -> T_batch = 0 (the 1 + round(1.36) = 2nd smallest),
+    # T = 0.9 * 9 + 0.1 * 0 = 8.1
+    t2, err2 = torch.full((3,), 4.0), torch.tensor([0.0, 0.0, 4.0])
+    d = 8.1**0.5
+    assert float(loss(t2 + err2, t2)) == pytest.approx((8.1 + 2 * d * (4 - d)) / 4 / 3, rel=1e-6)
+    assert loss.thresholds.tolist() == pytest.approx([8.1, 25.0])
+    # evaluation: thresholds frozen; outside the edges: plain fractional squared error
+    loss.eval()
+    t3, err3 = torch.tensor([4.0, 200.0]), torch.tensor([10.0, 10.0])
+    assert float(loss(t3 + err3, t3)) == pytest.approx(((8.1 + 2 * d * (10 - d)) / 4 + 100 / 200) / 2, rel=1e-6)
+    assert loss.thresholds.tolist() == pytest.approx([8.1, 25.0])
+    # the gradient of a Huberised term is linear: d/dy = 2 d / t
+    y = (t3 + err3).clone().requires_grad_(True)
+    loss(y, t3).backward()
+    assert y.grad.tolist() == pytest.approx([2 * d / 4 / 2, 2 * 10 / 200 / 2], rel=1e-6)
+    p, q = torch.tensor([12.0, 90.0]), torch.tensor([10.0, 100.0])
+    assert float(mse(p, q)) == pytest.approx(52.0) and float(mfse(p, q)) == pytest.approx(0.7)
+    with pytest.raises(CalolabError, match="unknown loss"):
+        make_loss("mae")
+
+
+# ------------------------------------------------------------------ model
+def test_model_overfits_a_tiny_dataset(detector):
+    showers = toy_showers(detector, 64, seed=5)
+    torch.manual_seed(0)
+    model = EnergyCNN(RegressorConfig(pool=(1, 1, 1), channels=(8, 16), hidden=(32,)))
+    (batch,) = list(ShowerBatches(showers, batch_size=64, pool=(1, 1, 1)))
+    model.fit_scaling(batch.esum.double().numpy(), batch.target.double().numpy())
+    optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(150):
+        optimiser.zero_grad()
+        loss = mse(model(batch.x, batch.esum), batch.target)
+        loss.backward()
+        optimiser.step()
+        losses.append(float(loss.detach()))
+    assert losses[0] > 20  # the calibrated sum alone: the response varies by 40% with depth
+    assert min(losses[-10:]) < losses[0] / 10
+
+
+# ------------------------------------------------------------------ training
+def _state(path):
+    return torch.load(path, weights_only=True)
+
+
+def test_resume_after_a_kill_ends_with_the_same_weights(events, tmp_path):
+    config = TrainConfig(**FAST, loss="huber", seed=7)
+    rng_before = torch.get_rng_state()
+    straight = train(events, tmp_path / "straight", RegressorConfig(**SMALL, dropout=0.2), config)
+    assert torch.equal(torch.get_rng_state(), rng_before)  # the caller's generator is left alone
+    assert len(straight.history) == 3
+
+    def kill(record):
+        if record["epoch"] == 0:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(events, tmp_path / "resumed", RegressorConfig(**SMALL, dropout=0.2), config, callback=kill)
+    assert json.loads(_state(tmp_path / "resumed" / "checkpoint.pt")["state"])["epoch"] == 1  # one epoch done
+    resumed = train(events, tmp_path / "resumed", RegressorConfig(**SMALL, dropout=0.2), config)
+    a, b = _state(tmp_path / "straight" / "checkpoint.pt"), _state(tmp_path / "resumed" / "checkpoint.pt")
+    for key in ("model", "loss"):
+        assert a[key].keys() == b[key].keys()
+        assert all(torch.equal(a[key][k], b[key][k]) for k in a[key])
+    for sa, sb in zip(a["optimiser"]["state"].values(), b["optimiser"]["state"].values(), strict=True):
+        assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert b["loss"]["thresholds"].min() > 0  # the Huber thresholds were restored, not reset
+    for ra, rb in zip(straight.history, resumed.history, strict=True):
+        assert {k: v for k, v in ra.items() if "time" not in k and "per_s" not in k} == \
+               {k: v for k, v in rb.items() if "time" not in k and "per_s" not in k}
+    best_a, best_b = straight.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(best_a[k], best_b[k]) for k in best_a)
+    assert (tmp_path / "resumed" / "config.yaml").is_file() and (tmp_path / "resumed" / "metrics.json").is_file()
+    # a finished run is not trained again
+    again = train(events, tmp_path / "resumed", RegressorConfig(**SMALL, dropout=0.2), config)
+    assert again.history == resumed.history
+
+
+def test_corrupt_or_mismatched_checkpoints_raise_a_calolab_error(events, tmp_path):
+    config = TrainConfig(**{**FAST, "epochs": 1})
+    train(events, tmp_path / "run", RegressorConfig(**SMALL), config)
+    with pytest.raises(CalolabError, match=r"checkpoint\.pt: checkpoint of a different run \(train_config differ"):
+        train(events, tmp_path / "run", RegressorConfig(**SMALL), TrainConfig(**{**FAST, "epochs": 2}))
+    with pytest.raises(CalolabError, match=r"checkpoint\.pt: checkpoint of a different run \(data, model_config"):
+        train(events[:90], tmp_path / "run", RegressorConfig(channels=(4, 4)), config)
+    ckpt = tmp_path / "run" / "checkpoint.pt"
+    ckpt.write_bytes(ckpt.read_bytes()[:1000])  # truncated, as by a full disk
+    with pytest.raises(CalolabError, match=rf"{ckpt}: not a readable checkpoint"):
+        train(events, tmp_path / "run", RegressorConfig(**SMALL), config)
+    ckpt.write_text("not a checkpoint")
+    with pytest.raises(CalolabError, match=rf"{ckpt}: not a readable checkpoint"):
+        train(events, tmp_path / "run", RegressorConfig(**SMALL), config)
+    torch.save({"format": "something else"}, ckpt)
+    with pytest.raises(CalolabError, match="not a calolab energy-CNN file"):
+        train(events, tmp_path / "run", RegressorConfig(**SMALL), config)
+    best = tmp_path / "run" / "best.pt"
+    data = _state(best)
+    data["model_config"]["channels"] = [4, 4]
+    torch.save(data, best)
+    with pytest.raises(CalolabError, match=rf"{best}: not a matching calolab energy-CNN model"):
+        load_model(best)
+
+
+# ------------------------------------------------------------------ ensembles and the CLI
+def test_ensemble_with_features_weights_members_by_inverse_validation_loss(events, detector, tmp_path):
+    depth = (events.layer_sums() * np.arange(7)).sum(1) / events.layer_sums().sum(1)  # a hand-made feature
+    features = np.stack([depth, np.log(events.energy_sum())], axis=1).astype(np.float32)
+    ensemble = train_ensemble(events, tmp_path / "ens", 2, RegressorConfig(**SMALL), TrainConfig(**FAST),
+                              features, ["depth", "log_sum"])
+    assert isinstance(ensemble, Regressor) and ensemble.n_features == 2
+    members = [load_model(tmp_path / "ens" / f"member-{i}" / "best.pt")[1]["val_loss"] for i in range(2)]
+    expected = (1 / np.array(members)) / (1 / np.array(members)).sum()
+    np.testing.assert_allclose(ensemble.weights, expected, rtol=1e-12)
+    test = toy_showers(detector, 20, seed=9)
+    test_features = np.stack([(test.layer_sums() * np.arange(7)).sum(1) / test.layer_sums().sum(1),
+                              np.log(test.energy_sum())], axis=1)
+    pred = ensemble.predict(test, test_features)
+    np.testing.assert_allclose(pred, 1e3 * expected @ ensemble.predict_members(test, test_features), rtol=1e-12)
+    assert pred.shape == (20,) and np.all(pred > 0)
+    with pytest.raises(CalolabError, match=r"features must have shape \(20, 2\)"):
+        ensemble.predict(test, test_features[:, :1])
+    wrong = Showers.from_dense(Detector.from_dict({**detector.to_dict(), "name": "other",
+                                                   "cells": {"nx": 8, "ny": 8, "pitch": 20.0}}),
+                               np.ones((1, 7, 8, 8), np.float32), particle=211, incident_energy=[1e4])
+    with pytest.raises(CalolabError, match=r"trained on a \(7, 8, 9\) grid"):
+        ensemble.predict(wrong, np.zeros((1, 2)))
+
+
+def test_cli_train_then_predict_round_trip(events, tmp_path):
+    from click.testing import CliRunner
+
+    data = write_showers(events, tmp_path / "pions.h5")
+    runner = CliRunner()
+    result = runner.invoke(train_command, [str(data), "--out", str(tmp_path / "run"), "--pool", "1,2,2",
+                                           "--channels", "4,8", "--epochs", "2", "--ensemble", "2", "--loss", "mfse",
+                                           "--batch-size", "16", "--seed", "3", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "2 model(s) trained on 77 events (19 for validation)" in result.output
+    out = tmp_path / "pred.h5"
+    result = runner.invoke(predict_command, [str(tmp_path / "run"), str(data), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    with h5py.File(out) as f:
+        assert f.attrs["format"] == "calolab-predictions" and f.attrs["members"] == 2
+        np.testing.assert_array_equal(f["event"][:], np.arange(len(events)))
+        np.testing.assert_array_equal(f["true_energy"][:], events.incident_energy)
+        pred = f["predicted_energy"][:]
+    np.testing.assert_allclose(pred, CNNEnsemble.load(tmp_path / "run").predict(read_showers(data)), rtol=1e-12)
+    assert np.all(np.isfinite(pred)) and 0.5 < np.median(pred / events.incident_energy) < 1.5
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pions.h5", "pred.h5", "run"]  # no temporary files left
+    bad = runner.invoke(train_command, [str(data), "--out", str(tmp_path / "x"), "--pool", "1,2"])
+    assert isinstance(bad.exception, CalolabError) and "--pool must be three positive integers" in str(bad.exception)
+    missing = runner.invoke(predict_command, [str(tmp_path / "nothing"), str(data), "-o", str(out)])
+    assert isinstance(missing.exception, CalolabError) and "not a trained energy-CNN run folder" in str(
+        missing.exception)
