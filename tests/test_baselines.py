@@ -103,3 +103,24 @@ def test_trees_add_muon_features_for_muons():
     assert "e_box3_max_off_track" in trees.feature_names
     assert trees.predict(muons).shape == (40,)
     assert "e_track_0" not in TreesRegressor(threads=1, max_iter=5, muon_features=False).fit(muons).feature_names
+
+
+def test_regress_command_writes_a_run_folder(ahcal_pions, tmp_path):
+    from click.testing import CliRunner
+
+    from calolab.io import write_showers
+    from calolab.reconstruction.commands import regress
+
+    train, test = ahcal_pions
+    write_showers(train[:300], tmp_path / "train.h5")
+    write_showers(test[:200], tmp_path / "test.h5")
+    result = CliRunner().invoke(regress, [str(tmp_path / "train.h5"), str(tmp_path / "test.h5"), "-o",
+                                          str(tmp_path / "run"), "-m", "sum", "-m", "layers", "--bins", "4"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert sorted(metrics["methods"]) == ["layers", "sum"]
+    sum_table = metrics["methods"]["sum"]["table"]
+    assert sum(sum_table["n"]) == 200 and all(abs(r - 1) < 0.2 for r in sum_table["response_median"])
+    assert load_regressor(tmp_path / "run" / "regressors" / "sum.json").name == "sum"
+    for name in ("config.yaml", "response.png", "resolution.png", "truth_sum.png", "truth_layers.png"):
+        assert (tmp_path / "run" / name).stat().st_size > 0

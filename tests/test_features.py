@@ -141,3 +141,17 @@ def test_muon_clusters_and_boxes_match_dense():
     expected = boxes[0][layer[far], ix[far], iy[far]].max(initial=0.0)
     assert x[0, names.index("e_box3_max_off_track")] == pytest.approx(expected, rel=1e-5)
     assert x[:, names.index("e_track_0")].min() > 0
+
+
+def test_features_command(pions, tmp_path):
+    from click.testing import CliRunner
+
+    from calolab.io import write_showers
+    from calolab.reconstruction.commands import features
+
+    write_showers(pions[:10], tmp_path / "pions.h5")
+    result = CliRunner().invoke(features, [str(tmp_path / "pions.h5"), "-o", str(tmp_path / "f.npz")])
+    assert result.exit_code == 0, result.output
+    x, names = high_level_features(pions[:10])
+    with np.load(tmp_path / "f.npz") as data:
+        assert np.allclose(data["features"], x, rtol=1e-6) and data["names"].tolist() == names

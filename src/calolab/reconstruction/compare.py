@@ -1,0 +1,167 @@
+"""Fit the baseline regressors on one set of showers and score them on another, into a run folder.
+
+A seeded fraction of the training set is held out for the response calibration
+(:class:`~calolab.reconstruction.response.ResponseCalibration`), so that the trees are
+not calibrated on the events they were fitted to. The test set is scored per bin of true
+energy (:func:`~calolab.reconstruction.metrics.binned_metrics`) and the resolution is
+fitted with ``a/sqrt(E) ⊕ b/E ⊕ c``. The run folder holds ``config.yaml``,
+``metrics.json``, the stored regressors (sum and layer weights) and the figures
+``response.png``, ``resolution.png`` and ``truth_<name>.png``.
+
+>>> from calolab.geometry import load_detector
+>>> from calolab.simulation import Beam, simulate
+>>> det = load_detector("ahcal")
+>>> beam = Beam("pi+", energy_min=10e3, energy_max=50e3, spectrum="uniform")
+>>> found = compare_regressors(simulate(det, beam, 300, seed=1), simulate(det, beam, 200, seed=2),
+...                            RegressionConfig(methods=("sum", "layers"), bins=3, n_boot=20))
+>>> sorted(found["methods"]), len(found["methods"]["sum"]["table"]["n"])
+(['layers', 'sum'], 3)
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from calolab.errors import CalolabError
+from calolab.reconstruction.baselines import LayerWeightedRegressor, SumRegressor, TreesRegressor, save_regressor
+from calolab.reconstruction.metrics import ResolutionTable, binned_metrics, fit_resolution
+from calolab.reconstruction.response import ResponseCalibration
+from calolab.showers import Showers
+
+METHODS = ("sum", "layers", "trees")
+
+
+@dataclass(frozen=True)
+class RegressionConfig:
+    """What :func:`compare_regressors` fits and how it scores; written as ``config.yaml``.
+
+    Parameters
+    ----------
+    methods
+        Any of ``sum``, ``layers``, ``trees``.
+    bins
+        Equal-width bins of true energy over the test set's range.
+    calibration_fraction
+        Share of the training events held out for the response calibration (0: none).
+    segments, alpha, non_negative
+        :class:`~calolab.reconstruction.baselines.LayerWeightedRegressor` settings.
+    trees_target, trees_max_iter, threads
+        :class:`~calolab.reconstruction.baselines.TreesRegressor` settings.
+    resolution_terms
+        Free terms of the resolution fit (``"abc"``, ``"ac"``, ...).
+    n_boot, seed
+        Bootstrap resamples of the metrics; the seed of the split, the trees and the bootstrap.
+    """
+
+    methods: tuple[str, ...] = METHODS
+    bins: int = 10
+    calibration_fraction: float = 0.2
+    segments: int = 10
+    alpha: float = 1e-3
+    non_negative: bool = False
+    trees_target: str = "log"
+    trees_max_iter: int = 300
+    threads: int | None = None
+    resolution_terms: str = "abc"
+    n_boot: int = 200
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown or not self.methods:
+            raise CalolabError(f"methods must be among {', '.join(METHODS)}, got {', '.join(self.methods) or 'none'}")
+        if not 0 <= self.calibration_fraction < 1:
+            raise CalolabError(f"calibration_fraction must be in [0, 1), got {self.calibration_fraction}")
+
+    def regressor(self, method: str):
+        if method == "sum":
+            return SumRegressor()
+        if method == "layers":
+            return LayerWeightedRegressor(segments=self.segments, alpha=self.alpha, non_negative=self.non_negative)
+        return TreesRegressor(target=self.trees_target, max_iter=self.trees_max_iter, segments=self.segments,
+                              random_state=self.seed, threads=self.threads)
+
+
+def compare_regressors(train: Showers, test: Showers, config: RegressionConfig = RegressionConfig(),
+                       echo=None) -> dict[str, Any]:
+    """Fit every method of ``config`` on ``train`` and score it on ``test``.
+
+    Returns a JSON-ready dict: ``{"methods": {name: {"table", "fit", "response", "seconds", "regressor"}}}``
+    (``fit`` is ``None`` when too few bins); the fitted regressors are under ``"_fitted"``
+    and the test predictions (MeV, after the response correction) under ``"_predictions"``.
+    """
+    if train.detector != test.detector:
+        raise CalolabError(f"train ({train.detector.name}) and test ({test.detector.name}) detectors differ")
+    rng = np.random.default_rng(config.seed)
+    order = rng.permutation(len(train))
+    n_cal = int(round(config.calibration_fraction * len(train)))
+    fit_set, cal_set = train[np.sort(order[n_cal:])], train[np.sort(order[:n_cal])]
+    found: dict[str, Any] = {"methods": {}, "_fitted": {}, "_predictions": {}}
+    for method in config.methods:
+        start = time.perf_counter()
+        model = config.regressor(method).fit(fit_set)
+        seconds = time.perf_counter() - start
+        response = ResponseCalibration.fit(cal_set.incident_energy, model.predict(cal_set), bins=config.bins) \
+            if n_cal else None
+        pred = model.predict(test)
+        pred = response.correct(pred) if response else pred
+        table = binned_metrics(test.incident_energy, pred, bins=config.bins, n_boot=config.n_boot, seed=config.seed)
+        curve = _fit_or_none(table, config.resolution_terms)
+        found["methods"][method] = {
+            "table": table.to_dict(), "fit": curve.to_dict() if curve else None,
+            "response": response.to_dict() if response else None, "seconds": seconds,
+            "regressor": model.to_dict() if hasattr(model, "to_dict") else model.params()}
+        found["_fitted"][method], found["_predictions"][method] = model, pred
+        if echo:
+            label = curve.label() if curve else "no fit"
+            echo(f"{method:7s} fit {seconds:6.1f} s  resolution {label}")
+    return found
+
+
+def _fit_or_none(table: ResolutionTable, terms: str):
+    try:
+        return fit_resolution(table.energy_gev, table.resolution, table.resolution_err, terms=terms)
+    except (CalolabError, RuntimeError):
+        return None
+
+
+def run_regression(train: Showers, test: Showers, out_dir: str | Path,
+                   config: RegressionConfig = RegressionConfig(), sources: dict | None = None, echo=print) -> Path:
+    """:func:`compare_regressors`, then write the run folder ``out_dir``; returns its path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from calolab.reconstruction.metrics import ResolutionFit
+    from calolab.reconstruction.plots import plot_prediction_vs_truth, plot_resolution, plot_response
+    from calolab.studies.rundir import save_figure, write_json, write_yaml
+
+    out = Path(out_dir)
+    write_yaml(out / "config.yaml", {**asdict(config), "sources": sources or {}, "detector": train.detector.name,
+                                     "train_events": len(train), "test_events": len(test)})
+    found = compare_regressors(train, test, config, echo=echo)
+    fitted, predictions = found.pop("_fitted"), found.pop("_predictions")
+    write_json(out / "metrics.json", found)
+    for method, model in fitted.items():
+        if hasattr(model, "to_dict"):
+            save_regressor(model, out / "regressors" / f"{method}.json")
+    tables = {m: ResolutionTable(**{k: np.asarray(v) for k, v in r["table"].items()})
+              for m, r in found["methods"].items()}
+    fits = {m: ResolutionFit(**{k: (np.inf if v is None else v) for k, v in r["fit"].items()})
+            for m, r in found["methods"].items() if r["fit"]}
+    for name, draw in (("response", lambda ax: plot_response(tables, ax=ax)),
+                       ("resolution", lambda ax: plot_resolution(tables, fits, ax=ax))):
+        fig, ax = plt.subplots(figsize=(6, 4.5), layout="constrained")
+        draw(ax)
+        save_figure(fig, out / f"{name}.png")
+    for method, pred in predictions.items():
+        fig, ax = plt.subplots(figsize=(5.5, 4.5), layout="constrained")
+        plot_prediction_vs_truth(test.incident_energy, pred, ax=ax, label=method)
+        save_figure(fig, out / f"truth_{method}.png")
+    return out
