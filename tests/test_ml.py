@@ -256,7 +256,7 @@ def test_cli_train_then_predict_round_trip(events, tmp_path):
     runner = CliRunner()
     result = runner.invoke(train_command, [str(data), "--out", str(tmp_path / "run"), "--pool", "1,2,2",
                                            "--channels", "4,8", "--epochs", "2", "--ensemble", "2", "--loss", "mfse",
-                                           "--batch-size", "16", "--seed", "3", "--no-progress"])
+                                           "--batch-size", "16", "--seed", "3", "--features", "--no-progress"])
     assert result.exit_code == 0, result.output
     assert "2 model(s) trained on 77 events (19 for validation)" in result.output
     out = tmp_path / "pred.h5"
@@ -267,7 +267,9 @@ def test_cli_train_then_predict_round_trip(events, tmp_path):
         np.testing.assert_array_equal(f["event"][:], np.arange(len(events)))
         np.testing.assert_array_equal(f["true_energy"][:], events.incident_energy)
         pred = f["predicted_energy"][:]
-    np.testing.assert_allclose(pred, CNNEnsemble.load(tmp_path / "run").predict(read_showers(data)), rtol=1e-12)
+    ensemble = CNNEnsemble.load(tmp_path / "run")  # with --features: predict computes them from the showers
+    assert ensemble.n_features == len(ensemble.info["feature_names"]) > 0
+    np.testing.assert_allclose(pred, ensemble.predict(read_showers(data)), rtol=1e-12)
     assert np.all(np.isfinite(pred)) and 0.5 < np.median(pred / events.incident_energy) < 1.5
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pions.h5", "pred.h5", "run"]  # no temporary files left
     bad = runner.invoke(train_command, [str(data), "--out", str(tmp_path / "x"), "--pool", "1,2"])
