@@ -112,7 +112,7 @@ def simulate_responses(detector: Detector, energies_gev: np.ndarray, n_events: i
 def bootstrap_indices(n_events: int, n_energies: int, n_boot: int, seed: int) -> list[np.ndarray]:
     """Resampled event indices, (n_boot, n_events) per energy; shared by all layouts (paired)."""
     rng = np.random.default_rng(seed)
-    return [rng.integers(0, n_events, (n_boot, n_events)) for _ in range(n_energies)]
+    return [rng.integers(0, n_events, (n_boot, n_events), dtype=np.int32) for _ in range(n_energies)]
 
 
 def measure_layout(name: str, thickness_mm: np.ndarray, energies_gev: np.ndarray, responses: list[np.ndarray],

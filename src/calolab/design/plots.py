@@ -23,13 +23,13 @@ def _ax(ax):
     return ax
 
 
-def plot_thickness(layouts: dict[str, np.ndarray], ax=None, unit: str = "mm"):
+def plot_thickness(layouts: dict[str, np.ndarray], ax=None, unit: str = "mm", title: str = "absorber per layer"):
     """Absorber thickness per layer (mm, (layers,) each) of several layouts, as steps."""
     ax = _ax(ax)
     for name, thickness in layouts.items():
         layers = np.arange(len(thickness) + 1)
         ax.stairs(thickness, layers - 0.5, label=f"{name} (total {np.sum(thickness):.1f} {unit})", lw=1.8)
-    ax.set(xlabel="layer", ylabel=f"absorber thickness [{unit}]", title="absorber per layer")
+    ax.set(xlabel="layer", ylabel=f"absorber thickness [{unit}]", title=title)
     ax.legend()
     return ax
 
@@ -56,16 +56,16 @@ def plot_resolution(measurements: dict, surrogate: dict[str, np.ndarray] | None 
     return ax
 
 
-def plot_relative(measurements: dict, comparisons: dict[str, dict], ax=None):
-    """(sigma/E) / (sigma/E of the reference) - 1 per energy, with paired-bootstrap errors, in %."""
+def plot_relative(measurements: dict, comparisons: dict[str, dict], ax=None, reference: str = "prototype"):
+    """(sigma/E) / (sigma/E of ``reference``) - 1 per energy, with paired-bootstrap errors, in %."""
     ax = _ax(ax)
     for i, (name, comp) in enumerate(comparisons.items()):
         e = measurements[name].energies_gev
         ref = measurements[name].resolution - comp["resolution_diff"]
         ax.errorbar(e * (1 + 0.03 * i), 100 * comp["relative_change"], 100 * comp["resolution_diff_se"] / ref,
-                    fmt="o-", ms=4, label=f"{name} - reference")
+                    fmt="o-", ms=4, label=f"{name} vs {reference}")
     ax.axhline(0, color="k", lw=0.8)
-    ax.set(xscale="log", xlabel="E [GeV]", ylabel="change of σ/E [%]", title="relative to the prototype")
+    ax.set(xscale="log", xlabel="E [GeV]", ylabel="change of σ/E [%]", title=f"relative to the {reference}")
     ax.legend(fontsize=8)
     return ax
 

@@ -214,13 +214,17 @@ class ResolutionSurrogate:
 
 
 def fit_terms(energy_gev: np.ndarray, resolution: np.ndarray) -> tuple[float, float]:
-    """Stochastic and constant terms (a, c) of ``sigma/E = a/sqrt(E) ⊕ c`` by least squares in (sigma/E)^2.
+    """Stochastic and constant terms (a, c) of ``sigma/E = a/sqrt(E) ⊕ c`` (E in GeV).
+
+    Linear least squares in (sigma/E)^2 with every point weighted by its own (sigma/E)^-2
+    (equal relative errors), so the high-energy points constrain the constant term.
 
     >>> e = np.array([1.0, 10.0, 100.0])
     >>> a, c = fit_terms(e, np.sqrt(0.2**2 / e + 0.01**2))
     >>> round(a, 4), round(c, 4)
     (0.2, 0.01)
     """
-    design = np.column_stack([1.0 / np.asarray(energy_gev, float), np.ones(len(energy_gev))])
-    (a2, c2), *_ = np.linalg.lstsq(design, np.asarray(resolution, float) ** 2, rcond=None)
+    res2 = np.asarray(resolution, float) ** 2
+    design = np.column_stack([1.0 / np.asarray(energy_gev, float), np.ones(len(energy_gev))]) / res2[:, None]
+    (a2, c2), *_ = np.linalg.lstsq(design, np.ones(len(res2)), rcond=None)
     return float(np.sqrt(max(a2, 0.0))), float(np.sqrt(max(c2, 0.0)))

@@ -130,7 +130,7 @@ def run_design_study(out_dir: str | Path, config: DesignStudyConfig = DesignStud
     metrics = _metrics(config, template, layouts, runs, best, surrogate, measured, comparisons, total)
     metrics["seconds"] = time.perf_counter() - started
     write_json(out / "metrics.json", metrics)
-    _figures(out, layouts, runs, surrogate, measured, comparisons)
+    _figures(out, metrics, layouts, runs, surrogate, measured, comparisons)
     for line in _summary(metrics):
         echo(line)
     echo(f"run folder: {out} (config.yaml, metrics.json, thickness.png, resolution.png, trajectory.png)")
@@ -181,7 +181,7 @@ def _metrics(config, template, layouts, runs, best, surrogate, measured, compari
     }
 
 
-def _figures(out: Path, layouts, runs, surrogate, measured, comparisons) -> None:
+def _figures(out: Path, metrics, layouts, runs, surrogate, measured, comparisons) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -191,7 +191,8 @@ def _figures(out: Path, layouts, runs, surrogate, measured, comparisons) -> None
     from calolab.studies.rundir import save_figure
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    plots.plot_thickness(layouts, ax=ax)
+    total_x0 = metrics["total_absorber_x0"]
+    plots.plot_thickness(layouts, ax=ax, title=f"W per layer, {total_x0:.2f} X0 in every layout")
     save_figure(fig, out / "thickness.png")
 
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
