@@ -30,7 +30,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from calolab.errors import CalolabError
-from calolab.io.encoding import optional_modules
 
 MODELS = ("hgb", "mlp")
 
@@ -86,6 +85,8 @@ def _stack(reference, generated, pair: tuple[np.ndarray, np.ndarray]):
 
 
 def _make_model(model: str, seed: int, max_iter: int, hidden: tuple[int, ...]):
+    from calolab.io.encoding import optional_modules
+
     if model == "hgb":
         (ensemble,) = optional_modules(("sklearn.ensemble",), "ml", "the high-level classifier test")
         return ensemble.HistGradientBoostingClassifier(max_iter=max_iter, early_stopping=True,
@@ -119,6 +120,8 @@ def classifier_test(reference, generated, model: str = "hgb", seed: int = 0,
         fastest for the small samples of an evaluation on a busy machine.
     """
     from scipy.sparse import issparse
+
+    from calolab.io.encoding import optional_modules
 
     if model not in MODELS:
         raise CalolabError(f"unknown classifier {model!r}: expected one of {', '.join(MODELS)}")
