@@ -27,7 +27,6 @@ from pathlib import Path
 import numpy as np
 
 from calolab.errors import CalolabError
-from calolab.io.atomic import atomic_path
 from calolab.reconstruction.features import DEFAULT_SEGMENTS, DEFAULT_THRESHOLDS_MIP, high_level_features, segment_sums
 from calolab.reconstruction.sums import weighted_sum
 from calolab.showers import Showers
@@ -226,6 +225,8 @@ STORABLE = {"sum": SumRegressor, "layers": LayerWeightedRegressor}
 
 def save_regressor(regressor: SumRegressor | LayerWeightedRegressor, path: str | Path) -> Path:
     """Write a fitted sum or layer-weighted regressor as JSON (atomically); the trees cannot be stored."""
+    from calolab.io.atomic import atomic_path  # calolab.io loads h5py: keep it out of the CLI's start-up
+
     if not hasattr(regressor, "to_dict"):
         raise CalolabError(f"{path}: {type(regressor).__name__} is kept in memory only; refit it from its seed")
     path = Path(path)

@@ -46,6 +46,8 @@ class RegressionConfig:
         Any of ``sum``, ``layers``, ``trees``.
     bins
         Equal-width bins of true energy over the test set's range.
+    bin_edges_gev
+        Explicit bin edges in GeV instead (for the scores and the response calibration).
     calibration_fraction
         Share of the training events held out for the response calibration (0: none).
     segments, alpha, non_negative
@@ -60,6 +62,7 @@ class RegressionConfig:
 
     methods: tuple[str, ...] = METHODS
     bins: int = 10
+    bin_edges_gev: tuple[float, ...] | None = None
     calibration_fraction: float = 0.2
     segments: int = 10
     alpha: float = 1e-3
@@ -77,6 +80,11 @@ class RegressionConfig:
             raise CalolabError(f"methods must be among {', '.join(METHODS)}, got {', '.join(self.methods) or 'none'}")
         if not 0 <= self.calibration_fraction < 1:
             raise CalolabError(f"calibration_fraction must be in [0, 1), got {self.calibration_fraction}")
+
+    @property
+    def edges(self) -> int | np.ndarray:
+        """What the binning functions take: the number of bins or the edges in MeV."""
+        return self.bins if self.bin_edges_gev is None else np.asarray(self.bin_edges_gev, float) * 1e3
 
     def regressor(self, method: str):
         if method == "sum":
@@ -106,11 +114,11 @@ def compare_regressors(train: Showers, test: Showers, config: RegressionConfig =
         start = time.perf_counter()
         model = config.regressor(method).fit(fit_set)
         seconds = time.perf_counter() - start
-        response = ResponseCalibration.fit(cal_set.incident_energy, model.predict(cal_set), bins=config.bins) \
+        response = ResponseCalibration.fit(cal_set.incident_energy, model.predict(cal_set), bins=config.edges) \
             if n_cal else None
         pred = model.predict(test)
         pred = response.correct(pred) if response else pred
-        table = binned_metrics(test.incident_energy, pred, bins=config.bins, n_boot=config.n_boot, seed=config.seed)
+        table = binned_metrics(test.incident_energy, pred, bins=config.edges, n_boot=config.n_boot, seed=config.seed)
         curve = _fit_or_none(table, config.resolution_terms)
         found["methods"][method] = {
             "table": table.to_dict(), "fit": curve.to_dict() if curve else None,

@@ -155,8 +155,8 @@ class ResolutionFit:
         return {k: (v if math.isfinite(v) else None) for k, v in asdict(self).items()}
 
     def label(self) -> str:
-        """``a/√E ⊕ b/E ⊕ c`` in percent, for legends."""
-        parts = [f"{100 * self.a:.1f}%/√E"] + ([f"{100 * self.b:.1f}%/E"] if self.b else []) + [f"{100 * self.c:.1f}%"]
+        """``a/√E ⊕ b/E ⊕ c`` for legends: a and c in percent, b in GeV."""
+        parts = [f"{100 * self.a:.1f}%/√E"] + ([f"{self.b:.2g} GeV/E"] if self.b else []) + [f"{100 * self.c:.1f}%"]
         return " ⊕ ".join(parts)
 
 

@@ -113,7 +113,7 @@ class ResponseCalibration:
             warnings.simplefilter("ignore", OptimizeWarning)
             popt, pcov = curve_fit(func, x, y, p0=p0, sigma=err, absolute_sigma=True, maxfev=10000)
         chi2 = float(np.sum(((y - func(x, *popt)) / err) ** 2))
-        if model == "linear" and popt[0] <= 0 or model == "power" and (popt[0] <= 0 or popt[1] <= 0):
+        if popt[0] <= 0 or (model == "power" and popt[1] <= 0):
             raise CalolabError(f"response fit gave a non-increasing response {popt.tolist()}: cannot invert it")
         return cls(model, tuple(map(float, popt)), tuple(map(float, np.sqrt(np.diag(pcov)))),
                    tuple(tuple(map(float, row)) for row in pcov), chi2, len(x) - 2)
