@@ -150,6 +150,17 @@ def test_a_miscalibrated_generator_is_told_apart(electrons):
     assert abs(honest.kpd.value) < 3 * honest.kpd.error and biased.kpd.value > 5 * biased.kpd.error
 
 
+def test_floor_from_reference_halves(electrons, tmp_path):
+    generated = electrons[:200]
+    scaled = Showers(generated.detector, generated.offsets, generated.cell, generated.energy * 1.25,
+                     generated.particle, generated.incident_energy, generated.entry, generated.direction)
+    metrics = evaluate(electrons, scaled, tmp_path / "run", seed=2, config=FAST, figures=False)
+    assert metrics["events"] == {"reference": 200, "generated": 200, "floor": 200}
+    assert metrics["generated"]["classifier"]["high"]["auc"] > 0.9 > metrics["floor"]["classifier"]["high"]["auc"]
+    run = tmp_path / "run"
+    assert (run / "metrics.json").exists() and "reference halves" in (run / "config.yaml").read_text()
+
+
 def test_mismatched_geometries_are_refused(electrons, small_detector, tmp_path):
     other = simulate(small_detector, Beam("e-", energy=5e3), 20, seed=1)
     with pytest.raises(CalolabError, match=r"generated: detector small has shape \(6, 8, 8\), expected \(15, 32, 32\)"):

@@ -245,7 +245,9 @@ def summary_rows(metrics: dict[str, Any]) -> list[tuple[str, str, str]]:
             return "-"
         if path[0] in ("fpd", "kpd"):
             return f"{value:.3g} +- {get(side, (path[0], 'error')):.2g}"
-        return f"{value:.4f}"
+        if path[0] == "classifier":
+            return f"{value:.4f}"
+        return f"{value:.2g}"
 
     rows = [(label, fmt("generated", path), fmt("floor", path)) for label, path in TABLE_ROWS]
     for name in (*SCALARS, "cell_energy"):
