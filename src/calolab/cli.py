@@ -6,6 +6,7 @@ that ``calolab --help`` answers at once.
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 
@@ -14,7 +15,44 @@ import click
 from calolab.errors import CalolabError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A command group some of whose commands live in their own packages and are imported
+    only when run; ``--help`` lists them from the short help given here."""
+
+    def __init__(self, *args, lazy: dict[str, tuple[str, str]] | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = dict(lazy or {})  # name -> ("module:attribute", short help)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy:
+            module, attribute = self.lazy[name][0].split(":")
+            return getattr(importlib.import_module(module), attribute)
+        return super().get_command(ctx, name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        limit = formatter.width - 6 - max(len(name) for name in self.list_commands(ctx))
+        rows = [(name, self.lazy[name][1] if name in self.lazy else self.commands[name].get_short_help_str(limit))
+                for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+COMMANDS = {
+    "train": ("calolab.ml.commands:train", "Train a CNN energy regressor (or an ensemble) on a shower file."),
+    "predict": ("calolab.ml.commands:predict", "Predict energies with a trained CNN run folder."),
+    "regress": ("calolab.reconstruction.commands:regress", "Fit and compare the baseline regressors."),
+    "features": ("calolab.reconstruction.commands:features", "Compute high-level shower features to a file."),
+    "evaluate": ("calolab.evaluation.commands:evaluate", "Compare generated showers with a reference."),
+}
+STUDIES = {
+    "design": ("calolab.studies.design:study_design", "Optimise the siw-ecal absorber layout (paper 004)."),
+}
+
+
+@click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="calolab")
 def cli() -> None:
     """calolab: simulate, age, calibrate and reconstruct highly granular calorimeters.
@@ -283,7 +321,7 @@ def calibrate(reference: Path, damaged: Path, method: str, output: Path, apply_t
         click.echo(f"{write_showers(apply_calibration(dam, result), apply_to)}: corrected {len(dam)} events")
 
 
-@cli.group()
+@cli.group(cls=LazyGroup, lazy=STUDIES)
 def study() -> None:
     """Studies that write one run folder each (config, metrics JSON, tables, figures)."""
 
