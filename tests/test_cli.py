@@ -61,3 +61,17 @@ def test_user_errors_are_one_line_without_traceback(tmp_path):
         assert "Traceback" not in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert not (tmp_path / "x.h5").exists()
+
+
+def test_every_lazy_command_loads():
+    """Each command registered by name resolves to a click command whose help prints."""
+    import click
+    from click.testing import CliRunner
+
+    from calolab.cli import COMMANDS, STUDIES, cli
+
+    for group, names in ((cli, COMMANDS), (cli.commands["study"], STUDIES)):
+        for name in names:
+            command = group.get_command(click.Context(group), name)
+            assert isinstance(command, click.Command), name
+            assert CliRunner().invoke(command, ["--help"]).exit_code == 0, name
