@@ -120,7 +120,9 @@ def _compare(reference: Showers, other: Showers, config: EvaluationConfig, seed:
     seeds = [int(s % 2**31) for s in np.random.SeedSequence(seed).generate_state(4)]
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    f_ref = reference_features or high_level_features(reference, config.mip_fraction)
+    f_ref = reference_features
+    if f_ref is None:
+        f_ref = high_level_features(reference, config.mip_fraction)
     f_other = high_level_features(other, config.mip_fraction)
     other_columns = f_other.observables()
     observables = {name: compare_observable(a, other_columns[name], config.bins)
