@@ -148,6 +148,9 @@ class ShowerBatches(IterableDataset):
         Events read from a file at a time.
     detector
         For CaloChallenge files that carry no geometry.
+
+    Iterate it directly, or through a ``DataLoader`` with ``batch_size=None`` and no worker
+    processes (each worker would yield every batch).
     """
 
     def __init__(self, source: Source, batch_size: int = 64, pool: tuple[int, int, int] = (1, 1, 1),
