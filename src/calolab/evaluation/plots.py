@@ -47,10 +47,12 @@ def observable_histogram(comparisons: dict[str, ObservableComparison], ax=None, 
     for name, comp in comparisons.items():
         outside = (comp.generated[0] + comp.generated[-2]) / max(comp.generated.sum(), 1)
         extra = f", {outside:.0%} outside" if outside >= 0.005 else ""
-        ax.stairs(_density(comp.generated, edges), edges, label=f"{name} (SP {comp.separation_power:.3f}{extra})",
+        ax.stairs(_density(comp.generated, edges), edges, label=f"{name} (SP {comp.separation_power:.2g}{extra})",
                   **STYLES.get(name, {}))
     if log_x and edges[0] > 0:
         ax.set_xscale("log")
+    else:
+        ax.locator_params(axis="x", nbins=5)
     ax.set(xlabel=xlabel, ylabel="density")
     ax.legend(fontsize="x-small")
     return ax
