@@ -4,10 +4,10 @@ For an electron of energy E the simulator (:mod:`calolab.simulation.em`,
 :mod:`calolab.simulation.sampling`) draws a GFLASH longitudinal profile with correlated
 log-normal fluctuations of T and alpha, integrates it over the layer boundaries (in X0),
 and sees the energy ``E f_L`` of layer L through ``N_L ~ Poisson(E f_L c_L)`` charged-track
-crossings, ``c_L = 0.55 e_hat <cos> / dE_mip(L)``, each leaving a Landau (Moyal) loss over a
-path ``d_Si / cos theta`` with cos theta uniform in [0.15, 1]. The reconstruction
-(:func:`calolab.reconstruction.weighted_sum`) weights layer L by ``dE_mip(L) / MPV_L`` and,
-with ``rear_leakage``, adds the last layer again divided by ``0.5 dt_last``.
+crossings, ``c_L = f e_hat <cos> / dE_mip(L)`` (f the simulator's crossing track fraction),
+each leaving a Landau (Moyal) loss over a path ``d_Si / cos theta`` with cos theta uniform
+in [0.15, 1]. The reconstruction (:func:`calolab.reconstruction.weighted_sum`) weights
+layer L by ``dE_mip(L) / MPV_L`` and, with ``rear_leakage``, adds the last layer again divided by ``0.5 dt_last``.
 
 Given the profile parameters theta = (T, alpha), the layers are independent compound
 Poisson sums, so the reconstructed energy ``R = sum_L w_L S_L`` has

@@ -24,7 +24,7 @@ MEAN_COS = 0.5 * (1 + COS_MIN)
 # an active layer. The one tuned constant of the sampling model: set once so that the
 # CALICE SiW-ECAL physics prototype (preset ``calice-siw``) gives its published
 # 16.6%/sqrt(E); every other detector is then a prediction.
-CROSSING_TRACK_FRACTION = 0.55
+CROSSING_TRACK_FRACTION = 0.72
 MOYAL_MEAN = 1.2703628454614782  # Euler's gamma + ln 2
 LANDAU_TO_MOYAL = 4.018 / 3.590  # FWHM(Landau, in xi) / FWHM(Moyal)
 

@@ -62,16 +62,27 @@ def fit_resolution(energy_gev: np.ndarray, rel_res: np.ndarray, rel_err: np.ndar
 
 
 def gaussian_core(values: np.ndarray, n_sigma: float = 2.0, iterations: int = 5) -> tuple[float, float, float, float]:
-    """Mean and sigma of the Gaussian core (iterative ±n_sigma truncation), with their errors."""
+    """Mean and sigma of the Gaussian core (iterative ±n_sigma truncation), with their errors.
+
+    Each step cuts at ``n_sigma`` times the current estimate of the Gaussian's sigma, the
+    truncated standard deviation divided by its truncation factor, so a Gaussian is a fixed
+    point (without the correction inside the loop every step would narrow the cut further).
+
+    >>> x = np.random.default_rng(0).normal(3.0, 2.0, 200_000)
+    >>> [round(v, 2) for v in gaussian_core(x)[:2]]
+    [3.0, 2.0]
+    """
+    from scipy.stats import norm
+
     values = np.asarray(values, float)
+    # standard deviation of a unit Gaussian truncated at +-n_sigma
+    shrink = math.sqrt(1.0 - 2.0 * n_sigma * norm.pdf(n_sigma) / (2.0 * norm.cdf(n_sigma) - 1.0))
     mean, sigma = np.mean(values), np.std(values)
+    core = values
     for _ in range(iterations):
         core = values[np.abs(values - mean) < n_sigma * sigma]
-        mean, sigma = np.mean(core), np.std(core)
+        mean, sigma = np.mean(core), np.std(core) / shrink
     n = max(len(core), 2)
-    # truncation at 2 sigma narrows a Gaussian by 0.880: undo it
-    scale = 0.8796 if n_sigma == 2.0 else 1.0
-    sigma /= scale
     return float(mean), float(sigma), float(sigma / math.sqrt(n)), float(sigma / math.sqrt(2 * n))
 
 
