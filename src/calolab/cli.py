@@ -49,6 +49,8 @@ COMMANDS = {
 }
 STUDIES = {
     "design": ("calolab.studies.design:study_design", "Optimise the siw-ecal absorber layout (paper 004)."),
+    "robustness": ("calolab.studies.robustness:robustness_command",
+                   "Regressor response under miscalibration, noise and bias (paper 002)."),
 }
 
 
