@@ -1,0 +1,276 @@
+"""The pion study (paper 002, calolab issue 4): a CNN ensemble against trees and sums on ``cusi`` pi+.
+
+Single pi+ with uniform energies hit the Cu/Si module; the training sample spans a wider
+range (5-250 GeV) than the test sample (10-200 GeV), so that no regressor's behaviour at
+the edge of its training range (the trees' flat extrapolation) is scored. The baselines
+(calibrated sum, layer weights, boosted trees on the high-level features) and an ensemble
+of CNNs (residual 3D CNN on the pooled grid, correcting the calibrated sum, with the
+high-level features in its body) are fitted on the same events; a seeded share of the
+training sample is held out to fit every regressor's response, which is then inverted on
+the test sample (:mod:`calolab.studies.regression`).
+
+Goal figures (metrics.json, ``goals``): the CNN's 68% resolution over that of the
+calibrated sum and of the trees for 50-200 GeV, per 10 GeV bin and pooled, with paired
+bootstrap errors (goals: 15% and 5% better); the largest ``|<E_pred>/E - 1|`` over the test
+bins after the correction (goal: 2%); the inference speed of every regressor in one run
+(goal: >= 1000 events/s for the CNN). As a physics reference, not a reconstruction, the
+study also fits the calibrated sum together with the simulator's true electromagnetic
+fraction of each shower (``em_fraction_bound``): the resolution that perfect software
+compensation of the e/h fluctuations would reach.
+
+Module-level imports are stdlib and click only, so that ``calolab --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import click
+
+GOALS = {"cnn_vs_sum": 0.15, "cnn_vs_trees": 0.05, "linearity": 0.02, "cnn_events_per_s": 1000.0}
+
+
+@dataclass(frozen=True)
+class PionStudyConfig:
+    """What the pion study simulates, fits and scores; written as ``config.yaml`` in the run folder.
+
+    Energies in GeV. ``threads`` limits torch and the trees (1 is fastest on a busy shared
+    machine; ``None``: the libraries' defaults). The CNN fields are those of
+    :class:`~calolab.ml.model.RegressorConfig` and :class:`~calolab.ml.train.TrainConfig`.
+    """
+
+    detector: str = "cusi"
+    particle: str = "pi+"
+    train_events: int = 50000
+    test_events: int = 20000
+    train_range_gev: tuple[float, float] = (5.0, 250.0)
+    test_range_gev: tuple[float, float] = (10.0, 200.0)
+    bin_width_gev: float = 10.0
+    goal_range_gev: tuple[float, float] = (50.0, 200.0)
+    calibration_fraction: float = 0.2
+    response_model: str = "linear"
+    resolution_terms: str = "abc"
+    methods: tuple[str, ...] = ("sum", "layers", "trees", "cnn")
+    segments: int = 10
+    trees_max_iter: int = 300
+    ensemble: int = 5
+    epochs: int = 12
+    batch_size: int = 64
+    lr_max: float = 3e-3
+    patience: int = 4
+    pool: tuple[int, int, int] = (3, 5, 5)
+    channels: tuple[int, ...] = (8, 16, 32)
+    hidden: tuple[int, ...] = (64, 32)
+    features: bool = True
+    threads: int | None = 1
+    em_fraction_bound: bool = True
+    n_boot: int = 200
+    seed: int = 1
+
+    @classmethod
+    def quick(cls) -> PionStudyConfig:
+        """A small version for tests: 1000 + 600 events, 4 energy bins, 2 small CNNs of 2 epochs."""
+        return cls(train_events=1000, test_events=600, bin_width_gev=47.5, trees_max_iter=40, ensemble=2, epochs=2,
+                   channels=(4, 8), hidden=(16,), n_boot=30)
+
+    @property
+    def edges_mev(self):
+        """Bin edges of the test range, MeV."""
+        import numpy as np
+
+        lo, hi = self.test_range_gev
+        n = max(1, int(round((hi - lo) / self.bin_width_gev)))
+        return np.linspace(lo, hi, n + 1) * 1e3
+
+
+def with_overrides(config, **overrides: Any):
+    """``config`` with the non-None overrides applied."""
+    return replace(config, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def cnn_label(config) -> str:
+    """What the CNN is, stated beside every CNN result."""
+    pool = "x".join(str(p) for p in config.pool)
+    body = "high-level features in the body" if config.features else "no features"
+    return f"cnn x{config.ensemble} (pool {pool}, {body}, {config.epochs} epochs)"
+
+
+def run_pion_study(out_dir: str | Path, config: PionStudyConfig = PionStudyConfig(),
+                   echo: Callable[[str], None] = print, progress: bool = False) -> dict[str, Any]:
+    """Simulate, fit every regressor, calibrate, score, and write the run folder; returns the metrics."""
+    import numpy as np
+
+    from calolab.geometry import load_detector
+    from calolab.reconstruction.features import high_level_features
+    from calolab.simulation import Beam, simulate
+    from calolab.studies import regression as reg
+    from calolab.studies.rundir import write_json, write_yaml
+
+    started = time.perf_counter()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_yaml(out / "config.yaml", asdict(config))
+    det = load_detector(config.detector)
+    seeds = [int(s) for s in np.random.SeedSequence(config.seed).generate_state(6)]
+    (tr_lo, tr_hi), (te_lo, te_hi) = config.train_range_gev, config.test_range_gev
+    echo(f"simulating {config.train_events} training ({tr_lo:g}-{tr_hi:g} GeV) and {config.test_events} test "
+         f"({te_lo:g}-{te_hi:g} GeV) {config.particle} in {det.name}")
+    train = simulate(det, Beam(config.particle, energy_min=tr_lo * 1e3, energy_max=tr_hi * 1e3, spectrum="uniform"),
+                     config.train_events, seed=seeds[0])
+    test = simulate(det, Beam(config.particle, energy_min=te_lo * 1e3, energy_max=te_hi * 1e3, spectrum="uniform"),
+                    config.test_events, seed=seeds[1])
+    fit_set, cal_set = reg.split_training(train, config.calibration_fraction, seeds[2])
+    edges = config.edges_mev
+    common = {"response_model": config.response_model, "terms": config.resolution_terms, "n_boot": config.n_boot,
+              "seed": seeds[3]}
+    with reg.torch_threads(config.threads if "cnn" in config.methods else None):
+        scored = reg.fit_baselines(config, fit_set, cal_set, test, edges, common, seeds[4], echo)
+        if "cnn" in config.methods:
+            def features(showers):
+                return high_level_features(showers)
+
+            scored["cnn"] = reg.fit_cnn(config, cnn_label(config), features if config.features else None, fit_set,
+                                        cal_set, test, edges, common, out / "cnn", seeds[5], echo, progress)
+    bound = None
+    if config.em_fraction_bound:
+        bound = _em_fraction_bound(fit_set, cal_set, test, edges, common, config.trees_max_iter, config.threads,
+                                   seeds[4])
+    metrics = _metrics(config, scored, bound, test, edges, seeds[3], len(fit_set), len(cal_set))
+    metrics["seconds"] = time.perf_counter() - started
+    write_json(out / "metrics.json", metrics)
+    (out / "table.md").write_text(_table(config, metrics, scored))
+    goal = metrics["goals"]
+    extra = {"ratio": lambda ax: reg.plot_ratios(goal["ratios"], ax=ax, goals=GOALS)} if goal else None
+    reg.draw_figures(out, scored, test.incident_energy, extra=extra)
+    for line in _summary(metrics):
+        echo(line)
+    echo(f"run folder: {out} (config.yaml, metrics.json, table.md, figures) in {metrics['seconds']:.0f} s")
+    return metrics
+
+
+def _em_fraction_bound(fit_set, cal_set, test, edges, common, max_iter, threads, seed):
+    """The calibrated sum corrected with the simulator's true f_em (boosted trees on log S and f_em)."""
+    import numpy as np
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from threadpoolctl import threadpool_limits
+
+    from calolab.reconstruction.sums import weighted_sum
+    from calolab.studies import regression as reg
+
+    def inputs(showers):
+        return np.column_stack([np.log(np.maximum(weighted_sum(showers), 1.0)), showers.extras["em_fraction"]])
+
+    start = time.perf_counter()
+    model = HistGradientBoostingRegressor(max_iter=max_iter, early_stopping=False, random_state=seed)
+    with threadpool_limits(limits=threads, user_api="openmp"):
+        model.fit(inputs(fit_set), np.log(fit_set.incident_energy))
+        return reg.score("em_fraction_bound", "sum + true f_em (simulator truth)",
+                         lambda s: np.exp(model.predict(inputs(s))), cal_set, test, edges,
+                         time.perf_counter() - start, **common)
+
+
+def _metrics(config, scored, bound, test, edges, seed, n_fit, n_cal) -> dict[str, Any]:
+    import numpy as np
+
+    from calolab.studies import regression as reg
+
+    metrics: dict[str, Any] = {
+        "config": asdict(config), "detector": config.detector,
+        "events": {"train": config.train_events, "fit": n_fit, "calibration": n_cal, "test": config.test_events},
+        "cnn": cnn_label(config) if "cnn" in scored else None,
+        "resolution_definition": "half the 16-84% width of E_pred/E_true over its median, after the response "
+                                 "correction fitted on the held-out calibration events",
+        "regressors": {name: s.to_dict() for name, s in scored.items()}, "goals": None}
+    lo, hi = (g * 1e3 for g in config.goal_range_gev)
+    goal_edges = np.unique(np.concatenate([[lo], edges[(edges > lo) & (edges < hi)], [hi]]))
+    if bound is not None and "sum" in scored:
+        ratio = reg.paired_ratio(test.incident_energy, bound.test_pred, scored["sum"].test_pred, goal_edges,
+                                 config.n_boot, seed)
+        metrics["em_fraction_bound"] = {**bound.to_dict(), "vs_sum": ratio, **reg.improvement(ratio)}
+    if "cnn" not in scored:
+        return metrics
+    cnn = scored["cnn"]
+    goals: dict[str, Any] = {"range_gev": list(config.goal_range_gev), "cnn": cnn.label, "ratios": {}}
+    for other, key in (("sum", "cnn_vs_sum"), ("trees", "cnn_vs_trees")):
+        if other in scored:
+            ratio = reg.paired_ratio(test.incident_energy, cnn.test_pred, scored[other].test_pred, goal_edges,
+                                     config.n_boot, seed)
+            gain = reg.improvement(ratio)
+            goals["ratios"][key] = ratio
+            goals[key] = {"statement": f"CNN resolution better than {other} by >= {100 * GOALS[key]:g}% at "
+                                       f"{config.goal_range_gev[0]:g}-{config.goal_range_gev[1]:g} GeV",
+                          "ratio": ratio["overall"], "ratio_err": ratio["overall_err"], **gain,
+                          "met": bool(gain["improvement"] >= GOALS[key])}
+    lin = reg.linearity(cnn.table)["max_abs_mean_minus_1"]
+    goals["linearity"] = {"statement": "CNN mean response within 2% of 1 in every test bin after the correction",
+                          "max_abs_response_minus_1": lin, "met": bool(lin <= GOALS["linearity"])}
+    goals["inference"] = {"statement": "CNN inference >= 1000 events/s (features included, one run)",
+                          "events_per_s": {n: s.events_per_s for n, s in scored.items()}, "threads": config.threads,
+                          "met": bool(cnn.events_per_s >= GOALS["cnn_events_per_s"])}
+    metrics["goals"] = goals
+    return metrics
+
+
+def _summary(metrics: dict[str, Any]) -> list[str]:
+    lines = [f"{s['label']:60s} {s['fit_label'] or 'no fit'}" for s in metrics["regressors"].values()]
+    if "em_fraction_bound" in metrics:
+        b = metrics["em_fraction_bound"]
+        lines.append(f"sum + true f_em (a bound, not a regressor): {100 * b['improvement']:.1f} ± "
+                     f"{100 * b['improvement_err']:.1f}% better than the sum")
+    goals = metrics["goals"] or {}
+    for key in ("cnn_vs_sum", "cnn_vs_trees"):
+        if key in goals:
+            g = goals[key]
+            lines.append(f"{g['statement']}: {100 * g['improvement']:.1f} ± {100 * g['improvement_err']:.1f}% "
+                         f"({'met' if g['met'] else 'not met'})")
+    if "linearity" in goals:
+        lines.append(f"{goals['linearity']['statement']}: {100 * goals['linearity']['max_abs_response_minus_1']:.2f}%"
+                     f" ({'met' if goals['linearity']['met'] else 'not met'})")
+        speed = goals["inference"]["events_per_s"]
+        lines.append("inference [events/s]: " + ", ".join(f"{k} {v:.0f}" for k, v in speed.items())
+                     + f" ({'met' if goals['inference']['met'] else 'not met'})")
+    return lines
+
+
+def _table(config, metrics, scored) -> str:
+    from calolab.studies import regression as reg
+
+    lines = [f"# Pions in {config.detector}: {config.test_range_gev[0]:g}-{config.test_range_gev[1]:g} GeV test, "
+             f"{config.train_range_gev[0]:g}-{config.train_range_gev[1]:g} GeV training", ""]
+    if metrics["cnn"]:
+        lines += [f"CNN: {metrics['cnn']}.", ""]
+    tables = {s.label: s.table for s in scored.values()}
+    lines += ["## Resolution (68%, percent) per bin of true energy", "", *reg.per_bin_table(tables), "",
+              "## Regressors", "", *reg.summary_rows(scored), "", "## Goals", ""]
+    lines += [f"- {line}" for line in _summary(metrics)[len(scored):]]
+    return "\n".join(lines) + "\n"
+
+
+def _triple(text: str) -> tuple[int, int, int]:
+    from calolab.ml.commands import _triple as parse
+
+    return parse(text)
+
+
+@click.command("pions")
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("runs/pions"), show_default=True)
+@click.option("--quick", is_flag=True, help="1000 + 600 events, 2 small CNNs of 2 epochs (for tests).")
+@click.option("--train-events", type=click.IntRange(min=200), help="Training pions, 5-250 GeV [50000].")
+@click.option("--test-events", type=click.IntRange(min=100), help="Test pions, 10-200 GeV [20000].")
+@click.option("--epochs", type=click.IntRange(min=1), help="CNN training epochs [12].")
+@click.option("--ensemble", type=click.IntRange(min=1), help="CNNs in the ensemble [5].")
+@click.option("--pool", help="Cells summed per CNN input voxel: LAYER,X,Y [3,5,5].")
+@click.option("--threads", type=click.IntRange(min=1), help="torch and tree threads [1].")
+@click.option("-s", "--seed", type=int, default=1, show_default=True)
+def study_pions(out_dir: Path, quick: bool, train_events: int | None, test_events: int | None, epochs: int | None,
+                ensemble: int | None, pool: str | None, threads: int | None, seed: int) -> None:
+    """CNN ensemble vs trees vs calibrated sums on cusi pi+ (paper 002)."""
+    config = PionStudyConfig.quick() if quick else PionStudyConfig()
+    config = with_overrides(config, train_events=train_events, test_events=test_events, epochs=epochs,
+                            ensemble=ensemble, pool=_triple(pool) if pool else None, threads=threads, seed=seed)
+    run_pion_study(out_dir, config, echo=click.echo, progress=not quick)

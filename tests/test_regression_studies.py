@@ -1,0 +1,102 @@
+"""The pion and muon regression studies (issue 4, part 3): quick runs through the CLI, goal figures, combination."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from calolab.studies.muons import combine_with_tracker, study_muons, tracker_energies
+from calolab.studies.pions import study_pions
+from calolab.studies.regression import paired_ratio, split_training
+
+FIGURES = ("response.png", "resolution.png")
+
+
+def _run(command, out):
+    result = CliRunner().invoke(command, ["--quick", "--out", str(out)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return json.loads((out / "metrics.json").read_text()), result.output
+
+
+def test_pion_study_quick_end_to_end(tmp_path):
+    out = tmp_path / "pions"
+    metrics, output = _run(study_pions, out)
+    for name in ("config.yaml", "table.md", "ratio.png", "truth_cnn.png", "truth_trees.png", *FIGURES):
+        assert (out / name).stat().st_size > 0, name
+    assert sorted(metrics["regressors"]) == ["cnn", "layers", "sum", "trees"]
+    goals = metrics["goals"]
+    assert "pool 3x5x5" in goals["cnn"] and "high-level features" in goals["cnn"]
+    for key in ("cnn_vs_sum", "cnn_vs_trees"):
+        g = goals[key]
+        assert np.isfinite(g["improvement"]) and g["improvement_err"] > 0
+        assert g["improvement"] == pytest.approx(1 - g["ratio"])
+        assert isinstance(g["met"], bool)
+    ratio = goals["ratios"]["cnn_vs_sum"]
+    assert ratio["energy_gev"][0] >= 50 and ratio["energy_gev"][-1] <= 200
+    assert 0 <= goals["linearity"]["max_abs_response_minus_1"] < 0.5
+    assert set(goals["inference"]["events_per_s"]) == {"sum", "layers", "trees", "cnn"}
+    assert all(v > 0 for v in goals["inference"]["events_per_s"].values())
+    # the response correction is fitted on held-out training events: the linear slope is positive
+    assert metrics["regressors"]["cnn"]["response"]["params"][0] > 0
+    assert metrics["events"]["fit"] + metrics["events"]["calibration"] == metrics["events"]["train"]
+    assert "CNN resolution better than sum" in output and "cnn x2 (pool 3x5x5" in (out / "table.md").read_text()
+
+
+def test_muon_study_quick_end_to_end(tmp_path):
+    out = tmp_path / "muons"
+    metrics, _ = _run(study_muons, out)
+    for name in ("config.yaml", "table.md", "combination.png", "truth_cnn.png", *FIGURES):
+        assert (out / name).stat().st_size > 0, name
+    assert sorted(metrics["regressors"]) == ["cnn", "sum", "trees"]
+    goals = metrics["goals"]
+    assert "high-level + muon features" in metrics["regressors"]["cnn"]["label"]
+    assert goals["regressor"] == metrics["regressors"][goals["regressor_name"]]["label"]
+    assert set(goals["chosen_by"]["calibration_resolution_above"]) == {"cnn", "sum", "trees"}
+    assert np.isfinite(goals["combination_vs_tracker"]["improvement"])
+    assert goals["combination_vs_tracker"]["improvement_err"] > 0
+    assert np.isfinite(goals["calorimeter_above"]["resolution"]) and goals["calorimeter_above"]["rmse"] > 0
+    assert "crossover_gev" in goals
+    # the simulated tracker follows its nominal curve in every bin (Gaussian in E)
+    table = metrics["tracker"]["table"]
+    nominal = 2e-4 * np.asarray(table["e_mean"]) / 1e3
+    assert np.all(np.abs(np.asarray(table["resolution"]) / nominal - 1) < 4 * np.asarray(table["resolution_err"])
+                  / nominal + 0.05)
+    assert "Gaussian in energy" in (out / "table.md").read_text()
+
+
+def test_combination_beats_both_inputs_where_equal():
+    """Calorimeter with a flat 30% meets the tracker (2e-4 E) at 1.5 TeV: there the combination is ~30%/sqrt(2)."""
+    rng = np.random.default_rng(7)
+    e_true = np.exp(rng.uniform(np.log(50e3), np.log(8e6), 60000))
+    e_cal = e_true * (1 + 0.3 * rng.standard_normal(len(e_true)))
+    e_trk = tracker_energies(e_true, 2e-4, seed=8)
+    window = np.array([1.35e6, 1.65e6])
+    found = combine_with_tracker(e_true, e_cal, e_trk, lambda e: np.full_like(e, 0.3), np.geomspace(50e3, 8e6, 7),
+                                 window, n_boot=100, seed=1)
+    to_tracker, to_calorimeter = found["at_window"], found["vs_calorimeter"]
+    assert to_tracker["resolution_b"] == pytest.approx(0.3, rel=0.1)  # the two inputs are equal here
+    assert to_calorimeter["resolution_b"] == pytest.approx(0.3, rel=0.1)
+    for ratio in (to_tracker, to_calorimeter):
+        assert ratio["overall"] + 3 * ratio["overall_err"] < 0.85
+        assert ratio["overall"] == pytest.approx(2**-0.5, abs=0.07)
+    assert to_tracker["improvement"] == pytest.approx(1 - to_tracker["overall"])
+    # far below the crossing the tracker dominates and the combination follows it
+    low = paired_ratio(e_true, found["combined"], e_trk, np.array([50e3, 100e3]), n_boot=20)
+    assert low["overall"] == pytest.approx(1.0, abs=0.03)
+
+
+def test_paired_ratio_cancels_shared_fluctuations_and_split_is_disjoint():
+    rng = np.random.default_rng(2)
+    e = rng.uniform(10e3, 200e3, 5000)
+    z = rng.standard_normal(len(e))
+    found = paired_ratio(e, e * (1 + 0.05 * z), e * (1 + 0.1 * z), np.array([10e3, 100e3, 200e3]), n_boot=50)
+    assert found["ratio"] == pytest.approx([0.5, 0.5], rel=0.02) and found["overall_err"] < 0.01
+
+    from calolab.geometry import load_detector
+    from calolab.simulation import Beam, simulate
+
+    showers = simulate(load_detector("pbwo4"), Beam("mu-", energy=100e3), 50, seed=3)
+    fit, cal = split_training(showers, 0.2, seed=4)
+    assert len(fit) == 40 and len(cal) == 10
+    assert not set(fit.energy_sum().tolist()) & set(cal.energy_sum().tolist())
