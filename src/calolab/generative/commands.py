@@ -1,0 +1,75 @@
+"""``calolab generate train`` and ``calolab generate sample``: the command-line face of the generative models.
+
+Only click and the standard library are imported here; torch and the models load inside the
+commands, so ``calolab --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.group("generate")
+def generate() -> None:
+    """Differentiable generative shower models of siw-ecal with varied absorbers (paper 004)."""
+
+
+@generate.command("train")
+@click.option("--model", "model_name", type=click.Choice(["layerwise", "wgan"]), default="layerwise",
+              show_default=True)
+@click.option("-o", "--out", "run_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Run folder: config.yaml, data.h5, checkpoint.pt, losses.json. Rerun to resume.")
+@click.option("--events", type=click.IntRange(min=1), help="Training events: layouts x events per layout.  [50000]")
+@click.option("--events-per-layout", type=click.IntRange(min=1), default=250, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), help="Passes over the data.  [layerwise 30, wgan 4]")
+@click.option("-s", "--seed", type=int, default=1, show_default=True, help="Seed of the data, weights and draws.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def train_command(model_name: str, run_dir: Path, events: int | None, events_per_layout: int, epochs: int | None,
+                  seed: int, progress: bool) -> None:
+    """Simulate a training set of varied absorber layouts and train a model on it (resumes after a kill)."""
+    from calolab.generative.data import DatasetConfig
+    from calolab.generative.train import TrainConfig, train
+
+    n_layouts = max(1, round((events or 50000) / events_per_layout))
+    data = DatasetConfig(n_layouts=n_layouts, events_per_layout=events_per_layout, seed=seed)
+    config = TrainConfig(model=model_name, epochs=epochs or DEFAULT_EPOCHS[model_name], seed=seed)
+    _, history = train(run_dir, config, data, progress=progress)
+    seconds = sum(h["seconds"] for h in history)
+    click.echo(f"{run_dir}: {model_name} trained {len(history)} epochs on {n_layouts} layouts x {events_per_layout} "
+               f"events ({seconds:.0f} s of training); losses in {run_dir / 'losses.json'}")
+
+
+DEFAULT_EPOCHS = {"layerwise": 30, "wgan": 4}
+
+
+@generate.command("sample")
+@click.argument("run_dir", metavar="RUN", type=click.Path(file_okay=False, path_type=Path))
+@click.option("-E", "--energy", required=True, help="Fixed energy (10GeV) or a range LOW:HIGH (1GeV:100GeV).")
+@click.option("--spectrum", type=click.Choice(["uniform", "log-uniform"]), default="log-uniform", show_default=True,
+              help="How a range is drawn.")
+@click.option("-n", "--events", type=click.IntRange(min=1), required=True)
+@click.option("-d", "--detector", help="Layout to generate in (preset or YAML, the trained grid).  [the trained one]")
+@click.option("-s", "--seed", type=int, default=1, show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Output file (.h5 calolab; .parquet, .root).")
+@click.option("--format", "fmt", type=click.Choice(["hdf5", "calochallenge", "parquet", "root"]),
+              help="Force a format (calochallenge for the CaloChallenge HDF5 layout).")
+def sample_command(run_dir: Path, energy: str, spectrum: str, events: int, detector: str | None, seed: int,
+                   output: Path, fmt: str | None) -> None:
+    """Generate showers with the model of a run folder and write them to a file."""
+    import time
+
+    from calolab.generative.sample import generate as run_generate
+    from calolab.generative.sample import load_model
+    from calolab.io import write_showers
+    from calolab.units import parse_energy, parse_energy_range
+
+    energies = parse_energy_range(energy) if ":" in energy else parse_energy(energy)
+    model = load_model(run_dir)
+    start = time.perf_counter()
+    showers = run_generate(model, detector, energies, events, seed, spectrum=spectrum)
+    seconds = time.perf_counter() - start
+    path = write_showers(showers, output, format=fmt)
+    click.echo(f"{path}: {showers.summary()} ({events / max(seconds, 1e-9):.0f} events/s)")

@@ -1,0 +1,279 @@
+"""The layer-by-layer autoregressive shower model (calolab's own design).
+
+An event is drawn in three steps, each given the condition (``ln E`` and the 15 absorber
+thicknesses in X0):
+
+1. the total visible energy ``E_tot``: a Gaussian mixture in ``ln(E_tot / E)``;
+2. front to back, the share of what is left that each layer takes (stick breaking): layer
+   ``l`` is *empty*, takes *all* that remains (the later layers stay empty), or a fraction
+   ``f`` whose logit is a Gaussian mixture; the last layer takes the rest. Then its number of
+   hit cells ``n >= 1``: a discretised logistic mixture in ``ln n``. Layer ``l`` sees the depth
+   of its absorber's faces in X0, its thickness, the total depth, its one-hot index (its
+   silicon), the energy still to share and the energies and hits of all layers before it;
+3. given the layer's energy and ``n``: radial weights of its cells
+   (:mod:`~calolab.generative.placement`) and a Gaussian mixture in ``ln(e / MIP)`` for the hit
+   energies; ``n`` cells are drawn without replacement, ``n`` hit energies are drawn, sorted
+   and handed out in drawing order, then rescaled to add up to the layer's energy.
+
+Drawing the total first makes the energy sum's distribution a one-dimensional fit and the
+anticorrelation of early and late layers exact (what one layer takes, the others lack).
+All terms are fitted by maximum likelihood (teacher forcing), exactly except that the hit
+energies within a layer are treated as independent. Continuous draws are reparameterised,
+so the layer energies are differentiable in the thicknesses (through ``E_tot`` and ``f``).
+Hits are sparse by construction: no cell holds a small spurious energy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from calolab.errors import CalolabError
+from calolab.generative.mixtures import (
+    discrete_logistic_log_prob,
+    discrete_logistic_sample,
+    draw_component,
+    gaussian_mixture_log_prob,
+    gaussian_mixture_sample,
+)
+from calolab.generative.placement import Rings, draw_cells, plackett_luce_log_prob
+from calolab.geometry import Detector
+
+N_SCALARS = 10  # per-layer scalar features, see LayerwiseModel.features
+TOTAL_OFFSET = 4.7  # ln(E_tot / E) + TOTAL_OFFSET is of order 0 (sampling fraction ~ 1%)
+EMPTY, PART, ALL = 0, 1, 2
+MIN_HIT_MIP = 0.3  # a layer given less than this (in MIPs) stays empty
+
+
+@dataclass(frozen=True)
+class LayerwiseConfig:
+    """Size and optimiser of the layer-by-layer model."""
+
+    hidden: int = 128
+    components: int = 4  # total energy, layer fraction and hit count mixtures
+    hit_components: int = 3  # hit energy mixture
+    lr: float = 2e-3
+    batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        if min(self.hidden, self.components, self.hit_components, self.batch_size) < 1 or not self.lr > 0:
+            raise CalolabError(f"layerwise config: sizes must be >= 1 and lr > 0, got {self}")
+
+
+def _mlp(sizes: list[int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for a, b in zip(sizes[:-1], sizes[1:], strict=True):
+        layers += [nn.Linear(a, b), nn.SiLU()]
+    return nn.Sequential(*layers[:-1])
+
+
+@dataclass
+class LayerSample:
+    """Drawn events: ``energy`` (B, L) MeV (differentiable), ``hits`` (B, L), and per layer
+    ``cells`` (B, W_l) in-layer cell indices (-1: none) with ``cell_energy`` (B, W_l) MeV."""
+
+    energy: torch.Tensor
+    hits: torch.Tensor
+    cells: list[torch.Tensor]
+    cell_energy: list[torch.Tensor]
+
+
+class LayerwiseModel(nn.Module):
+    """Autoregressive model of (energy, hits, hit cells, hit energies) layer by layer.
+
+    Parameters
+    ----------
+    config
+        Network sizes.
+    detector
+        The base detector: its cell grid, and its MIP scale per layer (the silicon is not varied).
+    """
+
+    def __init__(self, config: LayerwiseConfig, detector: Detector):
+        super().__init__()
+        self.config = config
+        self.n_layers, nx, ny = detector.shape
+        self.cells_per_layer = nx * ny
+        self.rings = Rings.of(detector)
+        self.register_buffer("mip", torch.tensor(detector.mip_mpv, dtype=torch.float32))
+        # prior logit of the share of what is left: layer l takes 1 / (L - l), an even split
+        self.register_buffer("prior_logit", -torch.log((torch.arange(self.n_layers, 0, -1).float() - 1).clamp(min=1.0)))
+        # prior of the state: mostly a share, rarely all that is left before the last layers
+        left_layers = torch.arange(self.n_layers, 0, -1).float()
+        self.register_buffer("prior_state", torch.stack([torch.zeros_like(left_layers), torch.ones_like(left_layers),
+                                                         -2 * torch.log(left_layers)], -1))
+        h, k, kh, r, n_layers = config.hidden, config.components, config.hit_components, self.rings.n_rings, \
+            self.n_layers
+        n_in = N_SCALARS + 3 * n_layers
+        self.total_net = _mlp([2 + n_layers, h, h, 3 * k])
+        self.trunk = nn.Sequential(_mlp([n_in, h, h, h]), nn.SiLU())
+        self.share_head = nn.Linear(h, 3 + 3 * k)  # empty / part / all logits, logit-fraction mixture
+        self.hits_head = _mlp([h + 1, h, 3 * k])
+        self.place_head = _mlp([n_in + 2, h, h, r + 3 * kh])  # ring levels, hit-energy mixture
+
+    # ------------------------------------------------------------------ features
+    def total_features(self, cond: torch.Tensor) -> torch.Tensor:
+        thick = cond[:, 1:]
+        return torch.cat([cond[:, :1] / 4.6, thick.sum(1, keepdim=True) / 20, thick / 1.5], 1)
+
+    def features(self, cond: torch.Tensor, total: torch.Tensor, energy: torch.Tensor, hits: torch.Tensor,
+                 layers: slice = slice(None)) -> torch.Tensor:
+        """Inputs (B, l, F) of the ``layers`` from conditions (B, 1 + L), total energy (B,) and layer
+        energies (MeV) and hits (B, L); layer ``l`` sees only the layers ``< l`` of the last two."""
+        n_layers = self.n_layers
+        past = torch.tril(torch.ones(n_layers, n_layers, device=cond.device), -1)[layers]  # past[l, k] = k < l
+        b, n_rows = len(cond), len(past)
+        log_e, thick = cond[:, :1], cond[:, 1:]
+        depth = torch.cumsum(thick, 1)
+        ye = torch.log1p(energy / self.mip) / 6
+        yn = torch.log1p(hits.to(ye.dtype)) / 5
+        left = (total.unsqueeze(1) - energy @ past.T).clamp_min(0.0)  # (B, l) MeV not yet deposited
+        y_total = torch.log(total.clamp_min(1e-3) / 1e3).unsqueeze(1) - log_e + TOTAL_OFFSET
+        mip = self.mip[layers]
+        scalars = torch.stack([log_e.expand(b, n_rows) / 4.6, (depth - thick)[:, layers] / 20, depth[:, layers] / 20,
+                               thick[:, layers] / 1.5, depth[:, -1:].expand(b, n_rows) / 20,
+                               y_total.expand(b, n_rows), torch.log1p(left / mip) / 6,
+                               left / total.clamp_min(1e-3).unsqueeze(1), torch.log1p((energy / self.mip) @ past.T) / 8,
+                               torch.log1p(hits.to(ye.dtype) @ past.T) / 8], -1)  # (B, l, N_SCALARS)
+        onehot = torch.eye(n_layers, device=cond.device)[layers]
+        return torch.cat([scalars, onehot.expand(b, n_rows, n_layers), ye.unsqueeze(1) * past,
+                          yn.unsqueeze(1) * past], -1)
+
+    def _share_params(self, head: torch.Tensor, layers: slice) -> torch.Tensor:
+        """Mixture parameters (..., 3 K) of the logit share, centred on the even-split prior of ``layers``."""
+        k = self.config.components
+        logits, mean, log_sd = head[..., 3:3 + k], head[..., 3 + k:3 + 2 * k], head[..., 3 + 2 * k:]
+        prior = self.prior_logit[layers]
+        return torch.cat([logits, mean + (prior.unsqueeze(-1) if prior.ndim else prior), log_sd], -1)
+
+    def _hits_params(self, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.hits_head(torch.cat([h, (y / 7).unsqueeze(-1)], -1))
+
+    def _place(self, x: torch.Tensor, y: torch.Tensor, log_n: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = self.place_head(torch.cat([x, (y / 7).unsqueeze(-1), (log_n / 5).unsqueeze(-1)], -1))
+        r = self.rings.n_rings
+        return out[..., :r], out[..., r:]
+
+    # ------------------------------------------------------------------ likelihood
+    def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Negative log likelihood per event of a batch (see :func:`~calolab.generative.table.make_batch`)."""
+        cond, energy, hits = batch["cond"], batch["energy"], batch["hits"]
+        b, n_layers = len(cond), self.n_layers
+        energy64 = energy.double()
+        left = torch.flip(torch.cumsum(torch.flip(energy64, [1]), 1), [1])  # (B, L) energy from layer l on
+        total = left[:, 0].float()
+        y_total = torch.log(total / 1e3) - cond[:, 0] + TOTAL_OFFSET
+        nll_total = -gaussian_mixture_log_prob(self.total_net(self.total_features(cond)), y_total).sum()
+        x = self.features(cond, total, energy, hits)  # (B, L, F)
+        h = self.trunk(x)  # (B, L, H)
+        head = self.share_head(h)
+        later = torch.flip(torch.cumsum(torch.flip(hits, [1]), 1), [1]) - hits  # hits after layer l
+        live = hits > 0
+        state = torch.where(~live, EMPTY, torch.where(later == 0, ALL, PART))
+        choose = (live | (later > 0))  # something left to share
+        choose[:, -1] = False  # the last layer takes the rest
+        nll_state = (F.cross_entropy((head[..., :3] + self.prior_state).reshape(-1, 3), state.reshape(-1),
+                                     reduction="none")
+                     * choose.reshape(-1)).sum()
+        part = choose & (state == PART)
+        rest = (left - energy64).clamp_min(1e-30)
+        logit_f = (torch.log(energy64.clamp_min(1e-30)) - torch.log(rest)).float()
+        share_par = self._share_params(head, slice(None))
+        nll_share = -(gaussian_mixture_log_prob(share_par, torch.where(part, logit_f, 0.0)) * part).sum()
+        y = torch.log(torch.where(live, energy, self.mip) / self.mip)
+        nll_hits = -(discrete_logistic_log_prob(self._hits_params(h, y), hits.clamp_min(1)) * live).sum()
+        theta, hit_par = self._place(x, y, torch.log(hits.clamp_min(1).to(y.dtype)))
+        group = batch["hit_group"]
+        nll_cells = -plackett_luce_log_prob(self.rings, theta.reshape(b * n_layers, -1), group,
+                                            batch["hit_cell"]).sum()
+        nll_hit_energy = -gaussian_mixture_log_prob(hit_par.reshape(b * n_layers, -1)[group],
+                                                    batch["hit_log_mip"]).sum()
+        terms = {"total": nll_total, "state": nll_state, "share": nll_share, "hits": nll_hits, "cells": nll_cells,
+                 "hit_energy": nll_hit_energy}
+        return {k: v / b for k, v in terms.items()}
+
+    # ------------------------------------------------------------------ sampling
+    def sample(self, cond: torch.Tensor, generator: torch.Generator) -> LayerSample:
+        """Draw one event per condition (B, 1 + L); the energies stay differentiable in ``cond``."""
+        b, n_layers = len(cond), self.n_layers
+        y_total = gaussian_mixture_sample(self.total_net(self.total_features(cond)), generator)
+        total = torch.exp(y_total - TOTAL_OFFSET + cond[:, 0]) * 1e3
+        left = total
+        energy = [cond.new_zeros(b) for _ in range(n_layers)]
+        hits = [torch.zeros(b, dtype=torch.long, device=cond.device) for _ in range(n_layers)]
+        cells, cell_energy = [], []
+        for layer in range(n_layers):
+            x = self.features(cond, total, torch.stack(energy, 1), torch.stack(hits, 1), slice(layer, layer + 1))[:, 0]
+            h = self.trunk(x)
+            head = self.share_head(h)
+            if layer < n_layers - 1:
+                state = draw_component(F.log_softmax(head[:, :3] + self.prior_state[layer], -1), generator).squeeze(-1)
+                f = torch.sigmoid(gaussian_mixture_sample(self._share_params(head, layer), generator))
+            else:
+                state, f = torch.full((b,), ALL, device=cond.device), torch.ones_like(total)
+            take = torch.where(state == PART, f * left, torch.where(state == ALL, left, torch.zeros_like(left)))
+            live = take >= MIN_HIT_MIP * self.mip[layer]
+            left = torch.where(live & (state == PART), left * (1 - f), torch.where(live, torch.zeros_like(left), left))
+            e_layer = torch.where(live, take, torch.zeros_like(take))
+            y = torch.log(torch.where(live, e_layer, self.mip[layer]) / self.mip[layer])
+            n = discrete_logistic_sample(self._hits_params(h, y), generator, self.cells_per_layer)
+            n = torch.where(live, n, torch.zeros_like(n))
+            theta, hit_par = self._place(x, y, torch.log(n.clamp_min(1).to(y.dtype)))
+            drawn = draw_cells(self.rings, theta.detach(), n, generator)
+            share = torch.exp(gaussian_mixture_sample(hit_par.unsqueeze(1).expand(b, drawn.shape[1], -1),
+                                                      generator).clamp(-8.0, 8.0))
+            share = torch.where(drawn >= 0, share, torch.zeros_like(share))
+            share = torch.sort(share, dim=1, descending=True).values
+            share = share / share.sum(1, keepdim=True).clamp_min(1e-30)
+            energy[layer], hits[layer] = e_layer, n
+            cells.append(drawn)
+            cell_energy.append(share * e_layer.unsqueeze(1))
+        return LayerSample(torch.stack(energy, 1), torch.stack(hits, 1), cells, cell_energy)
+
+
+@torch.no_grad()
+def sample_hits(model: LayerwiseModel, cond: torch.Tensor, generator: torch.Generator) -> tuple[np.ndarray, ...]:
+    """Sparse hits of one event per condition (B, 1 + L): event (H,), flat cell (H,), energy (H,) MeV."""
+    drawn = model.sample(cond, generator)
+    events, cells, energies = [], [], []
+    for layer, (cell, energy) in enumerate(zip(drawn.cells, drawn.cell_energy, strict=True)):
+        row, col = torch.nonzero(cell >= 0, as_tuple=True)
+        events.append(row.numpy())
+        cells.append(layer * model.cells_per_layer + cell[row, col].numpy())
+        energies.append(energy[row, col].numpy())
+    return np.concatenate(events), np.concatenate(cells), np.concatenate(energies).astype(np.float32)
+
+
+# ---------------------------------------------------------------------- training
+def build_optimizers(model: LayerwiseModel) -> dict[str, torch.optim.Optimizer]:
+    return {"model": torch.optim.Adam(model.parameters(), lr=model.config.lr)}
+
+
+def train_epoch(model: LayerwiseModel, optimizers: dict, table, generator: torch.Generator,
+                lr: float) -> dict[str, float]:
+    """One pass over a :class:`~calolab.generative.table.LayerTable` in a seeded order; mean NLL terms per event."""
+    from calolab.generative.table import make_batch
+
+    model.train()
+    opt = optimizers["model"]
+    for group in opt.param_groups:
+        group["lr"] = lr
+    order = torch.randperm(len(table), generator=generator).numpy()
+    bs = model.config.batch_size
+    sums: dict[str, float] = {}
+    for start in range(0, len(order), bs):
+        index = order[start:start + bs]
+        terms = model.loss(make_batch(table, index))
+        opt.zero_grad(set_to_none=True)
+        sum(terms.values()).backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 100.0)
+        opt.step()
+        for k, v in terms.items():
+            sums[k] = sums.get(k, 0.0) + v.item() * len(index)
+    out = {k: v / len(order) for k, v in sums.items()}
+    out["nll"] = sum(out.values())
+    return out

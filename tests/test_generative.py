@@ -1,0 +1,194 @@
+"""Generative shower models (paper 004): data, training with resume, sampling, CLI."""
+
+import json
+
+import numpy as np
+import pytest
+
+from calolab import CalolabError, load_detector
+from calolab.generative.data import (
+    DatasetConfig,
+    absorber_mm,
+    absorber_x0,
+    build_dataset,
+    draw_layouts,
+    load_dataset,
+    save_dataset,
+    with_absorbers,
+)
+from calolab.io import read_showers, write_showers
+
+torch = pytest.importorskip("torch")
+
+from calolab.generative.sample import generate, load_model  # noqa: E402
+from calolab.generative.train import TrainConfig, load_checkpoint, train  # noqa: E402
+
+TINY_DATA = DatasetConfig(n_layouts=2, events_per_layout=24, energy_min_gev=5, energy_max_gev=20, seed=3)
+TINY = {"layerwise": {"hidden": 16, "components": 2, "hit_components": 2, "batch_size": 16},
+        "wgan": {"latent": 8, "filters": 4, "batch_size": 16, "n_critic": 2}}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One torch thread: on a shared two-core machine more threads mostly wait for each other."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def runs(one_thread, tmp_path_factory):
+    """A two-epoch run of each model on 48 events of two layouts."""
+    out = {}
+    for name in TINY:
+        run_dir = tmp_path_factory.mktemp(name)
+        train(run_dir, TrainConfig(model=name, epochs=2, seed=5), TINY_DATA, TINY[name])
+        out[name] = run_dir
+    return out
+
+
+def test_dataset_is_reproducible_and_round_trips(tmp_path):
+    config = DatasetConfig(n_layouts=3, events_per_layout=10, seed=4)
+    data, again = build_dataset(config), build_dataset(config)
+    assert np.array_equal(data.showers.energy, again.showers.energy) and np.array_equal(data.conditions(),
+                                                                                       again.conditions())
+    base = absorber_mm(load_detector("siw-ecal"))
+    assert np.allclose(data.absorber_mm[0], base)
+    ratio = data.absorber_mm / base
+    assert np.all((ratio >= 0.5) & (ratio <= 1.5)) and not np.allclose(ratio[1:], 1.0)
+    cond = data.conditions()
+    assert cond.shape == (30, 16)
+    assert np.allclose(cond[:, 0], np.log(data.showers.incident_energy / 1e3))
+    assert np.allclose(cond[:, 1:], data.absorber_x0[data.layout])
+    # the simulated detector of a layout has those thicknesses
+    det = with_absorbers(load_detector("siw-ecal"), data.absorber_mm[2])
+    assert np.allclose(absorber_x0(det), data.absorber_x0[2])
+    back = load_dataset(save_dataset(data, tmp_path / "data.h5"))
+    assert back.config == config and np.array_equal(back.conditions(), cond)
+    assert np.array_equal(back.showers.cell, data.showers.cell)
+    assert "absorber_x0_14" in read_showers(tmp_path / "data.h5").extras  # conditions readable by anyone
+    fixed = draw_layouts(DatasetConfig(n_layouts=5, keep_total_x0=True))
+    assert np.allclose(fixed.sum(1), base.sum())  # all absorbers are W: equal mm means equal X0
+    with pytest.raises(CalolabError, match="not a generative training set"):
+        load_dataset(write_showers(data.showers[:2].__class__(data.showers.detector, np.zeros(2, int), [], [], 11,
+                                                              [1e3]), tmp_path / "plain.h5"))
+
+
+def test_layerwise_overfits_one_energy_point(tmp_path):
+    """10 GeV electrons in the prototype: the generated mean energy sum and hits are within 3% of the
+    training sample's, its energy resolution within 15%, the layer energies of layers 0-9 within 10%."""
+    config = DatasetConfig(n_layouts=1, events_per_layout=800, energy_min_gev=10, energy_max_gev=10, seed=2)
+    _, history = train(tmp_path, TrainConfig(epochs=20, seed=1), config, {"hidden": 64, "batch_size": 64})
+    assert history[-1]["nll"] < history[0]["nll"] - 50
+    real = load_dataset(tmp_path / "data.h5").showers
+    fake = generate(load_model(tmp_path), None, 10e3, 800, seed=3)
+    assert fake.energy_sum().mean() == pytest.approx(real.energy_sum().mean(), rel=0.03)
+    assert fake.hits_per_event().mean() == pytest.approx(real.hits_per_event().mean(), rel=0.03)
+    assert fake.energy_sum().std() == pytest.approx(real.energy_sum().std(), rel=0.15)
+    core = slice(0, 10)  # the layers that hold 95% of the energy
+    assert np.allclose(fake.layer_sums().mean(0)[core], real.layer_sums().mean(0)[core], rtol=0.10)
+
+
+@pytest.mark.parametrize("name", ["layerwise", "wgan"])
+def test_resume_after_a_kill_equals_an_uninterrupted_run(runs, tmp_path, name):
+    class Killed(Exception):
+        pass
+
+    def kill(epoch, losses):
+        if epoch == 1:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train(tmp_path, TrainConfig(model=name, epochs=2, seed=5), TINY_DATA, TINY[name], on_epoch=kill)
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["epoch"] == 1
+    train(tmp_path, TrainConfig(model=name, epochs=2, seed=5), TINY_DATA, TINY[name])
+    resumed, straight = load_checkpoint(tmp_path / "checkpoint.pt"), load_checkpoint(runs[name] / "checkpoint.pt")
+    assert resumed["epoch"] == straight["epoch"] == 2
+    for key, value in straight["model_state"].items():
+        assert torch.equal(resumed["model_state"][key], value), key
+    assert torch.equal(resumed["rng"], straight["rng"])
+    drop = lambda h: [{k: v for k, v in e.items() if k != "seconds"} for e in h]  # noqa: E731
+    assert drop(resumed["history"]) == drop(straight["history"])
+    assert len(json.loads((tmp_path / "losses.json").read_text())["epochs"]) == 2
+    with pytest.raises(CalolabError, match="different model config"):
+        train(tmp_path, TrainConfig(model=name, epochs=3, seed=5), TINY_DATA, {**TINY[name], "batch_size": 8})
+
+
+@pytest.mark.parametrize("name", ["layerwise", "wgan"])
+def test_sampling_is_reproducible_and_fits_the_detector(runs, tmp_path, name):
+    model = load_model(runs[name])
+    first, again = (generate(model, None, (5e3, 20e3), 40, seed=7) for _ in range(2))
+    other = generate(model, None, (5e3, 20e3), 40, seed=8)
+    assert np.array_equal(first.offsets, again.offsets) and np.array_equal(first.energy, again.energy)
+    assert np.array_equal(first.incident_energy, again.incident_energy)
+    assert not np.array_equal(first.incident_energy, other.incident_energy)
+    assert first.detector.shape == (15, 32, 32) and len(first) == 40
+    assert np.all(first.energy >= 0) and np.all(np.isfinite(first.energy)) and first.n_hits > 0
+    assert np.all((first.incident_energy >= 5e3) & (first.incident_energy <= 20e3))
+    for i in range(len(first)):  # every cell at most once per event
+        cells = first.cell[first.offsets[i]:first.offsets[i + 1]]
+        assert len(np.unique(cells)) == len(cells)
+    back = read_showers(write_showers(first, tmp_path / "cc.h5", format="calochallenge"))
+    assert np.allclose(back.dense(), first.dense())
+    # another absorber layout of the same grid is a condition; other silicon is refused
+    thick = with_absorbers(first.detector, absorber_mm(first.detector) * 1.3)
+    assert len(generate(model, thick, 10e3, 5, seed=1)) == 5
+    spec = first.detector.to_dict()
+    spec["layers"][0]["active_thickness"] = 0.3
+    with pytest.raises(CalolabError, match="varies only the absorber"):
+        generate(model, first.detector.from_dict(spec), 10e3, 5)
+    with pytest.raises(CalolabError, match="outside the model's training range"):
+        generate(model, None, 50e3, 5)
+
+
+def test_layer_energies_are_differentiable_in_the_thicknesses(runs):
+    module = load_model(runs["layerwise"]).module
+    det = load_detector("siw-ecal")
+    cond = torch.tensor(np.tile(np.r_[np.log(10.0), absorber_x0(det)], (64, 1)), dtype=torch.float32,
+                        requires_grad=True)
+    sample = module.sample(cond, torch.Generator().manual_seed(0))
+    sample.energy[:, 3:8].sum().backward()
+    grad = cond.grad[:, 1:]
+    assert torch.all(torch.isfinite(grad)) and grad.abs().sum() > 0
+
+
+def test_a_corrupt_checkpoint_is_a_clear_error(runs, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(runs["layerwise"], run)
+    raw = (run / "checkpoint.pt").read_bytes()
+    (run / "checkpoint.pt").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(CalolabError, match=r"checkpoint\.pt: corrupt or unreadable checkpoint"):
+        load_model(run)
+    with pytest.raises(CalolabError, match=r"checkpoint\.pt: corrupt"):
+        train(run, TrainConfig(epochs=3, seed=5), TINY_DATA, TINY["layerwise"])
+    (run / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CalolabError, match=r"checkpoint\.pt"):
+        load_model(run)
+    with pytest.raises(CalolabError, match="not a generative run folder"):
+        load_model(tmp_path / "nowhere")
+
+
+def test_cli_train_and_sample(tmp_path):
+    from click.testing import CliRunner
+
+    from calolab.generative.commands import generate as group
+
+    runner = CliRunner()
+    run = tmp_path / "run"
+    result = runner.invoke(group, ["train", "--model", "layerwise", "--out", str(run), "--events", "40",
+                                   "--events-per-layout", "20", "--epochs", "1", "--seed", "2", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "trained 1 epochs on 2 layouts x 20 events" in result.output
+    assert {"config.yaml", "data.h5", "checkpoint.pt", "losses.json"} <= {p.name for p in run.iterdir()}
+    out = tmp_path / "gen.h5"
+    result = runner.invoke(group, ["sample", str(run), "--energy", "1GeV:100GeV", "-n", "30", "-o", str(out),
+                                   "--format", "calochallenge", "--seed", "4"])
+    assert result.exit_code == 0, result.output
+    showers = read_showers(out)
+    assert len(showers) == 30 and showers.detector.shape == (15, 32, 32)
+    assert np.all((showers.incident_energy >= 1e3) & (showers.incident_energy <= 1e5))
+    result = runner.invoke(group, ["sample", str(tmp_path / "missing"), "-E", "10GeV", "-n", "3", "-o", str(out)])
+    assert isinstance(result.exception, CalolabError)
