@@ -51,6 +51,8 @@ STUDIES = {
     "design": ("calolab.studies.design:study_design", "Optimise the siw-ecal absorber layout (paper 004)."),
     "robustness": ("calolab.studies.robustness:robustness_command",
                    "Regressor response under miscalibration, noise and bias (paper 002)."),
+    "pions": ("calolab.studies.pions:study_pions", "CNN vs trees vs sums on cusi pions (paper 002)."),
+    "muons": ("calolab.studies.muons:study_muons", "Muon energy from the calorimeter and a tracker (paper 003)."),
 }
 
 
