@@ -46,6 +46,7 @@ COMMANDS = {
     "regress": ("calolab.reconstruction.commands:regress", "Fit and compare the baseline regressors."),
     "features": ("calolab.reconstruction.commands:features", "Compute high-level shower features to a file."),
     "evaluate": ("calolab.evaluation.commands:evaluate", "Compare generated showers with a reference."),
+    "generate": ("calolab.generative.commands:generate", "Train generative shower models and sample from them."),
 }
 STUDIES = {
     "design": ("calolab.studies.design:study_design", "Optimise the siw-ecal absorber layout (paper 004)."),
