@@ -132,7 +132,7 @@ def scan(regressors: dict[str, Regressor], test: Showers, config: ScanConfig = S
     config
         Grid, copulas, seed, chunking.
     progress
-        Called with a line after each chunk.
+        Called with a line every 5% of the events.
     """
     if not regressors:
         raise CalolabError("the robustness scan needs at least one regressor")
@@ -163,6 +163,7 @@ def scan(regressors: dict[str, Regressor], test: Showers, config: ScanConfig = S
                 yield first, point.index, events, sums
 
     items = _prefetched(readouts()) if config.workers == 2 else readouts()
+    report_every = max(1, len(starts) // 20)
     for first, p, events, sums in items:
         stop = first + len(events)
         for k, name in enumerate(names):
@@ -175,7 +176,8 @@ def scan(regressors: dict[str, Regressor], test: Showers, config: ScanConfig = S
         for key, value in sums.items():
             stats[key][p] += value
         if p == by_pair[-1].index:
-            if progress is not None:
+            chunk_number = first // config.chunk_size + 1
+            if progress is not None and (chunk_number % report_every == 0 or stop == len(test)):
                 progress(f"robustness scan: {stop}/{len(test)} events x {len(points)} points, "
                          f"{time.perf_counter() - start_time:.0f} s")
     return ScanResult(points, names, preds, np.asarray(test.incident_energy, np.float64), stats, seconds,

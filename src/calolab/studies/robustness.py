@@ -299,6 +299,10 @@ def _figures(out: Path, config, result, params, fits, regression, signal) -> Non
                 values = np.array([_response_value(fits[name, p], target) for p in range(len(result.points))])
                 plot_against_parameter(params, values, which, label=name, ax=ax)
             ax.set_ylabel("slope a" if target == "a" else "intercept b [GeV]")
+            b_all = np.abs([_response_value(fits[name, p], "b") for name in names for p in range(len(params))])
+            b_all = b_all[np.isfinite(b_all) & (b_all > 0)]
+            if target == "b" and len(b_all) and b_all.max() > 1000 * np.median(b_all):  # noise swamps the signal
+                ax.set_yscale("symlog", linthresh=float(np.median(b_all)))
     axes[0, 0].legend()
     fig.tight_layout()
     save_figure(fig, out / "response_vs_parameters.png")
@@ -308,7 +312,7 @@ def _figures(out: Path, config, result, params, fits, regression, signal) -> Non
         for row, target in enumerate(("a", "b")):
             fit = regression.get(name, {}).get(target, {}).get("full")
             if fit is not None:
-                plot_residuals(fit, target, label=name, ax=axes[row, col])
+                plot_residuals(fit, "a" if target == "a" else "b [MeV]", label=name, ax=axes[row, col])
     fig.tight_layout()
     save_figure(fig, out / "regression_residuals.png")
 
