@@ -10,6 +10,9 @@ from pathlib import Path
 
 import click
 
+DEFAULT_EPOCHS = {"layerwise": 30, "wgan": 5}
+THREADS_HELP = "Torch threads; on a shared machine one is fastest (more mostly wait for each other)."
+
 
 @click.group("generate")
 def generate() -> None:
@@ -23,14 +26,19 @@ def generate() -> None:
               help="Run folder: config.yaml, data.h5, checkpoint.pt, losses.json. Rerun to resume.")
 @click.option("--events", type=click.IntRange(min=1), help="Training events: layouts x events per layout.  [50000]")
 @click.option("--events-per-layout", type=click.IntRange(min=1), default=250, show_default=True)
-@click.option("--epochs", type=click.IntRange(min=1), help="Passes over the data.  [layerwise 30, wgan 4]")
+@click.option("--epochs", type=click.IntRange(min=1), help="Passes over the data.  [layerwise 30, wgan 5]")
 @click.option("-s", "--seed", type=int, default=1, show_default=True, help="Seed of the data, weights and draws.")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help=THREADS_HELP)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def train_command(model_name: str, run_dir: Path, events: int | None, events_per_layout: int, epochs: int | None,
-                  seed: int, progress: bool) -> None:
+                  seed: int, threads: int, progress: bool) -> None:
     """Simulate a training set of varied absorber layouts and train a model on it (resumes after a kill)."""
+    import torch
+
     from calolab.generative.data import DatasetConfig
     from calolab.generative.train import TrainConfig, train
+
+    torch.set_num_threads(threads)
 
     n_layouts = max(1, round((events or 50000) / events_per_layout))
     data = DatasetConfig(n_layouts=n_layouts, events_per_layout=events_per_layout, seed=seed)
@@ -41,7 +49,6 @@ def train_command(model_name: str, run_dir: Path, events: int | None, events_per
                f"events ({seconds:.0f} s of training); losses in {run_dir / 'losses.json'}")
 
 
-DEFAULT_EPOCHS = {"layerwise": 30, "wgan": 4}
 
 
 @generate.command("sample")
@@ -56,16 +63,20 @@ DEFAULT_EPOCHS = {"layerwise": 30, "wgan": 4}
               help="Output file (.h5 calolab; .parquet, .root).")
 @click.option("--format", "fmt", type=click.Choice(["hdf5", "calochallenge", "parquet", "root"]),
               help="Force a format (calochallenge for the CaloChallenge HDF5 layout).")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help=THREADS_HELP)
 def sample_command(run_dir: Path, energy: str, spectrum: str, events: int, detector: str | None, seed: int,
-                   output: Path, fmt: str | None) -> None:
+                   output: Path, fmt: str | None, threads: int) -> None:
     """Generate showers with the model of a run folder and write them to a file."""
     import time
+
+    import torch
 
     from calolab.generative.sample import generate as run_generate
     from calolab.generative.sample import load_model
     from calolab.io import write_showers
     from calolab.units import parse_energy, parse_energy_range
 
+    torch.set_num_threads(threads)
     energies = parse_energy_range(energy) if ":" in energy else parse_energy(energy)
     model = load_model(run_dir)
     start = time.perf_counter()

@@ -113,7 +113,8 @@ class LayerwiseModel(nn.Module):
         self.trunk = nn.Sequential(_mlp([n_in, h, h, h]), nn.SiLU())
         self.share_head = nn.Linear(h, 3 + 3 * k)  # empty / part / all logits, logit-fraction mixture
         self.hits_head = _mlp([h + 1, h, 3 * k])
-        self.place_head = _mlp([n_in + 2, h, h, r + 3 * kh])  # ring levels, hit-energy mixture
+        # lateral: on the trunk's features, detached so that the many hits do not steer the trunk
+        self.place_head = _mlp([h + 2, h, r + 3 * kh])  # ring levels, hit-energy mixture
 
     # ------------------------------------------------------------------ features
     def total_features(self, cond: torch.Tensor) -> torch.Tensor:
@@ -153,8 +154,8 @@ class LayerwiseModel(nn.Module):
     def _hits_params(self, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.hits_head(torch.cat([h, (y / 7).unsqueeze(-1)], -1))
 
-    def _place(self, x: torch.Tensor, y: torch.Tensor, log_n: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        out = self.place_head(torch.cat([x, (y / 7).unsqueeze(-1), (log_n / 5).unsqueeze(-1)], -1))
+    def _place(self, h: torch.Tensor, y: torch.Tensor, log_n: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = self.place_head(torch.cat([h.detach(), (y / 7).unsqueeze(-1), (log_n / 5).unsqueeze(-1)], -1))
         r = self.rings.n_rings
         return out[..., :r], out[..., r:]
 
@@ -186,7 +187,7 @@ class LayerwiseModel(nn.Module):
         nll_share = -(gaussian_mixture_log_prob(share_par, torch.where(part, logit_f, 0.0)) * part).sum()
         y = torch.log(torch.where(live, energy, self.mip) / self.mip)
         nll_hits = -(discrete_logistic_log_prob(self._hits_params(h, y), hits.clamp_min(1)) * live).sum()
-        theta, hit_par = self._place(x, y, torch.log(hits.clamp_min(1).to(y.dtype)))
+        theta, hit_par = self._place(h, y, torch.log(hits.clamp_min(1).to(y.dtype)))
         group = batch["hit_group"]
         nll_cells = -plackett_luce_log_prob(self.rings, theta.reshape(b * n_layers, -1), group,
                                             batch["hit_cell"]).sum()
@@ -222,7 +223,7 @@ class LayerwiseModel(nn.Module):
             y = torch.log(torch.where(live, e_layer, self.mip[layer]) / self.mip[layer])
             n = discrete_logistic_sample(self._hits_params(h, y), generator, self.cells_per_layer)
             n = torch.where(live, n, torch.zeros_like(n))
-            theta, hit_par = self._place(x, y, torch.log(n.clamp_min(1).to(y.dtype)))
+            theta, hit_par = self._place(h, y, torch.log(n.clamp_min(1).to(y.dtype)))
             drawn = draw_cells(self.rings, theta.detach(), n, generator)
             share = torch.exp(gaussian_mixture_sample(hit_par.unsqueeze(1).expand(b, drawn.shape[1], -1),
                                                       generator).clamp(-8.0, 8.0))

@@ -91,30 +91,69 @@ def plackett_luce_log_prob(rings: Rings, theta: torch.Tensor, group: torch.Tenso
     return torch.zeros(n_groups, dtype=per_hit.dtype, device=per_hit.device).index_add(0, group, per_hit).float()
 
 
-def draw_cells(rings: Rings, theta: torch.Tensor, n: torch.Tensor, generator: torch.Generator,
-               chunk: int = 256) -> torch.Tensor:
+def draw_cells(rings: Rings, theta: torch.Tensor, n: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Cells drawn without replacement, in drawing order: int (G, max n), -1 beyond each group's ``n`` (G,).
 
     Each cell gets an exponential arrival time of rate ``exp(theta[ring])``; the first ``n``
-    arrivals are a successive (Plackett-Luce) sample. Groups are handled in chunks of similar
-    ``n`` so that each chunk sorts only as many arrivals as it needs.
+    arrivals are a successive (Plackett-Luce) sample. Exactly, but without a draw for every
+    cell: arrivals are drawn for the inner rings (at least ``2 max(n)`` and 128 cells), whose
+    ``n``-th arrival ``tau`` bounds the result; in each outer ring the number of arrivals before
+    ``tau`` is binomial, those cells are a uniform subset of the ring and their arrival times
+    are exponential truncated at ``tau``. Random numbers come from numpy (its exponentials are
+    ~10x faster than torch's on a CPU), seeded from ``generator``.
     """
-    width = int(n.max()) if len(n) else 0
-    out = torch.full((len(n), width), -1, dtype=torch.long, device=theta.device)
+    counts = n.cpu().numpy().astype(np.int64)
+    width = int(counts.max()) if len(counts) else 0
+    out = np.full((len(counts), width), -1, np.int64)
     if width == 0:
-        return out
-    ring = torch.as_tensor(rings.ring, device=theta.device)
-    rate_inv = torch.exp(theta.max(-1, keepdim=True).values - theta)  # (G, rings), 1 for the heaviest ring
-    order = torch.argsort(n)
-    # numpy's ziggurat draws exponentials ~10x faster than torch on a CPU; seeded from the torch stream
+        return torch.from_numpy(out)
     rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=generator)))
-    for start in range(0, len(n), chunk):
-        rows = order[start:start + chunk]
-        k = int(n[rows].max())
-        if k == 0:
-            continue
-        arrival = torch.from_numpy(rng.standard_exponential((len(rows), len(ring)), dtype=np.float32)).to(theta.device)
-        first = torch.topk(arrival * rate_inv[rows][:, ring], k, dim=-1, largest=False).indices  # (rows, k)
-        keep = torch.arange(k, device=n.device)[None, :] < n[rows, None]
-        out[rows, :k] = torch.where(keep, first, torch.full_like(first, -1))
-    return out
+    live = np.flatnonzero(counts > 0)
+    theta_np = theta.detach().cpu().double().numpy()[live]
+    rate = np.exp(theta_np - theta_np.max(1, keepdims=True))  # (G', rings), 1 for the heaviest ring
+    k = counts[live]
+    n_inner = int(min(np.searchsorted(np.cumsum(rings.count), max(2 * width, 128)) + 1, rings.n_rings))
+    inner = np.flatnonzero(rings.ring < n_inner)  # cells of the inner rings
+    keys = rng.standard_exponential((len(live), len(inner)), dtype=np.float32) * \
+        (1.0 / rate[:, rings.ring[inner]]).astype(np.float32)
+    first = np.argpartition(keys, width - 1, axis=1)[:, :width] if width < len(inner) else \
+        np.tile(np.arange(len(inner)), (len(live), 1))
+    first_keys = np.take_along_axis(keys, first, 1)
+    order = np.argsort(first_keys, 1)
+    first, first_keys = inner[np.take_along_axis(first, order, 1)], np.take_along_axis(first_keys, order, 1)
+    beyond = np.arange(width)[None, :] >= k[:, None]
+    first[beyond], first_keys[beyond] = -1, np.inf
+    out[live] = first
+    if n_inner == rings.n_rings:
+        return torch.from_numpy(out)
+    # every outer arrival before tau, the n-th inner one, may join the first n
+    tau = first_keys[np.arange(len(live)), k - 1].astype(np.float64)
+    outer_rings = np.arange(n_inner, rings.n_rings)
+    p_before = -np.expm1(-rate[:, outer_rings] * tau[:, None])  # (G', outer rings)
+    hits = rng.binomial(rings.count[outer_rings][None, :], p_before)
+    g, r = np.nonzero(hits)
+    if len(g) == 0:
+        return torch.from_numpy(out)
+    c, ring_id = hits[g, r], outer_rings[r]
+    by_ring = np.argsort(rings.ring, kind="stable")  # cells grouped by ring
+    ring_start = np.cumsum(rings.count) - rings.count
+    size = rings.count[ring_id]
+    pad = int(size.max())
+    pick = np.argsort(rng.random((len(g), pad)) + (np.arange(pad)[None, :] >= size[:, None]), 1)  # padding last
+    pair, slot = np.nonzero(np.arange(pad)[None, :] < c[:, None])
+    cell = by_ring[ring_start[ring_id[pair]] + pick[pair, slot]]
+    key = -np.log1p(-rng.random(len(pair)) * p_before[g[pair], r[pair]]) / rate[g[pair], ring_id[pair]]
+    # merge them with the inner arrivals of their groups
+    group = g[pair]
+    rows, local = np.unique(group, return_inverse=True)
+    rank = np.arange(len(group)) - np.searchsorted(local, local, side="left")  # local is non-decreasing
+    extra = int(np.bincount(local).max())
+    merged_keys = np.concatenate([first_keys[rows], np.full((len(rows), extra), np.inf, np.float32)], 1)
+    merged_cells = np.concatenate([first[rows], np.full((len(rows), extra), -1)], 1)
+    merged_keys[local, width + rank] = key
+    merged_cells[local, width + rank] = cell
+    best = np.argsort(merged_keys, 1, kind="stable")[:, :width]
+    merged = np.take_along_axis(merged_cells, best, 1)
+    merged[np.arange(width)[None, :] >= k[rows, None]] = -1
+    out[live[rows]] = merged
+    return torch.from_numpy(out).to(theta.device)

@@ -9,9 +9,9 @@ neighbours of a cell alike, at a fraction of the cost on a CPU.) Following the p
   blocks (8, 16, 32 pixels) -> Conv2d + ReLU (exact zeros: empty cells);
 * critic: three Conv2d + InstanceNorm + LeakyReLU blocks, a last Conv2d to one score;
 * Wasserstein loss with gradient penalty (Gulrajani et al.: Adam (0.5, 0.9), ``n_critic`` = 5);
-* conservation penalties on the generator: the squared relative difference between fake and
-  real events of the same conditions in the batch mean of the energy sum (per GeV of beam) and
-  of the number of hits (per sqrt(GeV)), hits counted with a sigmoid around
+* conservation penalties on the generator for the energy sum and the number of hits of fake
+  and real events of the same conditions (:meth:`WGAN.conservation`: log differences, whose
+  batch mean and energy-weighted mean must vanish), hits counted with a sigmoid around
   ``hit_threshold_mip`` (0.5 MIP) of width ``hit_softness_mip``, shifted so that an empty cell
   counts exactly 0.
 
@@ -39,8 +39,8 @@ class WGANConfig:
 
     latent: int = 64
     filters: int = 16
-    lr: float = 2e-4
-    batch_size: int = 64
+    lr: float = 3e-4
+    batch_size: int = 32
     n_critic: int = 5
     gradient_penalty: float = 10.0
     energy_penalty: float = 10.0
@@ -82,6 +82,7 @@ class Generator(nn.Module):
                                                                                        strict=True))
         self.bns = nn.ModuleList(nn.BatchNorm2d(b) for b in chans[1:])
         self.out = nn.Conv2d(f + k, layers, 3, padding=1)
+        nn.init.constant_(self.out.bias, -1.0)  # start sparse: most cells below zero, i.e. empty
 
     def forward(self, z: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         c = normalise(cond)
@@ -143,12 +144,22 @@ class WGAN(nn.Module):
         return self.generator(z, cond)
 
     def conservation(self, fake_e: torch.Tensor, real_e: torch.Tensor, cond: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Squared relative differences of the batch-mean energy sum (per GeV) and hits (per sqrt GeV)."""
-        inv_e = torch.exp(-cond[:, 0])
-        inv_sqrt = torch.exp(-0.5 * cond[:, 0])
-        s_fake, s_real = (fake_e.flatten(1).sum(1) * inv_e).mean(), (real_e.flatten(1).sum(1) * inv_e).mean()
-        n_fake, n_real = (self.soft_hits(fake_e) * inv_sqrt).mean(), (self.soft_hits(real_e) * inv_sqrt).mean()
-        return {"energy": (s_fake / s_real - 1) ** 2, "hits": (n_fake / n_real - 1) ** 2}
+        """Conservation penalties from fake and real events of the same conditions (B, ...) in MeV.
+
+        For the energy sum ``S`` and the soft hit count ``n`` of each pair, ``d = ln S_fake - ln S_real``
+        (``ln(1 + n)`` for hits) has mean zero at every energy when the model is right. The
+        penalty is ``mean(d)^2 + mean(d z)^2`` with ``z`` the standardised ``ln E`` of the batch:
+        the second moment stops a generator from trading a deficit at low energy against an
+        excess at high energy.
+        """
+        log_e = cond[:, 0]
+        z = (log_e - log_e.mean()) / log_e.std().clamp_min(1e-3) if len(cond) > 1 else torch.zeros_like(log_e)
+        out = {}
+        for name, fake_q, real_q in (("energy", fake_e.flatten(1).sum(1), real_e.flatten(1).sum(1)),
+                                     ("hits", self.soft_hits(fake_e), self.soft_hits(real_e))):
+            d = torch.log1p(fake_q) - torch.log1p(real_q)
+            out[name] = d.mean() ** 2 + (d * z).mean() ** 2
+        return out
 
 
 def gradient_penalty(critic: Critic, real: torch.Tensor, fake: torch.Tensor, cond: torch.Tensor,
