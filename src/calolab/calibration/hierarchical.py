@@ -298,8 +298,8 @@ def calibrate_hierarchical(reference: Showers, damaged: Showers, dose: np.ndarra
         design = hat_basis(x, knots)
         curve_log = design @ level
         slope = curve_slope(x, knots, level)
-        prior_var = (tau2 * spread_shape(curve_log) ** 2 + np.einsum("ij,jk,ik->i", design, cov, design)
-                     + slope**2 * var_x)
+        curve_var = np.maximum(np.einsum("ij,jk,ik->i", design, cov, design), 0.0)  # pinv rounding can dip below
+        prior_var = np.maximum(tau2 * spread_shape(curve_log) ** 2 + curve_var + slope**2 * var_x, 1e-12)
         with np.errstate(divide="ignore", invalid="ignore"):
             w_data = np.where(fit, 1.0 / s2, 0.0)
             post_var = 1.0 / (w_data + 1.0 / prior_var)
