@@ -136,10 +136,12 @@ class RobustnessGrid:
 
 
 def empty_cell_occupancy(grid: RobustnessGrid, noise_scale: float, bias: float) -> float:
-    """Probability that an empty cell survives zero suppression, ``P(u + n (2B - 1) > t)``, B ~ Beta(2, 2)."""
-    b = grid.b_cut(noise_scale, bias)
-    if b >= 1:
-        return 0.0
-    if b <= 0:
-        return 1.0
-    return float(1 - (3 * b**2 - 2 * b**3))
+    """Probability that an empty cell survives zero suppression, ``P(u + n (2B - 1) > t)``, B ~ Beta(2, 2).
+
+    Without correlations this is the fraction of empty cells that noise fills; the same in every
+    unit, since ``n``, ``u`` and ``t`` scale together.
+    """
+    from calolab.effects.miscalibration import DistortionConfig, noise_occupancy
+
+    config = DistortionConfig(noise_scale=noise_scale, bias=bias, zero_suppression=grid.zero_suppression)
+    return noise_occupancy(config)
