@@ -29,10 +29,13 @@ def test_hierarchical_recovers_ageing_and_beats_the_baselines(pion_runs):
     assert start == pytest.approx(0.018, rel=0.1)
     best = scores["hierarchical"]
     # 3000 + 3000 events: the hierarchical model must get well below the uncorrected 0.018
-    assert best["mae"] < 0.006
+    assert best["mae"] < 0.004
     assert best["mae"] < 0.5 * min(scores["moments"]["mae"], scores["quantile"]["mae"])
     assert best["coverage"] == 1.0
-    assert 0.7 < best["pull_width_robust"] < 1.4
+    # honest uncertainties: the bulk of the pulls has unit width (robust width; a few dead or
+    # badly modelled cells make the tails heavier)
+    assert 0.8 < best["pull_width_robust"] < 1.25
+    assert abs(best["pull_mean"]) < 0.3
 
 
 def test_moments_recovers_a_uniform_loss_on_well_measured_cells():

@@ -174,7 +174,12 @@ def proxy_with_variance(ref: CellStats, dam: CellStats, damage: np.ndarray,
     own = hits / (hits + SMOOTHING_HITS)
     var_neighbourhood = uniform_filter(var_own.reshape(shape), size=3, mode="nearest") / 27
     proxy = smooth_dose(mean.reshape(shape), hits)
-    var = own**2 * var_own.reshape(shape) + (1 - own) ** 2 * var_neighbourhood
+    # the neighbourhood is not the cell: the dose varies across it by about its local spread
+    # (less the part that is only noise)
+    m = mean.reshape(shape)
+    local_spread = uniform_filter(m**2, size=3, mode="nearest") - uniform_filter(m, size=3, mode="nearest") ** 2
+    offset = np.maximum(local_spread - uniform_filter(var_own.reshape(shape), size=3, mode="nearest"), 0.0)
+    var = own**2 * var_own.reshape(shape) + (1 - own) ** 2 * (var_neighbourhood + offset)
     return proxy.ravel(), var.ravel()
 
 
