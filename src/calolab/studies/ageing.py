@@ -54,7 +54,7 @@ class AgeingStudyConfig:
     wgan_epochs: int | None = None
     wgan_scan_critic: str = "linear"
     wgan_scan_epochs: int | None = None
-    repeats: int = 5
+    repeats: int = 3
     seed: int = 1
 
     @classmethod
