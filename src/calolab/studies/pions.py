@@ -66,6 +66,7 @@ class PionStudyConfig:
     channels: tuple[int, ...] = (8, 16, 32)
     hidden: tuple[int, ...] = (64, 32)
     features: bool = True
+    feature_transform: str = "none"
     threads: int | None = 1
     em_fraction_bound: bool = True
     n_boot: int = 200
@@ -96,6 +97,8 @@ def cnn_label(config) -> str:
     """What the CNN is, stated beside every CNN result."""
     pool = "x".join(str(p) for p in config.pool)
     body = "high-level features in the body" if config.features else "no features"
+    if config.features and config.feature_transform != "none":
+        body = f"{config.feature_transform} {body}"
     return f"cnn x{config.ensemble} (pool {pool}, {body}, {config.epochs} epochs)"
 
 
@@ -145,7 +148,7 @@ def run_pion_study(out_dir: str | Path, config: PionStudyConfig = PionStudyConfi
     (out / "table.md").write_text(_table(config, metrics, scored))
     goal = metrics["goals"]
     extra = {"ratio": lambda ax: reg.plot_ratios(goal["ratios"], ax=ax, goals=GOALS)} if goal else None
-    reg.draw_figures(out, scored, test.incident_energy, extra=extra)
+    reg.draw_figures(out, scored, test.incident_energy, extra=extra, note=metrics["cnn"] or "")
     for line in _summary(metrics):
         echo(line)
     echo(f"run folder: {out} (config.yaml, metrics.json, table.md, figures) in {metrics['seconds']:.0f} s")

@@ -196,15 +196,22 @@ def fit_cnn(config, label: str, features: Callable[[Showers], tuple[np.ndarray, 
             run_dir: Path, seed: int, echo: Callable[[str], None] = print, progress: bool = False) -> Scored:
     """Train an ensemble of ``config.ensemble`` CNNs on ``fit_set`` into ``run_dir`` and score it.
 
-    ``config`` gives the architecture (``pool``, ``channels``, ``hidden``) and the training
-    (``epochs``, ``batch_size``, ``lr_max``, ``patience``); ``features`` computes the (N, F)
-    features of the network body (``None``: none). The CNN keeps its own validation split
-    of ``fit_set`` (20%, seeded by ``seed``) for early stopping and the ensemble weights;
-    a killed run resumes from the checkpoints in ``run_dir``.
+    ``config`` gives the architecture (``pool``, ``channels``, ``hidden``), the training
+    (``epochs``, ``batch_size``, ``lr_max``, ``patience``) and ``feature_transform``;
+    ``features`` computes the (N, F) features of the network body (``None``: none). The CNN
+    keeps its own validation split of ``fit_set`` (20%, seeded by ``seed``) for early
+    stopping and the ensemble weights; a killed run resumes from the checkpoints in ``run_dir``.
     """
     from calolab.ml.ensemble import train_ensemble
     from calolab.ml.model import RegressorConfig
     from calolab.ml.train import TrainConfig
+
+    if features is not None and config.feature_transform != "none":
+        raw, how = features, config.feature_transform
+
+        def features(showers: Showers) -> tuple[np.ndarray, list[str]]:
+            x, names = raw(showers)
+            return transform_features(x, how), names
 
     model_config = RegressorConfig(pool=config.pool, channels=config.channels, hidden=config.hidden)
     train_config = TrainConfig(epochs=config.epochs, batch_size=config.batch_size, lr_max=config.lr_max,
@@ -222,6 +229,25 @@ def fit_cnn(config, label: str, features: Callable[[Showers], tuple[np.ndarray, 
     scored = score("cnn", label, predict, calibration, test, edges, seconds, **common)
     echo(f"{label} trained in {seconds:.0f} s, {scored.events_per_s:.0f} events/s")
     return scored
+
+
+FEATURE_TRANSFORMS = ("none", "signed-log")
+
+
+def transform_features(x: np.ndarray, how: str) -> np.ndarray:
+    """Features as the CNN body sees them: ``none``, or ``signed-log`` ``sign(x) log(1 + |x|)``, float32 (N, F).
+
+    The body standardises its inputs by their mean and standard deviation; energies and
+    counts with long tails (muon radiative losses span orders of magnitude) are better
+    spread after the log.
+
+    >>> [round(float(v), 3) for v in transform_features(np.array([[0.0, -1.0, np.e - 1]]), "signed-log")[0]]
+    [0.0, -0.693, 1.0]
+    """
+    if how not in FEATURE_TRANSFORMS:
+        raise CalolabError(f"feature_transform must be one of {', '.join(FEATURE_TRANSFORMS)}, got {how!r}")
+    x = np.asarray(x, np.float32)
+    return x if how == "none" else (np.sign(x) * np.log1p(np.abs(x))).astype(np.float32)
 
 
 def plot_ratios(ratios: Mapping[str, Mapping[str, Any]], ax=None, goals: Mapping[str, float] | None = None):
@@ -245,8 +271,11 @@ def plot_ratios(ratios: Mapping[str, Mapping[str, Any]], ax=None, goals: Mapping
 
 # ------------------------------------------------------------------ run folder
 def draw_figures(out: Path, scored: Mapping[str, Scored], e_true: np.ndarray, log_x: bool = False,
-                 extra: Mapping[str, Callable] | None = None) -> list[str]:
-    """``response.png``, ``resolution.png`` (with fits), ``truth_<name>.png`` and ``extra`` figures; their names."""
+                 extra: Mapping[str, Callable] | None = None, note: str = "") -> list[str]:
+    """``response.png``, ``resolution.png`` (with fits), ``truth_<name>.png`` and ``extra`` figures; their names.
+
+    Legends use the short names; ``note`` (what the CNN is) goes above every figure.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -255,23 +284,25 @@ def draw_figures(out: Path, scored: Mapping[str, Scored], e_true: np.ndarray, lo
     from calolab.reconstruction.plots import plot_prediction_vs_truth, plot_resolution, plot_response
     from calolab.studies.rundir import save_figure
 
-    tables = {s.label: s.table for s in scored.values()}
-    fits = {s.label: s.fit for s in scored.values() if s.fit}
+    tables = {name: s.table for name, s in scored.items()}
+    fits = {name: s.fit for name, s in scored.items() if s.fit}
     drawers = {"response": lambda ax: plot_response(tables, ax=ax),
                "resolution": lambda ax: plot_resolution(tables, fits, ax=ax, log_x=log_x), **(extra or {})}
     names = []
     for name, draw in drawers.items():
         fig, ax = plt.subplots(figsize=(7, 5))
-        fig.subplots_adjust(left=0.12, right=0.97, bottom=0.11, top=0.93)  # no layout engine: it costs 0.5 s a figure
+        fig.subplots_adjust(left=0.12, right=0.97, bottom=0.11, top=0.89)  # no layout engine: it costs 0.5 s a figure
         draw(ax)
         if log_x:
             ax.set_xscale("log")
+        fig.suptitle(note, fontsize="small")
         save_figure(fig, out / f"{name}.png")
         names.append(f"{name}.png")
     for name, s in scored.items():
         fig, ax = plt.subplots(figsize=(5.5, 4.5))
         fig.subplots_adjust(left=0.14, right=0.98, bottom=0.12, top=0.92)
-        plot_prediction_vs_truth(e_true, s.test_pred, ax=ax, label=s.label)
+        plot_prediction_vs_truth(e_true, s.test_pred, ax=ax)
+        ax.set_title(s.label, fontsize="small")
         save_figure(fig, out / f"truth_{name}.png")
         names.append(f"truth_{name}.png")
     return names
