@@ -286,7 +286,7 @@ def draw_figures(out: Path, scored: Mapping[str, Scored], e_true: np.ndarray, lo
 
     tables = {name: s.table for name, s in scored.items()}
     fits = {name: s.fit for name, s in scored.items() if s.fit}
-    drawers = {"response": lambda ax: plot_response(tables, ax=ax),
+    drawers = {"response": lambda ax: plot_response(tables, ax=ax, kind="mean"),  # the calibrated quantity
                "resolution": lambda ax: plot_resolution(tables, fits, ax=ax, log_x=log_x), **(extra or {})}
     names = []
     for name, draw in drawers.items():
