@@ -24,7 +24,7 @@ from calolab.generative.sample import generate, load_model  # noqa: E402
 from calolab.generative.train import TrainConfig, load_checkpoint, train  # noqa: E402
 
 TINY_DATA = DatasetConfig(n_layouts=2, events_per_layout=24, energy_min_gev=5, energy_max_gev=20, seed=3)
-TINY = {"layerwise": {"hidden": 16, "components": 2, "hit_components": 2, "batch_size": 16},
+TINY = {"layerwise": {"hidden": 16, "head_hidden": 16, "components": 2, "hit_components": 2, "batch_size": 16},
         "wgan": {"latent": 8, "filters": 4, "batch_size": 16, "n_critic": 2}}
 
 
@@ -214,3 +214,10 @@ def test_cli_train_and_sample(tmp_path):
     assert np.all((showers.incident_energy >= 1e3) & (showers.incident_energy <= 1e5))
     result = runner.invoke(group, ["sample", str(tmp_path / "missing"), "-E", "10GeV", "-n", "3", "-o", str(out)])
     assert isinstance(result.exception, CalolabError)
+    result = runner.invoke(group, ["benchmark", str(run), "-o", str(tmp_path / "bench"), "--energies", "10",
+                                   "-n", "60", "--speed-events", "60", "--no-classifiers"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "bench" / "metrics.json").read_text())
+    row = metrics["energies"]["10"]
+    assert row["reference"]["energy_sum"]["mean"] > 0 and row["speed"]["generator"] > 0
+    assert abs(row["floor"]["energy_sum"]["difference"]) < 0.1  # the simulator against itself

@@ -84,3 +84,36 @@ def sample_command(run_dir: Path, energy: str, spectrum: str, events: int, detec
     seconds = time.perf_counter() - start
     path = write_showers(showers, output, format=fmt)
     click.echo(f"{path}: {showers.summary()} ({events / max(seconds, 1e-9):.0f} events/s)")
+
+
+@generate.command("benchmark")
+@click.argument("run_dir", metavar="RUN", type=click.Path(file_okay=False, path_type=Path))
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Run folder for config.yaml and metrics.json.")
+@click.option("--energies", default="1,5,10,20,50,100", show_default=True, help="Comma-separated energies in GeV.")
+@click.option("-n", "--events", type=click.IntRange(min=50), default=4000, show_default=True,
+              help="Events per sample (reference, floor, generated) at each energy.")
+@click.option("--speed-events", type=click.IntRange(min=1), default=5000, show_default=True,
+              help="Events of the log-uniform speed comparison.")
+@click.option("--classifiers/--no-classifiers", default=True, show_default=True,
+              help="Classifier AUCs from calolab.evaluation (needs scikit-learn).")
+@click.option("-s", "--seed", type=int, default=11, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help=THREADS_HELP)
+def benchmark_command(run_dir: Path, out_dir: Path, energies: str, events: int, speed_events: int, classifiers: bool,
+                      seed: int, threads: int) -> None:
+    """Compare a trained model with the simulator at fixed energies: sums, hits, layers, AUCs, speed."""
+    import torch
+
+    from calolab.errors import CalolabError
+    from calolab.generative.benchmark import BenchmarkConfig, benchmark
+    from calolab.generative.sample import load_model
+
+    torch.set_num_threads(threads)
+    try:
+        values = tuple(float(e) for e in energies.split(","))
+    except ValueError:
+        raise CalolabError(f"--energies {energies!r}: expected comma-separated numbers in GeV, e.g. 1,10,100") from None
+    config = BenchmarkConfig(energies_gev=values, events=events, classifiers=classifiers, speed_events=speed_events,
+                             seed=seed)
+    benchmark(load_model(run_dir), out_dir, config, echo=click.echo)
+    click.echo(f"metrics.json and config.yaml in {out_dir}")

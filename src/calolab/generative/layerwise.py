@@ -10,15 +10,17 @@ thicknesses in X0):
    hit cells ``n >= 1``: a discretised logistic mixture in ``ln n``. Layer ``l`` sees the depth
    of its absorber's faces in X0, its thickness, the total depth, its one-hot index (its
    silicon), the energy still to share and the energies and hits of all layers before it;
-3. given the layer's energy and ``n``: radial weights of its cells
-   (:mod:`~calolab.generative.placement`) and a Gaussian mixture in ``ln(e / MIP)`` for the hit
-   energies; ``n`` cells are drawn without replacement, ``n`` hit energies are drawn, sorted
-   and handed out in drawing order, then rescaled to add up to the layer's energy.
+3. given the layer's energy and ``n``: a weight for each ring of cells around the shower axis
+   and, for each ring, a Gaussian mixture in ``ln(e / MIP)`` of its hit energies
+   (:mod:`~calolab.generative.placement`); ``n`` cells are drawn without replacement, each
+   gets an energy from its ring's mixture, and the energies are rescaled to add up to the
+   layer's energy. Ring-dependent energies keep the dense core even (a stable centre of
+   gravity) and the halo at the single-particle (Landau) scale.
 
 Drawing the total first makes the energy sum's distribution a one-dimensional fit and the
 anticorrelation of early and late layers exact (what one layer takes, the others lack).
 All terms are fitted by maximum likelihood (teacher forcing), exactly except that the hit
-energies within a layer are treated as independent. Continuous draws are reparameterised,
+energies within a layer are treated as independent given their rings. Continuous draws are reparameterised,
 so the layer energies are differentiable in the thicknesses (through ``E_tot`` and ``f``).
 Hits are sparse by construction: no cell holds a small spurious energy.
 """
@@ -53,14 +55,16 @@ MIN_HIT_MIP = 0.3  # a layer given less than this (in MIPs) stays empty
 class LayerwiseConfig:
     """Size and optimiser of the layer-by-layer model."""
 
-    hidden: int = 128
+    hidden: int = 128  # the longitudinal trunk (and the total-energy network)
+    head_hidden: int = 64  # the hit-count and lateral heads
     components: int = 4  # total energy, layer fraction and hit count mixtures
-    hit_components: int = 3  # hit energy mixture
+    hit_components: int = 2  # hit energy mixture of each ring
     lr: float = 2e-3
     batch_size: int = 256
 
     def __post_init__(self) -> None:
-        if min(self.hidden, self.components, self.hit_components, self.batch_size) < 1 or not self.lr > 0:
+        if min(self.hidden, self.head_hidden, self.components, self.hit_components, self.batch_size) < 1 or \
+                not self.lr > 0:
             raise CalolabError(f"layerwise config: sizes must be >= 1 and lr > 0, got {self}")
 
 
@@ -112,9 +116,9 @@ class LayerwiseModel(nn.Module):
         self.total_net = _mlp([2 + n_layers, h, h, 3 * k])
         self.trunk = nn.Sequential(_mlp([n_in, h, h, h]), nn.SiLU())
         self.share_head = nn.Linear(h, 3 + 3 * k)  # empty / part / all logits, logit-fraction mixture
-        self.hits_head = _mlp([h + 1, h, 3 * k])
+        self.hits_head = _mlp([h + 1, config.head_hidden, 3 * k])
         # lateral: on the trunk's features, detached so that the many hits do not steer the trunk
-        self.place_head = _mlp([h + 2, h, r + 3 * kh])  # ring levels, hit-energy mixture
+        self.place_head = _mlp([h + 2, config.head_hidden, r * (1 + 3 * kh)])  # per ring: level, hit-energy mixture
 
     # ------------------------------------------------------------------ features
     def total_features(self, cond: torch.Tensor) -> torch.Tensor:
@@ -155,9 +159,10 @@ class LayerwiseModel(nn.Module):
         return self.hits_head(torch.cat([h, (y / 7).unsqueeze(-1)], -1))
 
     def _place(self, h: torch.Tensor, y: torch.Tensor, log_n: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Ring levels (..., R) and the hit-energy mixture of every ring (..., R, 3 K) in ln(e / MIP)."""
         out = self.place_head(torch.cat([h.detach(), (y / 7).unsqueeze(-1), (log_n / 5).unsqueeze(-1)], -1))
         r = self.rings.n_rings
-        return out[..., :r], out[..., r:]
+        return out[..., :r], out[..., r:].unflatten(-1, (r, -1))
 
     # ------------------------------------------------------------------ likelihood
     def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -191,7 +196,8 @@ class LayerwiseModel(nn.Module):
         group = batch["hit_group"]
         nll_cells = -plackett_luce_log_prob(self.rings, theta.reshape(b * n_layers, -1), group,
                                             batch["hit_cell"]).sum()
-        nll_hit_energy = -gaussian_mixture_log_prob(hit_par.reshape(b * n_layers, -1)[group],
+        ring = torch.as_tensor(self.rings.ring, device=cond.device)[batch["hit_cell"]]
+        nll_hit_energy = -gaussian_mixture_log_prob(hit_par.reshape(b * n_layers, *hit_par.shape[2:])[group, ring],
                                                     batch["hit_log_mip"]).sum()
         terms = {"total": nll_total, "state": nll_state, "share": nll_share, "hits": nll_hits, "cells": nll_cells,
                  "hit_energy": nll_hit_energy}
@@ -199,7 +205,11 @@ class LayerwiseModel(nn.Module):
 
     # ------------------------------------------------------------------ sampling
     def sample(self, cond: torch.Tensor, generator: torch.Generator) -> LayerSample:
-        """Draw one event per condition (B, 1 + L); the energies stay differentiable in ``cond``."""
+        """Draw one event per condition (B, 1 + L); the energies stay differentiable in ``cond``.
+
+        A layer's networks run only for the events with energy left to share, and its lateral
+        head only for those whose layer has hits (most late layers at low energy have neither).
+        """
         b, n_layers = len(cond), self.n_layers
         y_total = gaussian_mixture_sample(self.total_net(self.total_features(cond)), generator)
         total = torch.exp(y_total - TOTAL_OFFSET + cond[:, 0]) * 1e3
@@ -208,32 +218,56 @@ class LayerwiseModel(nn.Module):
         hits = [torch.zeros(b, dtype=torch.long, device=cond.device) for _ in range(n_layers)]
         cells, cell_energy = [], []
         for layer in range(n_layers):
-            x = self.features(cond, total, torch.stack(energy, 1), torch.stack(hits, 1), slice(layer, layer + 1))[:, 0]
-            h = self.trunk(x)
-            head = self.share_head(h)
-            if layer < n_layers - 1:
-                state = draw_component(F.log_softmax(head[:, :3] + self.prior_state[layer], -1), generator).squeeze(-1)
-                f = torch.sigmoid(gaussian_mixture_sample(self._share_params(head, layer), generator))
-            else:
-                state, f = torch.full((b,), ALL, device=cond.device), torch.ones_like(total)
-            take = torch.where(state == PART, f * left, torch.where(state == ALL, left, torch.zeros_like(left)))
-            live = take >= MIN_HIT_MIP * self.mip[layer]
-            left = torch.where(live & (state == PART), left * (1 - f), torch.where(live, torch.zeros_like(left), left))
-            e_layer = torch.where(live, take, torch.zeros_like(take))
-            y = torch.log(torch.where(live, e_layer, self.mip[layer]) / self.mip[layer])
-            n = discrete_logistic_sample(self._hits_params(h, y), generator, self.cells_per_layer)
-            n = torch.where(live, n, torch.zeros_like(n))
-            theta, hit_par = self._place(h, y, torch.log(n.clamp_min(1).to(y.dtype)))
-            drawn = draw_cells(self.rings, theta.detach(), n, generator)
-            share = torch.exp(gaussian_mixture_sample(hit_par.unsqueeze(1).expand(b, drawn.shape[1], -1),
-                                                      generator).clamp(-8.0, 8.0))
-            share = torch.where(drawn >= 0, share, torch.zeros_like(share))
-            share = torch.sort(share, dim=1, descending=True).values
-            share = share / share.sum(1, keepdim=True).clamp_min(1e-30)
-            energy[layer], hits[layer] = e_layer, n
+            drawn = torch.full((b, 0), -1, dtype=torch.long, device=cond.device)
+            cell_e = cond.new_zeros(b, 0)
+            rows = torch.nonzero(left > 0).squeeze(1)  # events with energy still to share
+            if len(rows):
+                e_rows, n_rows, left_rows, lateral = self._sample_layer(
+                    layer, cond[rows], total[rows], torch.stack(energy, 1)[rows], torch.stack(hits, 1)[rows],
+                    left[rows], generator)
+                left = left.index_copy(0, rows, left_rows)
+                energy[layer] = energy[layer].index_copy(0, rows, e_rows)
+                hits[layer] = hits[layer].index_copy(0, rows, n_rows)
+                if lateral is not None:
+                    sel, drawn_sel, cell_e_sel = lateral
+                    drawn = torch.full((b, drawn_sel.shape[1]), -1, dtype=torch.long, device=cond.device)
+                    drawn = drawn.index_copy(0, rows[sel], drawn_sel)
+                    cell_e = cond.new_zeros(b, drawn_sel.shape[1]).index_copy(0, rows[sel], cell_e_sel)
             cells.append(drawn)
-            cell_energy.append(share * e_layer.unsqueeze(1))
+            cell_energy.append(cell_e)
         return LayerSample(torch.stack(energy, 1), torch.stack(hits, 1), cells, cell_energy)
+
+    def _sample_layer(self, layer: int, cond: torch.Tensor, total: torch.Tensor, energy: torch.Tensor,
+                      hits: torch.Tensor, left: torch.Tensor, generator: torch.Generator) -> tuple:
+        """Energy, hits and what is left after ``layer`` for events with energy left (R,), and the hit
+        cells and energies ``(rows with hits, cells (S, W), MeV (S, W))`` (``None`` without hits)."""
+        r = len(cond)
+        x = self.features(cond, total, energy, hits, slice(layer, layer + 1))[:, 0]
+        h = self.trunk(x)
+        head = self.share_head(h)
+        if layer < self.n_layers - 1:
+            state = draw_component(F.log_softmax(head[:, :3] + self.prior_state[layer], -1), generator).squeeze(-1)
+            f = torch.sigmoid(gaussian_mixture_sample(self._share_params(head, layer), generator))
+        else:
+            state, f = torch.full((r,), ALL, device=cond.device), torch.ones_like(total)
+        take = torch.where(state == PART, f * left, torch.where(state == ALL, left, torch.zeros_like(left)))
+        live = take >= MIN_HIT_MIP * self.mip[layer]
+        left = torch.where(live & (state == PART), left * (1 - f), torch.where(live, torch.zeros_like(left), left))
+        e_layer = torch.where(live, take, torch.zeros_like(take))
+        y = torch.log(torch.where(live, e_layer, self.mip[layer]) / self.mip[layer])
+        n = discrete_logistic_sample(self._hits_params(h, y), generator, self.cells_per_layer)
+        n = torch.where(live, n, torch.zeros_like(n))
+        sel = torch.nonzero(n > 0).squeeze(1)
+        if len(sel) == 0:
+            return e_layer, n, left, None
+        theta, hit_par = self._place(h[sel], y[sel], torch.log(n[sel].to(y.dtype)))
+        drawn = draw_cells(self.rings, theta.detach(), n[sel], generator)  # (S, W)
+        ring = torch.as_tensor(self.rings.ring, device=cond.device)[drawn.clamp_min(0)]
+        par = hit_par.gather(1, ring.unsqueeze(-1).expand(-1, -1, hit_par.shape[-1]))  # (S, W, 3 K)
+        share = torch.exp(gaussian_mixture_sample(par, generator).clamp(-8.0, 8.0))
+        share = torch.where(drawn >= 0, share, torch.zeros_like(share))
+        share = share / share.sum(1, keepdim=True).clamp_min(1e-30)
+        return e_layer, n, left, (sel, drawn, share * e_layer[sel].unsqueeze(1))
 
 
 @torch.no_grad()

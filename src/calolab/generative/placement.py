@@ -7,10 +7,10 @@ through the grid centre, (x, y) = (0, 0) mm): every distinct cell-centre radius 
 event and layer by the network; the likelihood then costs (rings) per event-layer, not (cells).
 
 ``n`` hit cells are drawn without replacement in proportion to the weights (successive
-sampling, i.e. Plackett-Luce, as the first n of exponential arrival times), and the layer's hit
-energies, sorted in decreasing order, are given to the cells in the order they were drawn.
-Training therefore maximises the exact Plackett-Luce likelihood of the real hit cells
-ordered by decreasing energy: high weights mean "hit, and among the most energetic".
+sampling, i.e. Plackett-Luce, as the first n of exponential arrival times). Training
+maximises the exact Plackett-Luce likelihood of the real hit cells ordered by decreasing
+energy (one ordering of the set, the one that makes the weights mean "hit, and early among
+the most energetic"); sampling keeps the set.
 
 >>> from calolab.geometry import load_detector
 >>> rings = Rings.of(load_detector("siw-ecal"))
@@ -91,16 +91,21 @@ def plackett_luce_log_prob(rings: Rings, theta: torch.Tensor, group: torch.Tenso
     return torch.zeros(n_groups, dtype=per_hit.dtype, device=per_hit.device).index_add(0, group, per_hit).float()
 
 
+MIN_INNER_CELLS = 32  # the inner region holds at least this many cells and twice the largest n
+N_BUCKETS = (4, 16, 64)  # groups are drawn in buckets of similar n
+
+
 def draw_cells(rings: Rings, theta: torch.Tensor, n: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Cells drawn without replacement, in drawing order: int (G, max n), -1 beyond each group's ``n`` (G,).
 
     Each cell gets an exponential arrival time of rate ``exp(theta[ring])``; the first ``n``
     arrivals are a successive (Plackett-Luce) sample. Exactly, but without a draw for every
-    cell: arrivals are drawn for the inner rings (at least ``2 max(n)`` and 128 cells), whose
-    ``n``-th arrival ``tau`` bounds the result; in each outer ring the number of arrivals before
-    ``tau`` is binomial, those cells are a uniform subset of the ring and their arrival times
-    are exponential truncated at ``tau``. Random numbers come from numpy (its exponentials are
-    ~10x faster than torch's on a CPU), seeded from ``generator``.
+    cell: arrivals are drawn for the inner rings (at least ``2 max(n)`` and ``MIN_INNER_CELLS``
+    cells), whose ``n``-th arrival ``tau`` bounds the result; in each outer ring the number of
+    arrivals before ``tau`` is binomial, those cells are a uniform subset of the ring and their
+    arrival times are exponential truncated at ``tau``. Groups go in buckets of similar ``n``.
+    Random numbers come from numpy (its exponentials are ~10x faster than torch's on a CPU),
+    seeded from ``generator``.
     """
     counts = n.cpu().numpy().astype(np.int64)
     width = int(counts.max()) if len(counts) else 0
@@ -108,41 +113,57 @@ def draw_cells(rings: Rings, theta: torch.Tensor, n: torch.Tensor, generator: to
     if width == 0:
         return torch.from_numpy(out)
     rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=generator)))
-    live = np.flatnonzero(counts > 0)
-    theta_np = theta.detach().cpu().double().numpy()[live]
-    rate = np.exp(theta_np - theta_np.max(1, keepdims=True))  # (G', rings), 1 for the heaviest ring
-    k = counts[live]
-    n_inner = int(min(np.searchsorted(np.cumsum(rings.count), max(2 * width, 128)) + 1, rings.n_rings))
+    theta_np = theta.detach().cpu().double().numpy()
+    bucket = np.searchsorted(np.array(N_BUCKETS), counts, side="left")  # n <= 4, <= 16, <= 64, more
+    for b in range(len(N_BUCKETS) + 1):
+        rows = np.flatnonzero((bucket == b) & (counts > 0))
+        if len(rows):
+            cells = _draw_bucket(rings, theta_np[rows], counts[rows], rng)
+            out[rows, :cells.shape[1]] = cells
+    return torch.from_numpy(out).to(theta.device)
+
+
+def _draw_bucket(rings: Rings, theta: np.ndarray, k: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """First ``k`` (G,) >= 1 arrivals of each group, (G, max k) cells, -1 beyond ``k``."""
+    width = int(k.max())
+    inv_rate = np.exp(theta.max(1, keepdims=True) - theta)  # (G, rings), 1 for the heaviest ring
+    n_inner = int(min(np.searchsorted(np.cumsum(rings.count), max(2 * width, MIN_INNER_CELLS)) + 1, rings.n_rings))
     inner = np.flatnonzero(rings.ring < n_inner)  # cells of the inner rings
-    keys = rng.standard_exponential((len(live), len(inner)), dtype=np.float32) * \
-        (1.0 / rate[:, rings.ring[inner]]).astype(np.float32)
+    keys = rng.standard_exponential((len(k), len(inner)), dtype=np.float32)
+    keys *= inv_rate.astype(np.float32)[:, rings.ring[inner]]
     first = np.argpartition(keys, width - 1, axis=1)[:, :width] if width < len(inner) else \
-        np.tile(np.arange(len(inner)), (len(live), 1))
+        np.tile(np.arange(len(inner)), (len(k), 1))
     first_keys = np.take_along_axis(keys, first, 1)
     order = np.argsort(first_keys, 1)
     first, first_keys = inner[np.take_along_axis(first, order, 1)], np.take_along_axis(first_keys, order, 1)
     beyond = np.arange(width)[None, :] >= k[:, None]
     first[beyond], first_keys[beyond] = -1, np.inf
-    out[live] = first
     if n_inner == rings.n_rings:
-        return torch.from_numpy(out)
+        return first
     # every outer arrival before tau, the n-th inner one, may join the first n
-    tau = first_keys[np.arange(len(live)), k - 1].astype(np.float64)
+    tau = first_keys[np.arange(len(k)), k - 1].astype(np.float64)
     outer_rings = np.arange(n_inner, rings.n_rings)
-    p_before = -np.expm1(-rate[:, outer_rings] * tau[:, None])  # (G', outer rings)
+    p_before = -np.expm1(-tau[:, None] / inv_rate[:, outer_rings])  # (G, outer rings)
     hits = rng.binomial(rings.count[outer_rings][None, :], p_before)
     g, r = np.nonzero(hits)
     if len(g) == 0:
-        return torch.from_numpy(out)
+        return first
     c, ring_id = hits[g, r], outer_rings[r]
+    pair = np.repeat(np.arange(len(g)), c)  # one row per outer arrival
+    slot = np.zeros(len(pair), np.int64)  # its cell within the ring: a uniform subset of c cells
+    size = rings.count[ring_id]
+    single = c[pair] == 1
+    slot[single] = rng.integers(0, size[pair[single]])
+    several = np.flatnonzero(c > 1)
+    if len(several):
+        pad = int(size[several].max())
+        pick = np.argsort(rng.random((len(several), pad)) + (np.arange(pad)[None, :] >= size[several, None]), 1)
+        rows, cols = np.nonzero(np.arange(pad)[None, :] < c[several, None])
+        slot[np.flatnonzero(~single)] = pick[rows, cols]  # pairs are in order, arrivals grouped by pair
     by_ring = np.argsort(rings.ring, kind="stable")  # cells grouped by ring
     ring_start = np.cumsum(rings.count) - rings.count
-    size = rings.count[ring_id]
-    pad = int(size.max())
-    pick = np.argsort(rng.random((len(g), pad)) + (np.arange(pad)[None, :] >= size[:, None]), 1)  # padding last
-    pair, slot = np.nonzero(np.arange(pad)[None, :] < c[:, None])
-    cell = by_ring[ring_start[ring_id[pair]] + pick[pair, slot]]
-    key = -np.log1p(-rng.random(len(pair)) * p_before[g[pair], r[pair]]) / rate[g[pair], ring_id[pair]]
+    cell = by_ring[ring_start[ring_id[pair]] + slot]
+    key = -np.log1p(-rng.random(len(pair)) * p_before[g[pair], r[pair]]) * inv_rate[g[pair], ring_id[pair]]
     # merge them with the inner arrivals of their groups
     group = g[pair]
     rows, local = np.unique(group, return_inverse=True)
@@ -155,5 +176,5 @@ def draw_cells(rings: Rings, theta: torch.Tensor, n: torch.Tensor, generator: to
     best = np.argsort(merged_keys, 1, kind="stable")[:, :width]
     merged = np.take_along_axis(merged_cells, best, 1)
     merged[np.arange(width)[None, :] >= k[rows, None]] = -1
-    out[live[rows]] = merged
-    return torch.from_numpy(out).to(theta.device)
+    first[rows] = merged
+    return first

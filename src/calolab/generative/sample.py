@@ -107,7 +107,7 @@ def incident_energies(energies: float | tuple[float, float] | np.ndarray, n: int
 
 def generate(model: TrainedModel, detector: Detector | str | None = None,
              energies: float | tuple[float, float] | np.ndarray = 10 * GEV, n: int | None = None, seed: int = 0,
-             *, spectrum: str = "log-uniform", batch_size: int = 2000) -> Showers:
+             *, spectrum: str = "log-uniform", batch_size: int = 4096) -> Showers:
     """Generate showers with a trained model.
 
     Parameters
