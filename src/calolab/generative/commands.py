@@ -14,6 +14,13 @@ DEFAULT_EPOCHS = {"layerwise": 30, "wgan": 5}
 THREADS_HELP = "Torch threads; on a shared machine one is fastest (more mostly wait for each other)."
 
 
+def _torch():
+    """torch, or a one-line error naming the extra that installs it."""
+    from calolab.io.encoding import optional_modules
+
+    return optional_modules(("torch",), "ml", "the generative models")[0]
+
+
 @click.group("generate")
 def generate() -> None:
     """Differentiable generative shower models of siw-ecal with varied absorbers (paper 004)."""
@@ -33,12 +40,10 @@ def generate() -> None:
 def train_command(model_name: str, run_dir: Path, events: int | None, events_per_layout: int, epochs: int | None,
                   seed: int, threads: int, progress: bool) -> None:
     """Simulate a training set of varied absorber layouts and train a model on it (resumes after a kill)."""
-    import torch
-
+    _torch().set_num_threads(threads)
     from calolab.generative.data import DatasetConfig
     from calolab.generative.train import TrainConfig, train
 
-    torch.set_num_threads(threads)
 
     n_layouts = max(1, round((events or 50000) / events_per_layout))
     data = DatasetConfig(n_layouts=n_layouts, events_per_layout=events_per_layout, seed=seed)
@@ -69,14 +74,12 @@ def sample_command(run_dir: Path, energy: str, spectrum: str, events: int, detec
     """Generate showers with the model of a run folder and write them to a file."""
     import time
 
-    import torch
-
+    _torch().set_num_threads(threads)
     from calolab.generative.sample import generate as run_generate
     from calolab.generative.sample import load_model
     from calolab.io import write_showers
     from calolab.units import parse_energy, parse_energy_range
 
-    torch.set_num_threads(threads)
     energies = parse_energy_range(energy) if ":" in energy else parse_energy(energy)
     model = load_model(run_dir)
     start = time.perf_counter()
@@ -102,13 +105,11 @@ def sample_command(run_dir: Path, energy: str, spectrum: str, events: int, detec
 def benchmark_command(run_dir: Path, out_dir: Path, energies: str, events: int, speed_events: int, classifiers: bool,
                       seed: int, threads: int) -> None:
     """Compare a trained model with the simulator at fixed energies: sums, hits, layers, AUCs, speed."""
-    import torch
-
+    _torch().set_num_threads(threads)
     from calolab.errors import CalolabError
     from calolab.generative.benchmark import BenchmarkConfig, benchmark
     from calolab.generative.sample import load_model
 
-    torch.set_num_threads(threads)
     try:
         values = tuple(float(e) for e in energies.split(","))
     except ValueError:

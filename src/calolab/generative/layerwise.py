@@ -4,12 +4,12 @@ An event is drawn in three steps, each given the condition (``ln E`` and the 15 
 thicknesses in X0):
 
 1. the total visible energy ``E_tot``: a Gaussian mixture in ``ln(E_tot / E)``;
-2. front to back, the share of what is left that each layer takes (stick breaking): layer
-   ``l`` is *empty*, takes *all* that remains (the later layers stay empty), or a fraction
-   ``f`` whose logit is a Gaussian mixture; the last layer takes the rest. Then its number of
-   hit cells ``n >= 1``: a discretised logistic mixture in ``ln n``. Layer ``l`` sees the depth
-   of its absorber's faces in X0, its thickness, the total depth, its one-hot index (its
-   silicon), the energy still to share and the energies and hits of all layers before it;
+2. layer by layer, the share of what is left that each layer takes (stick breaking): a layer
+   is *empty*, takes *all* that remains (the layers after it stay empty), or a fraction ``f``
+   whose logit is a Gaussian mixture; the layer drawn last takes the rest. Then its number of
+   hit cells ``n >= 1``: a discretised logistic mixture in ``ln n``. A layer sees the depth of
+   its absorber's faces in X0, its thickness, the total depth, its one-hot index (its
+   silicon), the energy still to share and the energies and hits of the layers drawn before it;
 3. given the layer's energy and ``n``: a weight for each ring of cells around the shower axis
    and, for each ring, a Gaussian mixture in ``ln(e / MIP)`` of its hit energies
    (:mod:`~calolab.generative.placement`); ``n`` cells are drawn without replacement, each
@@ -18,11 +18,15 @@ thicknesses in X0):
    gravity) and the halo at the single-particle (Landau) scale.
 
 Drawing the total first makes the energy sum's distribution a one-dimensional fit and the
-anticorrelation of early and late layers exact (what one layer takes, the others lack).
+anticorrelation of early and late layers exact (what one layer takes, the others lack). The
+order of the draws (``rest_layer``): front to back up to ``rest_layer``, then back to front,
+so that the rest, and with it the small errors of every share, lands in a big layer near the
+shower maximum instead of in the last, nearly empty one.
+
 All terms are fitted by maximum likelihood (teacher forcing), exactly except that the hit
-energies within a layer are treated as independent given their rings. Continuous draws are reparameterised,
-so the layer energies are differentiable in the thicknesses (through ``E_tot`` and ``f``).
-Hits are sparse by construction: no cell holds a small spurious energy.
+energies within a layer are treated as independent given their rings. Continuous draws are
+reparameterised, so the layer energies are differentiable in the thicknesses (through
+``E_tot`` and ``f``). Hits are sparse by construction: no cell holds a small spurious energy.
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ class LayerwiseConfig:
     hidden: int = 128  # the longitudinal trunk (and the total-energy network)
     head_hidden: int = 64  # the hit-count and lateral heads
     components: int = 4  # total energy, layer fraction and hit count mixtures
+    rest_layer: int | None = None  # the layer drawn last, taking the rest (None: the last layer)
     hit_components: int = 2  # hit energy mixture of each ring
     lr: float = 2e-3
     batch_size: int = 256
@@ -104,12 +109,20 @@ class LayerwiseModel(nn.Module):
         self.cells_per_layer = nx * ny
         self.rings = Rings.of(detector)
         self.register_buffer("mip", torch.tensor(detector.mip_mpv, dtype=torch.float32))
-        # prior logit of the share of what is left: layer l takes 1 / (L - l), an even split
-        self.register_buffer("prior_logit", -torch.log((torch.arange(self.n_layers, 0, -1).float() - 1).clamp(min=1.0)))
-        # prior of the state: mostly a share, rarely all that is left before the last layers
-        left_layers = torch.arange(self.n_layers, 0, -1).float()
-        self.register_buffer("prior_state", torch.stack([torch.zeros_like(left_layers), torch.ones_like(left_layers),
-                                                         -2 * torch.log(left_layers)], -1))
+        # order of the draws: layers 0 .. rest - 1 front to back, then the others back to front,
+        # so that the rest, and with it every accumulated error, lands in a big layer
+        rest = self.n_layers - 1 if config.rest_layer is None else config.rest_layer
+        if not 0 <= rest < self.n_layers:
+            raise CalolabError(f"layerwise rest_layer must be in [0, {self.n_layers}), got {rest}")
+        self.order = [*range(rest), *range(self.n_layers - 1, rest - 1, -1)]
+        position = torch.empty(self.n_layers, dtype=torch.long)
+        position[torch.tensor(self.order)] = torch.arange(self.n_layers)
+        self.register_buffer("past", (position[None, :] < position[:, None]).float())  # past[l, k]: k before l
+        # priors by the number of layers still to draw: an even split of what is left, mostly a share
+        to_draw = (self.n_layers - position).float()
+        self.register_buffer("prior_logit", -torch.log((to_draw - 1).clamp(min=1.0)))
+        self.register_buffer("prior_state", torch.stack([torch.zeros_like(to_draw), torch.ones_like(to_draw),
+                                                         -2 * torch.log(to_draw)], -1))
         h, k, kh, r, n_layers = config.hidden, config.components, config.hit_components, self.rings.n_rings, \
             self.n_layers
         n_in = N_SCALARS + 3 * n_layers
@@ -128,9 +141,9 @@ class LayerwiseModel(nn.Module):
     def features(self, cond: torch.Tensor, total: torch.Tensor, energy: torch.Tensor, hits: torch.Tensor,
                  layers: slice = slice(None)) -> torch.Tensor:
         """Inputs (B, l, F) of the ``layers`` from conditions (B, 1 + L), total energy (B,) and layer
-        energies (MeV) and hits (B, L); layer ``l`` sees only the layers ``< l`` of the last two."""
+        energies (MeV) and hits (B, L); layer ``l`` sees only the layers drawn before it of the last two."""
         n_layers = self.n_layers
-        past = torch.tril(torch.ones(n_layers, n_layers, device=cond.device), -1)[layers]  # past[l, k] = k < l
+        past = self.past[layers]  # past[l, k]: layer k is drawn before layer l
         b, n_rows = len(cond), len(past)
         log_e, thick = cond[:, :1], cond[:, 1:]
         depth = torch.cumsum(thick, 1)
@@ -170,24 +183,24 @@ class LayerwiseModel(nn.Module):
         cond, energy, hits = batch["cond"], batch["energy"], batch["hits"]
         b, n_layers = len(cond), self.n_layers
         energy64 = energy.double()
-        left = torch.flip(torch.cumsum(torch.flip(energy64, [1]), 1), [1])  # (B, L) energy from layer l on
-        total = left[:, 0].float()
+        later_mask = self.past.T.double()  # later_mask[l, k]: layer k is drawn after layer l
+        later_energy = energy64 @ later_mask.T  # (B, L)
+        total = energy64.sum(1).float()
         y_total = torch.log(total / 1e3) - cond[:, 0] + TOTAL_OFFSET
         nll_total = -gaussian_mixture_log_prob(self.total_net(self.total_features(cond)), y_total).sum()
         x = self.features(cond, total, energy, hits)  # (B, L, F)
         h = self.trunk(x)  # (B, L, H)
         head = self.share_head(h)
-        later = torch.flip(torch.cumsum(torch.flip(hits, [1]), 1), [1]) - hits  # hits after layer l
+        later = hits.double() @ later_mask.T  # hits in the layers drawn after layer l
         live = hits > 0
         state = torch.where(~live, EMPTY, torch.where(later == 0, ALL, PART))
         choose = (live | (later > 0))  # something left to share
-        choose[:, -1] = False  # the last layer takes the rest
+        choose[:, self.order[-1]] = False  # the last one drawn takes the rest
         nll_state = (F.cross_entropy((head[..., :3] + self.prior_state).reshape(-1, 3), state.reshape(-1),
                                      reduction="none")
                      * choose.reshape(-1)).sum()
         part = choose & (state == PART)
-        rest = (left - energy64).clamp_min(1e-30)
-        logit_f = (torch.log(energy64.clamp_min(1e-30)) - torch.log(rest)).float()
+        logit_f = (torch.log(energy64.clamp_min(1e-30)) - torch.log(later_energy.clamp_min(1e-30))).float()
         share_par = self._share_params(head, slice(None))
         nll_share = -(gaussian_mixture_log_prob(share_par, torch.where(part, logit_f, 0.0)) * part).sum()
         y = torch.log(torch.where(live, energy, self.mip) / self.mip)
@@ -217,7 +230,7 @@ class LayerwiseModel(nn.Module):
         energy = [cond.new_zeros(b) for _ in range(n_layers)]
         hits = [torch.zeros(b, dtype=torch.long, device=cond.device) for _ in range(n_layers)]
         cells, cell_energy = [], []
-        for layer in range(n_layers):
+        for layer in self.order:
             drawn = torch.full((b, 0), -1, dtype=torch.long, device=cond.device)
             cell_e = cond.new_zeros(b, 0)
             rows = torch.nonzero(left > 0).squeeze(1)  # events with energy still to share
@@ -235,7 +248,9 @@ class LayerwiseModel(nn.Module):
                     cell_e = cond.new_zeros(b, drawn_sel.shape[1]).index_copy(0, rows[sel], cell_e_sel)
             cells.append(drawn)
             cell_energy.append(cell_e)
-        return LayerSample(torch.stack(energy, 1), torch.stack(hits, 1), cells, cell_energy)
+        return LayerSample(torch.stack(energy, 1), torch.stack(hits, 1), [cells[self.order.index(la)] for la in
+                                                                           range(n_layers)],
+                           [cell_energy[self.order.index(la)] for la in range(n_layers)])
 
     def _sample_layer(self, layer: int, cond: torch.Tensor, total: torch.Tensor, energy: torch.Tensor,
                       hits: torch.Tensor, left: torch.Tensor, generator: torch.Generator) -> tuple:
@@ -245,7 +260,7 @@ class LayerwiseModel(nn.Module):
         x = self.features(cond, total, energy, hits, slice(layer, layer + 1))[:, 0]
         h = self.trunk(x)
         head = self.share_head(h)
-        if layer < self.n_layers - 1:
+        if layer != self.order[-1]:
             state = draw_component(F.log_softmax(head[:, :3] + self.prior_state[layer], -1), generator).squeeze(-1)
             f = torch.sigmoid(gaussian_mixture_sample(self._share_params(head, layer), generator))
         else:
