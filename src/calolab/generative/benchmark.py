@@ -11,7 +11,8 @@ three samples are compared: a reference simulation, an independent simulation (t
 * classifier AUC, high-level (gradient-boosted trees on the suite's observables) and
   low-level (MLP on the cells), from :func:`calolab.evaluation.compare`;
 * generation speed against the simulator's in the same run, events/s on one thread of this
-  process, for each energy and for a log-uniform spectrum over the training range.
+  process, for each energy and for a log-uniform spectrum between the lowest and highest
+  energy (1-100 GeV by default).
 
 Writes ``config.yaml`` and ``metrics.json`` into a run folder.
 """
@@ -110,7 +111,9 @@ def benchmark(model: TrainedModel, out_dir: str | Path, config: BenchmarkConfig 
         metrics["energies"][f"{e_gev:g}"] = row
         if echo:
             echo(_line(e_gev, row))
-    low, high = model.energy_range
+    low, high = min(config.energies_gev) * GEV, max(config.energies_gev) * GEV
+    if low == high:
+        low, high = model.energy_range
     spectrum = Beam(particle, energy_min=low, energy_max=high, spectrum="log-uniform")
     _, t_sim = _timed(lambda: simulate(det, spectrum, config.speed_events, seed=int(seeds[4])))
     _, t_gen = _timed(lambda: generate(model, det, (low, high), config.speed_events, int(seeds[5])))

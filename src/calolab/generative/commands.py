@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-DEFAULT_EPOCHS = {"layerwise": 30, "wgan": 5}
+DEFAULT_EPOCHS = {"layerwise": 40, "wgan": 5}
 THREADS_HELP = "Torch threads; on a shared machine one is fastest (more mostly wait for each other)."
 
 
@@ -31,21 +31,23 @@ def generate() -> None:
               show_default=True)
 @click.option("-o", "--out", "run_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Run folder: config.yaml, data.h5, checkpoint.pt, losses.json. Rerun to resume.")
-@click.option("--events", type=click.IntRange(min=1), help="Training events: layouts x events per layout.  [50000]")
+@click.option("--events", type=click.IntRange(min=1), help="Training events: layouts x events per layout.  [60000]")
 @click.option("--events-per-layout", type=click.IntRange(min=1), default=250, show_default=True)
-@click.option("--epochs", type=click.IntRange(min=1), help="Passes over the data.  [layerwise 30, wgan 5]")
+@click.option("--energy-range", default="0.8GeV:150GeV", show_default=True,
+              help="Log-uniform training energies, LOW:HIGH (beyond 1-100 GeV so that those are not at an edge).")
+@click.option("--epochs", type=click.IntRange(min=1), help="Passes over the data.  [layerwise 40, wgan 5]")
 @click.option("-s", "--seed", type=int, default=1, show_default=True, help="Seed of the data, weights and draws.")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help=THREADS_HELP)
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def train_command(model_name: str, run_dir: Path, events: int | None, events_per_layout: int, epochs: int | None,
-                  seed: int, threads: int, progress: bool) -> None:
+def train_command(model_name: str, run_dir: Path, events: int | None, events_per_layout: int, energy_range: str,
+                  epochs: int | None, seed: int, threads: int, progress: bool) -> None:
     """Simulate a training set of varied absorber layouts and train a model on it (resumes after a kill)."""
     _torch().set_num_threads(threads)
     from calolab.generative.data import DatasetConfig
     from calolab.generative.train import TrainConfig, train
 
 
-    n_layouts = max(1, round((events or 50000) / events_per_layout))
+    n_layouts = max(1, round((events or 60000) / events_per_layout))
     data = DatasetConfig(n_layouts=n_layouts, events_per_layout=events_per_layout, seed=seed)
     config = TrainConfig(model=model_name, epochs=epochs or DEFAULT_EPOCHS[model_name], seed=seed)
     _, history = train(run_dir, config, data, progress=progress)

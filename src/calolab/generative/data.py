@@ -46,7 +46,9 @@ class DatasetConfig:
     particle
         Beam particle.
     energy_min_gev, energy_max_gev
-        Log-uniform incident-energy range in GeV (one energy if they are equal).
+        Log-uniform incident-energy range in GeV (one energy if they are equal). The default
+        reaches beyond the 1-100 GeV of paper 004 so that 1 and 100 GeV are not at the edge
+        of what the models learn (at an edge a fit has neighbours on one side only).
     n_layouts, events_per_layout
         Number of absorber layouts (layout 0 is the base detector) and events in each.
     scale_min, scale_max
@@ -59,9 +61,9 @@ class DatasetConfig:
 
     detector: str = "siw-ecal"
     particle: str = "e-"
-    energy_min_gev: float = 1.0
-    energy_max_gev: float = 100.0
-    n_layouts: int = 200
+    energy_min_gev: float = 0.8
+    energy_max_gev: float = 150.0
+    n_layouts: int = 240
     events_per_layout: int = 250
     scale_min: float = 0.5
     scale_max: float = 1.5

@@ -53,6 +53,7 @@ N_SCALARS = 10  # per-layer scalar features, see LayerwiseModel.features
 TOTAL_OFFSET = 4.7  # ln(E_tot / E) + TOTAL_OFFSET is of order 0 (sampling fraction ~ 1%)
 EMPTY, PART, ALL = 0, 1, 2
 MIN_HIT_MIP = 0.3  # a layer given less than this (in MIPs) stays empty
+TOTAL_BLOCKS = 5  # the total-energy network sees the absorber depth of this many blocks of layers
 
 
 @dataclass(frozen=True)
@@ -61,8 +62,8 @@ class LayerwiseConfig:
 
     hidden: int = 128  # the longitudinal trunk (and the total-energy network)
     head_hidden: int = 64  # the hit-count and lateral heads
-    components: int = 4  # total energy, layer fraction and hit count mixtures
-    rest_layer: int | None = None  # the layer drawn last, taking the rest (None: the last layer)
+    components: int = 6  # total energy, layer fraction and hit count mixtures
+    rest_layer: int | None = None  # the layer drawn last, taking the rest (None: 30% deep, layer 4 of 15)
     hit_components: int = 2  # hit energy mixture of each ring
     lr: float = 2e-3
     batch_size: int = 256
@@ -111,7 +112,7 @@ class LayerwiseModel(nn.Module):
         self.register_buffer("mip", torch.tensor(detector.mip_mpv, dtype=torch.float32))
         # order of the draws: layers 0 .. rest - 1 front to back, then the others back to front,
         # so that the rest, and with it every accumulated error, lands in a big layer
-        rest = self.n_layers - 1 if config.rest_layer is None else config.rest_layer
+        rest = int(0.3 * self.n_layers) if config.rest_layer is None else config.rest_layer
         if not 0 <= rest < self.n_layers:
             raise CalolabError(f"layerwise rest_layer must be in [0, {self.n_layers}), got {rest}")
         self.order = [*range(rest), *range(self.n_layers - 1, rest - 1, -1)]
@@ -126,7 +127,7 @@ class LayerwiseModel(nn.Module):
         h, k, kh, r, n_layers = config.hidden, config.components, config.hit_components, self.rings.n_rings, \
             self.n_layers
         n_in = N_SCALARS + 3 * n_layers
-        self.total_net = _mlp([2 + n_layers, h, h, 3 * k])
+        self.total_net = _mlp([2 + TOTAL_BLOCKS, h, h, 3 * k])
         self.trunk = nn.Sequential(_mlp([n_in, h, h, h]), nn.SiLU())
         self.share_head = nn.Linear(h, 3 + 3 * k)  # empty / part / all logits, logit-fraction mixture
         self.hits_head = _mlp([h + 1, config.head_hidden, 3 * k])
@@ -135,8 +136,14 @@ class LayerwiseModel(nn.Module):
 
     # ------------------------------------------------------------------ features
     def total_features(self, cond: torch.Tensor) -> torch.Tensor:
+        """``ln E``, the total depth and the depth of ``TOTAL_BLOCKS`` consecutive blocks of layers (B, 7).
+
+        Block sums rather than the 15 thicknesses: with a few hundred layouts in the training set
+        the network would otherwise learn each layout's sample of events.
+        """
         thick = cond[:, 1:]
-        return torch.cat([cond[:, :1] / 4.6, thick.sum(1, keepdim=True) / 20, thick / 1.5], 1)
+        blocks = torch.stack([part.sum(1) for part in torch.tensor_split(thick, TOTAL_BLOCKS, dim=1)], 1)
+        return torch.cat([cond[:, :1] / 4.6, thick.sum(1, keepdim=True) / 20, blocks / (20 / TOTAL_BLOCKS)], 1)
 
     def features(self, cond: torch.Tensor, total: torch.Tensor, energy: torch.Tensor, hits: torch.Tensor,
                  layers: slice = slice(None)) -> torch.Tensor:

@@ -60,8 +60,8 @@ def load_model(run_dir: str | Path) -> TrainedModel:
     try:
         module.load_state_dict(state["model_state"])
     except RuntimeError as exc:
-        raise CalolabError(f"{run_dir / 'checkpoint.pt'}: does not fit {config_path} "
-                           f"({str(exc).splitlines()[0][:120]})") from None
+        detail = " ".join(str(exc).split())[:200]
+        raise CalolabError(f"{run_dir / 'checkpoint.pt'}: does not fit {config_path} ({detail})") from None
     module.eval()
     return TrainedModel(name, module, detector, data_config, record, run_dir)
 
