@@ -45,6 +45,7 @@ from calolab.generative.mixtures import (
     draw_component,
     gaussian_mixture_log_prob,
     gaussian_mixture_sample,
+    gaussian_mixture_sample_at,
 )
 from calolab.generative.placement import Rings, draw_cells, plackett_luce_log_prob
 from calolab.geometry import Detector
@@ -284,9 +285,8 @@ class LayerwiseModel(nn.Module):
             return e_layer, n, left, None
         theta, hit_par = self._place(h[sel], y[sel], torch.log(n[sel].to(y.dtype)))
         drawn = draw_cells(self.rings, theta.detach(), n[sel], generator)  # (S, W)
-        ring = torch.as_tensor(self.rings.ring, device=cond.device)[drawn.clamp_min(0)]
-        par = hit_par.gather(1, ring.unsqueeze(-1).expand(-1, -1, hit_par.shape[-1]))  # (S, W, 3 K)
-        share = torch.exp(gaussian_mixture_sample(par, generator).clamp(-8.0, 8.0))
+        ring = torch.as_tensor(self.rings.ring, device=cond.device)[drawn.clamp_min(0)]  # (S, W)
+        share = torch.exp(gaussian_mixture_sample_at(hit_par, ring, generator).clamp(-8.0, 8.0))
         share = torch.where(drawn >= 0, share, torch.zeros_like(share))
         share = share / share.sum(1, keepdim=True).clamp_min(1e-30)
         return e_layer, n, left, (sel, drawn, share * e_layer[sel].unsqueeze(1))

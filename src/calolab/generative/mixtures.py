@@ -55,6 +55,26 @@ def gaussian_mixture_sample(params: torch.Tensor, generator: torch.Generator) ->
     return mean.gather(-1, k).squeeze(-1) + torch.exp(log_sd.gather(-1, k).squeeze(-1)) * noise
 
 
+def gaussian_mixture_sample_at(params: torch.Tensor, index: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Draws (B, W) from the mixtures ``params[b, index[b, w]]`` of (B, M, 3 K): many draws from few mixtures.
+
+    The same as :func:`gaussian_mixture_sample` of the gathered parameters, with the softmax
+    taken once per mixture rather than once per draw.
+    """
+    log_w, mean, log_sd = split(params)
+    cdf = torch.cumsum(torch.exp(log_w), -1)  # (B, M, K)
+    k = cdf.shape[-1]
+
+    def gather(x: torch.Tensor) -> torch.Tensor:
+        return x.gather(1, index.unsqueeze(-1).expand(-1, -1, k))  # (B, W, K)
+
+    cdf = gather(cdf)
+    u = torch.rand((*index.shape, 1), generator=generator, device=params.device) * cdf[..., -1:]
+    comp = (u > cdf[..., :-1]).sum(-1, keepdim=True)
+    noise = torch.randn(index.shape, generator=generator, device=params.device)
+    return gather(mean).gather(-1, comp).squeeze(-1) + torch.exp(gather(log_sd).gather(-1, comp).squeeze(-1)) * noise
+
+
 def discrete_logistic_log_prob(params: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
     """Log probability of counts ``n >= 1`` (...) under a discretised logistic mixture in ``ln n``.
 
