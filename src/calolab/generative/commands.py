@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-DEFAULT_EPOCHS = {"layerwise": 40, "wgan": 5}
+DEFAULT_EPOCHS = {"layerwise": 80, "wgan": 5}
 THREADS_HELP = "Torch threads; on a shared machine one is fastest (more mostly wait for each other)."
 
 
@@ -35,7 +35,7 @@ def generate() -> None:
 @click.option("--events-per-layout", type=click.IntRange(min=1), default=250, show_default=True)
 @click.option("--energy-range", default="0.8GeV:150GeV", show_default=True,
               help="Log-uniform training energies, LOW:HIGH (beyond 1-100 GeV so that those are not at an edge).")
-@click.option("--epochs", type=click.IntRange(min=1), help="Passes over the data.  [layerwise 40, wgan 5]")
+@click.option("--epochs", type=click.IntRange(min=1), help="Passes over the data.  [layerwise 80, wgan 5]")
 @click.option("-s", "--seed", type=int, default=1, show_default=True, help="Seed of the data, weights and draws.")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help=THREADS_HELP)
 @click.option("--progress/--no-progress", default=True, show_default=True)
