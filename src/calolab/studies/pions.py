@@ -253,12 +253,6 @@ def _table(config, metrics, scored) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _triple(text: str) -> tuple[int, int, int]:
-    from calolab.ml.commands import _triple as parse
-
-    return parse(text)
-
-
 @click.command("pions")
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("runs/pions"), show_default=True)
@@ -273,6 +267,8 @@ def _triple(text: str) -> tuple[int, int, int]:
 def study_pions(out_dir: Path, quick: bool, train_events: int | None, test_events: int | None, epochs: int | None,
                 ensemble: int | None, pool: str | None, threads: int | None, seed: int) -> None:
     """CNN ensemble vs trees vs calibrated sums on cusi pi+ (paper 002)."""
+    from calolab.ml.commands import _triple
+
     config = PionStudyConfig.quick() if quick else PionStudyConfig()
     config = with_overrides(config, train_events=train_events, test_events=test_events, epochs=epochs,
                             ensemble=ensemble, pool=_triple(pool) if pool else None, threads=threads, seed=seed)
