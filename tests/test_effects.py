@@ -27,6 +27,7 @@ from calolab.effects import (
     read_truth,
     scintillator_critical_dose,
     sipm_response,
+    zero_suppress,
 )
 from calolab.effects.config import rng_for
 from calolab.effects.copula import link_to_pair_tau, pair_to_link_tau
@@ -210,6 +211,18 @@ def test_zero_suppression_removes_everything_below_threshold(electrons, unit):
     assert out.n_hits > 0 and np.all(out.energy > truth.threshold[layer])
     if unit == "MIP":
         assert truth.threshold == pytest.approx(0.5 * electrons.detector.mip_mpv)
+
+
+def test_sparse_zero_suppression_equals_the_undistorted_readout(electrons):
+    config = DistortionConfig(calibration_scale=0.0, noise_scale=0.0, bias=0.0, zero_suppression=2.0, zs_unit="MIP")
+    dense_path, truth = distort(electrons[:40], config, seed=3)
+    sparse = zero_suppress(electrons[:40], truth.threshold)
+    assert 0 < sparse.n_hits < electrons[:40].n_hits
+    assert np.array_equal(sparse.offsets, dense_path.offsets) and np.array_equal(sparse.cell, dense_path.cell)
+    assert np.array_equal(sparse.energy, dense_path.energy)
+    assert sparse.meta["effects"][-1]["threshold_mev"] == pytest.approx(truth.threshold)
+    with pytest.raises(CalolabError, match="threshold"):
+        zero_suppress(electrons[:40], -1.0)
 
 
 @pytest.mark.parametrize("family", ["independent", "gaussian"])

@@ -11,7 +11,7 @@ module                    concept
 :mod:`.ageing`            response models c(D), cell spread, dead cells
 :mod:`.copula`            vine copula of cells within and between sub-modules
 :mod:`.miscalibration`    ``E~ = C E + b + eps`` and zero suppression
-:mod:`.apply`             :func:`age` and :func:`distort` on showers
+:mod:`.apply`             :func:`age`, :func:`distort`, :func:`zero_suppress`
 :mod:`.config`            configs from and to dicts and YAML, seeds
 ========================  ====================================================
 
@@ -37,7 +37,7 @@ from calolab.effects.ageing import (
     scintillator_critical_dose,
     sipm_response,
 )
-from calolab.effects.apply import age, distort, effect_records, read_truth
+from calolab.effects.apply import age, distort, effect_records, read_truth, zero_suppress
 from calolab.effects.config import config_from_dict, config_to_dict, load_config, write_record
 from calolab.effects.copula import CopulaConfig, SubmoduleCopula, beta22_ppf
 from calolab.effects.dose import DoseConfig, cumulative_energy, dose_map
@@ -70,4 +70,5 @@ __all__ = [
     "scintillator_critical_dose",
     "sipm_response",
     "write_record",
+    "zero_suppress",
 ]

@@ -145,6 +145,33 @@ def distort(showers: Showers, config: DistortionConfig, seed: Seed = None, chunk
     return out, truth
 
 
+def zero_suppress(showers: Showers, threshold: float | np.ndarray) -> Showers:
+    """Drop the hits at or below ``threshold`` (MeV), as a readout's zero suppression does.
+
+    ``threshold`` is one number or one per layer, shape ``(layers,)`` (e.g. half a MIP of
+    each layer: ``0.5 * detector.mip_mpv``). Sparse: no event is made dense. The threshold
+    is recorded in ``meta["effects"]``.
+
+    >>> import numpy as np
+    >>> from calolab.geometry import Detector
+    >>> det = Detector.from_dict({"name": "toy", "cells": {"nx": 2, "ny": 2, "pitch": 10.0},
+    ...     "layers": [{"absorber": "Cu", "absorber_thickness": 20, "active": "Si",
+    ...                 "active_thickness": 2, "repeat": 2}]})
+    >>> dense = np.zeros((1, *det.shape), np.float32); dense[0, 0, 0, :] = [0.3, 0.6]; dense[0, 1, 1, 1] = 0.9
+    >>> kept = zero_suppress(Showers.from_dense(det, dense, particle=211, incident_energy=[1e3]), 0.6)
+    >>> [round(float(e), 3) for e in kept.energy], kept.meta["effects"][-1]  # 0.6 is at the threshold: dropped
+    ([0.9], {'effect': 'zero_suppression', 'threshold_mev': [0.6, 0.6]})
+    """
+    check_energies(showers, "zero_suppress")
+    per_layer = np.broadcast_to(np.asarray(threshold, np.float64), (showers.detector.n_layers,))
+    if not np.all(np.isfinite(per_layer)) or np.any(per_layer < 0):
+        raise CalolabError(f"zero_suppress: threshold must be finite and >= 0 MeV, got {threshold!r}")
+    layer = showers.cell // (showers.detector.nx * showers.detector.ny)
+    keep = showers.energy > per_layer.astype(np.float32)[layer]  # float32, as the hits are stored
+    record = {"effect": "zero_suppression", "threshold_mev": [float(t) for t in per_layer]}
+    return _replace_hits(showers, showers.event_index[keep], showers.cell[keep], showers.energy[keep], record)
+
+
 def effect_records(meta: dict[str, Any]) -> list[dict[str, Any]]:
     """The effects applied to a sample, oldest first (``meta["effects"]``)."""
     return list(meta.get("effects", []))

@@ -8,10 +8,11 @@ in the grid's ``units``:
 
 - ``MeV`` (the paper's choice and the default): the same numbers in every layer.
 - ``MIP``: multiples of each layer's most probable MIP signal (``Detector.mip_mpv``). In
-  ``cusi`` (0.3 mm Si) a MIP leaves only about 0.084 MeV in a cell, so the paper's MeV
-  grid (threshold 0.6 MeV, noise up to 1.5 MeV) removes most of the signal hits and, for
-  ``n + u > t``, fills a large fraction of the 187,500 empty cells with noise; the
-  MIP-scaled grid keeps the paper's numbers relative to the signal.
+  ``cusi`` (2 mm Si per cell) a MIP leaves 0.63 MeV, so the two grids nearly agree there, as
+  paper 002 intends ("0.6 MeV ... roughly the energy deposited by a single MIP"); in a
+  detector with thinner silicon the MeV grid would remove most signal hits and, for
+  ``n + u > t``, fill many empty cells with noise, while the MIP grid keeps the paper's
+  numbers relative to the signal.
 
 Table 1 lists the noise scale ``0.1`` twice; it is read as ``0, 0.1, 0.2, 0.3, 0.4, 0.5,
 1.0, 1.5`` (the second 0.1 taken as 0.2), which gives the stated 5 x 8 x 3 = 120 points.

@@ -31,6 +31,8 @@ from typing import Any
 
 import click
 
+from calolab.errors import CalolabError
+
 GOALS = {"cnn_vs_sum": 0.15, "cnn_vs_trees": 0.05, "linearity": 0.02, "cnn_events_per_s": 1000.0}
 
 
@@ -38,7 +40,9 @@ GOALS = {"cnn_vs_sum": 0.15, "cnn_vs_trees": 0.05, "linearity": 0.02, "cnn_event
 class PionStudyConfig:
     """What the pion study simulates, fits and scores; written as ``config.yaml`` in the run folder.
 
-    Energies in GeV. ``threads`` limits torch and the trees (1 is fastest on a busy shared
+    Energies in GeV. ``zero_suppression_mev``: the readout drops cells at or below it in
+    every event the regressors see, training and test (paper 002: 0.6 MeV, about one MIP of
+    ``cusi``; ``None`` keeps every deposit). ``threads`` limits torch and the trees (1 is fastest on a busy shared
     machine; ``None``: the libraries' defaults). The CNN fields are those of
     :class:`~calolab.ml.model.RegressorConfig` and :class:`~calolab.ml.train.TrainConfig`.
     """
@@ -49,6 +53,7 @@ class PionStudyConfig:
     test_events: int = 20000
     train_range_gev: tuple[float, float] = (5.0, 250.0)
     test_range_gev: tuple[float, float] = (10.0, 200.0)
+    zero_suppression_mev: float | None = 0.6
     bin_width_gev: float = 10.0
     goal_range_gev: tuple[float, float] = (50.0, 200.0)
     calibration_fraction: float = 0.2
@@ -107,6 +112,7 @@ def run_pion_study(out_dir: str | Path, config: PionStudyConfig = PionStudyConfi
     """Simulate, fit every regressor, calibrate, score, and write the run folder; returns the metrics."""
     import numpy as np
 
+    from calolab.effects import zero_suppress
     from calolab.geometry import load_detector
     from calolab.reconstruction.features import high_level_features
     from calolab.simulation import Beam, simulate
@@ -126,6 +132,8 @@ def run_pion_study(out_dir: str | Path, config: PionStudyConfig = PionStudyConfi
                      config.train_events, seed=seeds[0])
     test = simulate(det, Beam(config.particle, energy_min=te_lo * 1e3, energy_max=te_hi * 1e3, spectrum="uniform"),
                     config.test_events, seed=seeds[1])
+    if config.zero_suppression_mev is not None:
+        train, test = (zero_suppress(s, config.zero_suppression_mev) for s in (train, test))
     fit_set, cal_set = reg.split_training(train, config.calibration_fraction, seeds[2])
     edges = config.edges_mev
     common = {"response_model": config.response_model, "terms": config.resolution_terms, "n_boot": config.n_boot,
@@ -185,6 +193,8 @@ def _metrics(config, scored, bound, test, edges, seed, n_fit, n_cal) -> dict[str
         "config": asdict(config), "detector": config.detector,
         "events": {"train": config.train_events, "fit": n_fit, "calibration": n_cal, "test": config.test_events},
         "cnn": cnn_label(config) if "cnn" in scored else None,
+        "readout": (f"zero suppression at {config.zero_suppression_mev:g} MeV" if config.zero_suppression_mev
+                    is not None else "every deposit, no zero suppression"),
         "resolution_definition": "half the 16-84% width of E_pred/E_true over its median, after the response "
                                  "correction fitted on the held-out calibration events",
         "regressors": {name: s.to_dict() for name, s in scored.items()}, "goals": None}
@@ -243,7 +253,8 @@ def _table(config, metrics, scored) -> str:
     from calolab.studies import regression as reg
 
     lines = [f"# Pions in {config.detector}: {config.test_range_gev[0]:g}-{config.test_range_gev[1]:g} GeV test, "
-             f"{config.train_range_gev[0]:g}-{config.train_range_gev[1]:g} GeV training", ""]
+             f"{config.train_range_gev[0]:g}-{config.train_range_gev[1]:g} GeV training", "",
+             f"Readout: {metrics['readout']}.", ""]
     if metrics["cnn"]:
         lines += [f"CNN: {metrics['cnn']}.", ""]
     tables = {s.label: s.table for s in scored.values()}
@@ -262,14 +273,21 @@ def _table(config, metrics, scored) -> str:
 @click.option("--epochs", type=click.IntRange(min=1), help="CNN training epochs [12].")
 @click.option("--ensemble", type=click.IntRange(min=1), help="CNNs in the ensemble [5].")
 @click.option("--pool", help="Cells summed per CNN input voxel: LAYER,X,Y [3,5,5].")
+@click.option("--zero-suppression", "zs", default="0.6", show_default=True,
+              help="Readout threshold in MeV applied to every event, or 'none'.")
 @click.option("--threads", type=click.IntRange(min=1), help="torch and tree threads [1].")
 @click.option("-s", "--seed", type=int, default=1, show_default=True)
 def study_pions(out_dir: Path, quick: bool, train_events: int | None, test_events: int | None, epochs: int | None,
-                ensemble: int | None, pool: str | None, threads: int | None, seed: int) -> None:
+                ensemble: int | None, pool: str | None, zs: str, threads: int | None, seed: int) -> None:
     """CNN ensemble vs trees vs calibrated sums on cusi pi+ (paper 002)."""
+    from calolab.effects.config import parse_threshold
     from calolab.ml.commands import _triple
 
     config = PionStudyConfig.quick() if quick else PionStudyConfig()
     config = with_overrides(config, train_events=train_events, test_events=test_events, epochs=epochs,
                             ensemble=ensemble, pool=_triple(pool) if pool else None, threads=threads, seed=seed)
+    threshold = parse_threshold(zs)
+    if threshold is not None and threshold < 0:
+        raise CalolabError(f"--zero-suppression: expected a threshold >= 0 MeV or 'none', got {zs!r}")
+    config = replace(config, zero_suppression_mev=threshold)
     run_pion_study(out_dir, config, echo=click.echo, progress=not quick)
