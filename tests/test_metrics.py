@@ -131,3 +131,25 @@ def test_plots_take_and_return_axes(synthetic_resolution):
     e = np.linspace(10e3, 100e3, 500)
     assert plot_prediction_vs_truth(e, 1.1 * e, ax=axes[2]) is axes[2]
     plt.close(fig)
+
+
+def test_likelihood_combination_is_not_pulled_by_the_tracker_tail():
+    """At 4 TeV (calorimeter 40%, tracker 80%) weights taken at the running estimate broaden the combination."""
+    rng = np.random.default_rng(5)
+    e = np.full(20000, 4e6)
+    e_cal = e * (1 + 0.4 * rng.standard_normal(len(e)))
+    e_trk = e * (1 + tracker_resolution(4000.0) * rng.standard_normal(len(e)))
+
+    def calorimeter(e_gev):
+        return np.full_like(np.asarray(e_gev, float), 0.4)
+
+    def width(x):
+        q = np.percentile(x / e, [16, 50, 84])
+        return (q[2] - q[0]) / 2 / q[1]
+
+    inverse_variance = combined_resolution(0.4, tracker_resolution(4000.0))  # 0.358
+    likelihood = width(combine_estimates(e_cal, e_trk, calorimeter, tracker_resolution))
+    iterated = width(combine_estimates(e_cal, e_trk, calorimeter, tracker_resolution, method="iterated"))
+    assert likelihood < inverse_variance < iterated and iterated > 0.39  # iterated: worse than the calorimeter alone
+    with pytest.raises(CalolabError, match="combination method"):
+        combine_estimates(e_cal, e_trk, calorimeter, tracker_resolution, method="mean")

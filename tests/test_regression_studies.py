@@ -66,7 +66,10 @@ def test_muon_study_quick_end_to_end(tmp_path):
 
 
 def test_combination_beats_both_inputs_where_equal():
-    """Calorimeter with a flat 30% meets the tracker (2e-4 E) at 1.5 TeV: there the combination is ~30%/sqrt(2)."""
+    """Calorimeter with a flat 30% meets the tracker (2e-4 E) at 1.5 TeV: there inverse variance gives 30%/sqrt(2).
+
+    The likelihood combination also reads the tracker's energy-dependent width, so it does at least as well.
+    """
     rng = np.random.default_rng(7)
     e_true = np.exp(rng.uniform(np.log(50e3), np.log(8e6), 60000))
     e_cal = e_true * (1 + 0.3 * rng.standard_normal(len(e_true)))
@@ -78,8 +81,8 @@ def test_combination_beats_both_inputs_where_equal():
     assert to_tracker["resolution_b"] == pytest.approx(0.3, rel=0.1)  # the two inputs are equal here
     assert to_calorimeter["resolution_b"] == pytest.approx(0.3, rel=0.1)
     for ratio in (to_tracker, to_calorimeter):
-        assert ratio["overall"] + 3 * ratio["overall_err"] < 0.85
-        assert ratio["overall"] == pytest.approx(2**-0.5, abs=0.07)
+        assert ratio["overall"] + 3 * ratio["overall_err"] < 0.78
+        assert 0.55 < ratio["overall"] < 2**-0.5 + 0.03
     assert to_tracker["improvement"] == pytest.approx(1 - to_tracker["overall"])
     # far below the crossing the tracker dominates and the combination follows it
     low = paired_ratio(e_true, found["combined"], e_trk, np.array([50e3, 100e3]), n_boot=20)

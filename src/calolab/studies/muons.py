@@ -11,9 +11,11 @@ The tracker is simulated per event, Gaussian in energy: ``E_trk = E (1 + N(0, s 
 with ``s = 2e-4`` (20% at 1 TeV), from its own seed. (A curvature measurement is Gaussian in
 1/p instead; in energy that gives the same 68% width at low energies and a long tail above
 a few TeV. The Gaussian keeps the tracker's binned resolution equal to its nominal curve.)
-Each calorimeter estimate is combined with the tracker's event by event by inverse variance
-(:func:`~calolab.reconstruction.metrics.combine_estimates`), the calorimeter's weight taken
-from its resolution measured in bins of the calibration events (interpolated in log E; no
+Each calorimeter estimate is combined with the tracker's event by event by maximum likelihood
+(:func:`~calolab.reconstruction.metrics.combine_estimates`: the inverse-variance average with
+both variances taken at the combined energy), then response-corrected on held-out events
+with their own tracker draws. The calorimeter's sigma/E in the likelihood is its resolution
+measured in bins of the calibration events (interpolated in log E; no
 test event sets a weight, and ``a/sqrt(E) ⊕ b/E ⊕ c`` need not describe a muon calorimeter);
 per bin, the two measured resolutions are also combined directly. The crossover energy is
 where the calorimeter's fitted curve (test set) meets the tracker's; ``crossover_measured_gev``
@@ -118,6 +120,7 @@ def run_muon_study(out_dir: str | Path, config: MuonStudyConfig = MuonStudyConfi
     import numpy as np
 
     from calolab.geometry import load_detector
+    from calolab.io.atomic import atomic_path
     from calolab.simulation import Beam, simulate
     from calolab.studies import regression as reg
     from calolab.studies.rundir import write_json, write_yaml
@@ -146,8 +149,13 @@ def run_muon_study(out_dir: str | Path, config: MuonStudyConfig = MuonStudyConfi
                                         muon_inputs if config.features else None, fit_set, cal_set, test, edges,
                                         common, out / "cnn", seeds[5], echo, progress)
     e_trk = tracker_energies(test.incident_energy, config.tracker_slope, seeds[6])
+    e_trk_cal = tracker_energies(cal_set.incident_energy, config.tracker_slope, seeds[6] + 1)
     metrics = _metrics(config, scored, test.incident_energy, e_trk, edges, seeds[3], cal_set.incident_energy,
-                       len(fit_set))
+                       len(fit_set), e_trk_cal)
+    with atomic_path(out / "predictions.npz") as tmp, open(tmp, "wb") as handle:  # test events, MeV
+        np.savez_compressed(handle, e_true=test.incident_energy, e_trk=e_trk,
+                            **{f"e_{name}": s.test_pred for name, s in scored.items()},
+                            **{f"e_{name}_tracker": c["combined"] for name, c in metrics.pop("_combined").items()})
     metrics["seconds"] = time.perf_counter() - started
     write_json(out / "metrics.json", metrics)
     (out / "table.md").write_text(_table(config, metrics, scored))
@@ -156,12 +164,13 @@ def run_muon_study(out_dir: str | Path, config: MuonStudyConfig = MuonStudyConfi
                      note=metrics["cnn"] or "")
     for line in _summary(metrics):
         echo(line)
-    echo(f"run folder: {out} (config.yaml, metrics.json, table.md, figures) in {metrics['seconds']:.0f} s")
+    echo(f"run folder: {out} (config.yaml, metrics.json, table.md, predictions.npz, figures) "
+         f"in {metrics['seconds']:.0f} s")
     return metrics
 
 
 def combine_with_tracker(e_true, e_cal, e_trk, calorimeter_resolution, edges, window, tracker_slope: float = 2e-4,
-                         n_boot: int = 200, seed: int = 0) -> dict[str, Any]:
+                         n_boot: int = 200, seed: int = 0, calibration=None) -> dict[str, Any]:
     """Combine calorimeter and tracker energies event by event and score the combination.
 
     Parameters
@@ -174,11 +183,15 @@ def combine_with_tracker(e_true, e_cal, e_trk, calorimeter_resolution, edges, wi
         Energy bins (MeV) for the combination's ``table``.
     window
         ``(low, high)`` true energies in MeV where the combination is compared with each input.
+    calibration
+        Optional ``(e_true, e_cal, e_trk)`` of held-out events: the combination's response is
+        fitted on them (linear) and inverted, as for every regressor.
 
     Returns
     -------
     dict
-        ``combined`` (N,) MeV; ``table`` (binned metrics of the combination, as a dict);
+        ``combined`` (N,) MeV; ``response`` (the combination's correction, or None); ``table``
+        (binned metrics of the combination, as a dict);
         ``at_window``: :func:`~calolab.studies.regression.paired_ratio` of the combination
         over the tracker, with ``improvement`` and ``window_gev``; ``vs_calorimeter``: the
         same over the calorimeter.
@@ -193,8 +206,16 @@ def combine_with_tracker(e_true, e_cal, e_trk, calorimeter_resolution, edges, wi
 
     window = np.asarray(window, float)
     combined = rm.combine_estimates(e_cal, e_trk, calorimeter_resolution, tracker)
+    response = None
+    if calibration is not None:  # the combination's own response, fitted on held-out events as for every regressor
+        from calolab.reconstruction.response import ResponseCalibration
+
+        c_true, c_cal, c_trk = (np.asarray(x, float) for x in calibration)
+        response = ResponseCalibration.fit(c_true, rm.combine_estimates(c_cal, c_trk, calorimeter_resolution, tracker),
+                                           bins=edges)
+        combined = response.correct(combined)
     vs_tracker = reg.paired_ratio(e_true, combined, e_trk, window, n_boot, seed)
-    return {"combined": combined,
+    return {"combined": combined, "response": response.to_dict() if response is not None else None,
             "table": rm.binned_metrics(e_true, combined, bins=edges, n_boot=n_boot, seed=seed).to_dict(),
             "at_window": {"window_gev": (window / 1e3).tolist(), **vs_tracker, **reg.improvement(vs_tracker)},
             "vs_calorimeter": reg.paired_ratio(e_true, combined, e_cal, window, n_boot, seed)}
@@ -218,7 +239,7 @@ def binned_curve(table):
     return lambda e: np.exp(np.interp(np.log(np.asarray(e, float)), x, y))
 
 
-def _metrics(config, scored, e_true, e_trk, edges, seed, e_cal, n_fit) -> dict[str, Any]:
+def _metrics(config, scored, e_true, e_trk, edges, seed, e_cal, n_fit, e_trk_cal) -> dict[str, Any]:
     import numpy as np
 
     from calolab.reconstruction import metrics as rm
@@ -240,16 +261,19 @@ def _metrics(config, scored, e_true, e_trk, edges, seed, e_cal, n_fit) -> dict[s
         "resolution_definition": "half the 16-84% width of E_pred/E_true over its median, after the response "
                                  "correction fitted on the held-out calibration events",
         "regressors": {name: s.to_dict() for name, s in scored.items()}, "combinations": {}, "goals": None}
+    combined: dict[str, Any] = {}
     for name, s in scored.items():
         measured, fitted = binned_curve(s.table), reg.fit_or_none(s.table, config.resolution_terms)
         # the weights: the resolution measured in bins of the calibration events (the a/sqrt(E) ⊕ b/E ⊕ c
         # form need not describe a muon calorimeter), so that no test event sets them
         found = combine_with_tracker(e_true, s.test_pred, e_trk, binned_curve(s.calibration_table), edges, window,
-                                     config.tracker_slope, config.n_boot, seed)
+                                     config.tracker_slope, config.n_boot, seed,
+                                     calibration=(e_cal, s.calibration_pred, e_trk_cal))
+        combined[name] = {"combined": found["combined"]}
         above = reg.paired_ratio(e_true, s.test_pred, e_trk, high, config.n_boot, seed)
         sel = e_true >= high[0]
         metrics["combinations"][name] = {
-            "table": found["table"],
+            "table": found["table"], "response": found["response"],
             "per_bin_resolution": rm.combined_resolution(s.table.resolution, trk(s.table.energy_gev)).tolist(),
             "per_bin_energy_gev": s.table.energy_gev.tolist(),
             "crossover_gev": rm.crossover_energy(fitted or measured, trk, lo, hi),
@@ -281,6 +305,7 @@ def _metrics(config, scored, e_true, e_trk, edges, seed, e_cal, n_fit) -> dict[s
             "resolution": above["resolution"], "resolution_err": above["resolution_err"], "rmse": above["rmse"],
             "met": bool(above["resolution"] <= GOALS["calorimeter_above"])},
         "crossover_gev": found["crossover_gev"], "crossover_measured_gev": found["crossover_measured_gev"]}
+    metrics["_combined"] = combined  # per-event arrays for predictions.npz, not for metrics.json
     return metrics
 
 
