@@ -21,6 +21,8 @@ def test_dense_round_trip_and_sums(small_detector):
     assert np.array_equal(s.hits_per_event(), (dense > 0).sum(axis=(1, 2, 3)))
     chunks = np.concatenate([c for _, c in s.iter_dense(chunk_size=3)])
     assert np.array_equal(chunks, dense)
+    empty = Showers.from_dense(small_detector, dense[:0], particle=11, incident_energy=np.zeros(0))
+    assert len(empty) == 0 and empty.n_hits == 0 and empty.dense().shape == (0, *small_detector.shape)
 
 
 def test_selection_and_concatenation(small_detector):

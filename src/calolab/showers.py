@@ -17,6 +17,7 @@ True
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -178,12 +179,12 @@ class Showers:
         """Sparse showers from a dense ``(N, layers, nx, ny)`` or ``(N, cells)`` array in MeV."""
         dense = np.asarray(dense)
         n = dense.shape[0] if dense.ndim > 0 else 0
-        if dense.ndim not in (2, 4) or dense.reshape(n, -1).shape[1] != detector.n_cells:
+        if dense.ndim not in (2, 4) or math.prod(dense.shape[1:]) != detector.n_cells:
             raise CalolabError(
                 f"dense showers of shape {dense.shape} do not fit {detector.name}: "
                 f"expected (N, {', '.join(map(str, detector.shape))}) or (N, {detector.n_cells})"
             )
-        flat = dense.reshape(n, -1)
+        flat = dense.reshape(n, detector.n_cells)
         event, cell = np.nonzero(flat)
         offsets = np.concatenate([[0], np.cumsum(np.bincount(event, minlength=n))])
         return cls(detector, offsets, cell, flat[event, cell], **kwargs)
