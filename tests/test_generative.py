@@ -128,9 +128,9 @@ def test_sampling_is_reproducible_and_fits_the_detector(runs, tmp_path, name):
     assert np.all(first.energy >= 0) and np.all(np.isfinite(first.energy))
     assert first.n_hits > 0 or name == "wgan"  # two epochs of a tiny WGAN may leave every cell empty
     assert np.all((first.incident_energy >= 5e3) & (first.incident_energy <= 20e3))
-    for i in range(len(first)):  # every cell at most once per event
+    for i in range(len(first)):  # every cell at most once per event, in increasing order
         cells = first.cell[first.offsets[i]:first.offsets[i + 1]]
-        assert len(np.unique(cells)) == len(cells)
+        assert np.all(np.diff(cells) > 0)
     back = read_showers(write_showers(first, tmp_path / "cc.h5", format="calochallenge"))
     assert np.allclose(back.dense(), first.dense())
     # another absorber layout of the same grid is a condition; other silicon is refused
@@ -163,6 +163,54 @@ def test_cells_are_a_plackett_luce_draw_without_replacement():
     tail = slice(12, None)  # the rings drawn through the binomial path
     assert seen[tail].sum() == pytest.approx(p[tail].sum(), abs=4 * np.sqrt(p[tail].sum() / 20000))
     assert np.allclose(seen[:12], p[:12], atol=4 * np.sqrt(p[:12] / 20000) + 1e-4)
+
+
+def test_numpy_mixture_draws_follow_the_torch_mixture():
+    """The hit-energy draws (numpy, one column per component) and the reparameterised torch draws
+    have the same distribution: means and widths within 4 standard errors, the same seed the same bits."""
+    from calolab.generative.mixtures import gaussian_mixture_sample, gaussian_mixture_sample_np
+
+    params = np.array([[0.0, 1.0, -1.0, 2.0, 4.0, -1.5, -1.0, -0.5, 0.0],
+                       [2.0, 0.0, 0.0, -3.0, 0.5, 1.0, -2.0, -0.3, -1.0]], np.float32)  # K = 3
+    index = np.repeat([0, 1], 20000)
+    x = gaussian_mixture_sample_np(params, index, np.random.default_rng(3))
+    assert np.array_equal(x, gaussian_mixture_sample_np(params, index, np.random.default_rng(3)))
+    y = gaussian_mixture_sample(torch.from_numpy(params[index]), torch.Generator().manual_seed(3)).numpy()
+    for m in (0, 1):
+        a, b = x[index == m], y[index == m]
+        assert abs(a.mean() - b.mean()) < 4 * np.hypot(a.std(), b.std()) / np.sqrt(20000)
+        assert a.std() == pytest.approx(b.std(), rel=0.03)
+
+
+def test_lateral_draws_are_sorted_distinct_cells_with_shares_summing_to_one():
+    from calolab.generative.placement import Rings, draw_lateral
+
+    rings = Rings.of(load_detector("siw-ecal"))
+    rng = np.random.default_rng(0)
+    counts = rng.integers(1, 150, 500)
+    theta = rng.normal(0.0, 2.0, (500, rings.n_rings))
+    hit_params = rng.normal(0.0, 0.5, (500, rings.n_rings, 6)).astype(np.float32)
+    cells, share = draw_lateral(rings, theta, hit_params, counts, np.random.default_rng(1))
+    assert cells.shape == share.shape == (500, counts.max())
+    for row, w, k in zip(cells, share, counts, strict=True):
+        assert np.all(np.diff(row[:k]) > 0) and row[0] >= 0 and np.all(row[k:] == -1)
+        assert np.all(w[:k] > 0) and np.all(w[k:] == 0) and w.sum() == pytest.approx(1.0, rel=1e-5)
+
+
+def test_depth_moments_of_a_known_profile():
+    """Energy in two layers: the centre of gravity halfway in X0, the spread half their distance."""
+    from calolab.generative.layerwise import LayerwiseConfig, LayerwiseModel
+
+    det = load_detector("siw-ecal")
+    model = LayerwiseModel(LayerwiseConfig(hidden=8, head_hidden=8), det)
+    x0 = absorber_x0(det)
+    cond = torch.tensor(np.r_[np.log(10.0), x0][None, :], dtype=torch.float32)
+    energy = torch.zeros(1, 15)
+    energy[0, 2] = energy[0, 6] = 50.0
+    cog, spread = model.depth_moments(cond, energy)
+    depth = np.cumsum(x0)
+    assert cog.item() == pytest.approx((depth[2] + depth[6]) / 2, rel=1e-5)
+    assert spread.item() == pytest.approx((depth[6] - depth[2]) / 2, rel=1e-5)
 
 
 def test_layer_energies_are_differentiable_in_the_thicknesses(runs):

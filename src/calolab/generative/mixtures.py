@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch.nn import functional as F
 
@@ -55,24 +56,27 @@ def gaussian_mixture_sample(params: torch.Tensor, generator: torch.Generator) ->
     return mean.gather(-1, k).squeeze(-1) + torch.exp(log_sd.gather(-1, k).squeeze(-1)) * noise
 
 
-def gaussian_mixture_sample_at(params: torch.Tensor, index: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Draws (B, W) from the mixtures ``params[b, index[b, w]]`` of (B, M, 3 K): many draws from few mixtures.
+def gaussian_mixture_sample_np(params: np.ndarray, index: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Draws (H,) from the mixtures ``params[index]`` of (M, 3 K), in numpy: many draws from few mixtures.
 
-    The same as :func:`gaussian_mixture_sample` of the gathered parameters, with the softmax
-    taken once per mixture rather than once per draw.
+    The distribution of :func:`gaussian_mixture_sample` (component by inverse CDF, then a
+    Gaussian), for draws that need no gradient. Works on one (H,) column per component
+    rather than on (H, K) rows: numpy is slow along a short last axis.
     """
-    log_w, mean, log_sd = split(params)
-    cdf = torch.cumsum(torch.exp(log_w), -1)  # (B, M, K)
-    k = cdf.shape[-1]
-
-    def gather(x: torch.Tensor) -> torch.Tensor:
-        return x.gather(1, index.unsqueeze(-1).expand(-1, -1, k))  # (B, W, K)
-
-    cdf = gather(cdf)
-    u = torch.rand((*index.shape, 1), generator=generator, device=params.device) * cdf[..., -1:]
-    comp = (u > cdf[..., :-1]).sum(-1, keepdim=True)
-    noise = torch.randn(index.shape, generator=generator, device=params.device)
-    return gather(mean).gather(-1, comp).squeeze(-1) + torch.exp(gather(log_sd).gather(-1, comp).squeeze(-1)) * noise
+    k = params.shape[-1] // 3
+    flat = np.ascontiguousarray(params, np.float32).reshape(-1)
+    base = index * (3 * k)
+    logits = [flat[base + j] for j in range(k)]
+    top = np.maximum.reduce(logits) if k > 1 else logits[0]
+    weights = [np.exp(x - top) for x in logits]
+    u = rng.random(len(index), dtype=np.float32) * sum(weights)
+    comp = np.zeros(len(index), np.int64)
+    cdf = np.zeros(len(index), np.float32)
+    for w in weights[:-1]:
+        cdf += w
+        comp += u > cdf
+    log_sd = np.clip(flat[base + 2 * k + comp], MIN_LOG_WIDTH, MAX_LOG_WIDTH)
+    return flat[base + k + comp] + np.exp(log_sd) * rng.standard_normal(len(index), dtype=np.float32)
 
 
 def discrete_logistic_log_prob(params: torch.Tensor, n: torch.Tensor) -> torch.Tensor:

@@ -99,28 +99,75 @@ def draw_cells(rings: Rings, theta: torch.Tensor, n: torch.Tensor, generator: to
     """Cells drawn without replacement, in drawing order: int (G, max n), -1 beyond each group's ``n`` (G,).
 
     Each cell gets an exponential arrival time of rate ``exp(theta[ring])``; the first ``n``
-    arrivals are a successive (Plackett-Luce) sample. Exactly, but without a draw for every
-    cell: arrivals are drawn for the inner rings (at least ``2 max(n)`` and ``MIN_INNER_CELLS``
-    cells), whose ``n``-th arrival ``tau`` bounds the result; in each outer ring the number of
-    arrivals before ``tau`` is binomial, those cells are a uniform subset of the ring and their
-    arrival times are exponential truncated at ``tau``. Groups go in buckets of similar ``n``.
-    Random numbers come from numpy (its exponentials are ~10x faster than torch's on a CPU),
-    seeded from ``generator``.
+    arrivals are a successive (Plackett-Luce) sample. See :func:`draw_cells_np`, which this
+    calls with a numpy generator seeded from ``generator``.
     """
-    counts = n.cpu().numpy().astype(np.int64)
+    rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=generator)))
+    out = draw_cells_np(rings, theta.detach().cpu().double().numpy(), n.cpu().numpy().astype(np.int64), rng)
+    return torch.from_numpy(out).to(theta.device)
+
+
+def draw_cells_np(rings: Rings, theta: np.ndarray, counts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Cells drawn without replacement, in drawing order: int (G, max n), -1 beyond each group's ``counts`` (G,).
+
+    Exactly, but without a draw for every cell: arrivals are drawn for the inner rings (at
+    least ``2 max(n)`` and ``MIN_INNER_CELLS`` cells), whose ``n``-th arrival ``tau`` bounds
+    the result; in each outer ring the number of arrivals before ``tau`` is binomial, those
+    cells are a uniform subset of the ring and their arrival times are exponential truncated
+    at ``tau``. Groups go in buckets of similar ``n``. Random numbers come from numpy (its
+    exponentials are ~10x faster than torch's on a CPU).
+    """
     width = int(counts.max()) if len(counts) else 0
     out = np.full((len(counts), width), -1, np.int64)
     if width == 0:
-        return torch.from_numpy(out)
-    rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=generator)))
-    theta_np = theta.detach().cpu().double().numpy()
+        return out
     bucket = np.searchsorted(np.array(N_BUCKETS), counts, side="left")  # n <= 4, <= 16, <= 64, more
     for b in range(len(N_BUCKETS) + 1):
         rows = np.flatnonzero((bucket == b) & (counts > 0))
         if len(rows):
-            cells = _draw_bucket(rings, theta_np[rows], counts[rows], rng)
+            cells = _draw_bucket(rings, theta[rows], counts[rows], rng)
             out[rows, :cells.shape[1]] = cells
-    return torch.from_numpy(out).to(theta.device)
+    return out
+
+
+def draw_lateral(rings: Rings, theta: np.ndarray, hit_params: np.ndarray, counts: np.ndarray,
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Hit cells and the share of the layer's energy of each, for G groups (event-layers) with ``counts`` >= 1.
+
+    Parameters
+    ----------
+    theta
+        Ring levels (G, rings).
+    hit_params
+        Per ring the Gaussian mixture (G, rings, 3 K) of ``ln(e / MIP)`` of its hits.
+    counts
+        Hits per group (G,).
+
+    Returns
+    -------
+    cells : int64 (G, max counts)
+        In-layer cell indices in increasing order, -1 beyond each group's count.
+    share : float32 (G, max counts)
+        Each hit's energy over the group's: mixture draws of its ring (``e^x``, ``x`` clipped to
+        +-8), normalised to sum 1; 0 beyond the count. The energies of a set of cells are
+        independent given their rings, so their order of drawing does not matter.
+    """
+    from calolab.generative.mixtures import gaussian_mixture_sample_np
+
+    cells = draw_cells_np(rings, theta, counts, rng)
+    n_cells = len(rings.ring)
+    cells = np.sort(np.where(cells >= 0, cells, n_cells), 1)
+    valid = cells < n_cells
+    cells[~valid] = -1
+    group, _ = np.nonzero(valid)
+    flat = cells[valid]
+    n_rings = rings.n_rings
+    x = gaussian_mixture_sample_np(hit_params.reshape(len(counts) * n_rings, -1),
+                                   group * n_rings + rings.ring[flat], rng)
+    value = np.exp(np.clip(x, -8.0, 8.0))
+    share = np.zeros(cells.shape, np.float32)
+    share[valid] = value / np.bincount(group, weights=value, minlength=len(counts))[group]
+    return cells, share
 
 
 def _draw_bucket(rings: Rings, theta: np.ndarray, k: np.ndarray, rng: np.random.Generator) -> np.ndarray:

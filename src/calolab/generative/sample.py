@@ -150,7 +150,8 @@ def generate(model: TrainedModel, detector: Detector | str | None = None,
     event = np.concatenate(events) if events else np.zeros(0, np.int64)
     cell = np.concatenate(cells) if cells else np.zeros(0, np.int64)
     value = np.concatenate(values) if values else np.zeros(0, np.float32)
-    order = np.lexsort((cell, event))
+    key = event * detector.n_cells + cell
+    order = np.lexsort((cell, event)) if len(key) > 1 and np.any(np.diff(key) <= 0) else slice(None)
     offsets = np.concatenate([[0], np.cumsum(np.bincount(event, minlength=len(energy)))])
     meta = {"generator": f"calolab.generative.{model.name}", "run": str(model.path or ""), "seed": seed,
             "absorber_mm": np.array([la.absorber_thickness for la in detector.layers])}
