@@ -155,3 +155,20 @@ def test_features_command(pions, tmp_path):
     x, names = high_level_features(pions[:10])
     with np.load(tmp_path / "f.npz") as data:
         assert np.allclose(data["features"], x, rtol=1e-6) and data["names"].tolist() == names
+
+
+@pytest.mark.parametrize("layers", [0, 1])
+def test_box_sum_dense_and_sparse_paths_agree(pions, monkeypatch, layers):
+    """Box sums read through dense grids (noise-flooded events) equal the sparse look-ups and a convolution."""
+    from calolab.reconstruction import hits
+
+    grid = hits.HitGrid(pions[:7])
+    monkeypatch.setattr(hits, "DENSE_BOX_RATIO", np.inf)
+    sparse = grid.box_sum(grid.energy, layers=layers, cells=1)
+    monkeypatch.setattr(hits, "DENSE_BOX_RATIO", 0.0)
+    monkeypatch.setattr(hits, "DENSE_BOX_CELLS", 2 * pions.detector.n_cells)  # several chunks, one of 1 event
+    dense = grid.box_sum(grid.energy, layers=layers, cells=1)
+    assert np.allclose(dense, sparse, rtol=1e-12, atol=1e-9)
+    cube = ndimage.convolve(pions[:7].dense().astype(np.float64), np.ones((1, 2 * layers + 1, 3, 3)),
+                            mode="constant")
+    assert np.allclose(sparse, cube.reshape(-1)[grid.key], rtol=1e-5)

@@ -168,19 +168,30 @@ def _safe_ratio(num: np.ndarray, den: np.ndarray, tiny: float = 0.0) -> np.ndarr
 
 
 def _moments(grid: HitGrid, w: np.ndarray, det) -> list[np.ndarray]:
-    """Energy-weighted centroid (z, x, y), widths (z, r) and depth skewness, each (N,)."""
-    z = det.z_active[grid.layer]
-    x = det.x_edges[0] + (grid.ix + 0.5) * det.pitch_x
-    y = det.y_edges[0] + (grid.iy + 0.5) * det.pitch_y
-    total = grid.event_sum(w)
+    """Energy-weighted centroid (z, x, y), widths (z, r) and depth skewness, each (N,).
 
-    def mean(values: np.ndarray) -> np.ndarray:
-        return _safe_ratio(grid.event_sum(w * values), total)
+    Computed from the per-event projections on depth, x and y (one ``bincount`` over the hits
+    each), so the cost barely grows with the number of hits (noise-flooded events).
+    """
+    n = grid.n_events
+    _, nx, ny = grid.shape
 
-    zm, xm, ym = mean(z), mean(x), mean(y)
-    dz = z - zm[grid.event]
-    var_z = mean(dz**2)
-    var_r = mean((x - xm[grid.event]) ** 2) + mean((y - ym[grid.event]) ** 2)
+    def projection(index: np.ndarray, size: int) -> np.ndarray:
+        return np.bincount(grid.event * size + index, weights=w, minlength=n * size).reshape(n, size)
+
+    w_z, w_x, w_y = projection(grid.layer, det.n_layers), projection(grid.ix, nx), projection(grid.iy, ny)
+    total = w_z.sum(axis=1)
+    z = det.z_active
+    x = det.x_edges[0] + (np.arange(nx) + 0.5) * det.pitch_x
+    y = det.y_edges[0] + (np.arange(ny) + 0.5) * det.pitch_y
+
+    def mean(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
+        return _safe_ratio((weights * values).sum(axis=1), total)
+
+    zm, xm, ym = mean(w_z, z), mean(w_x, x), mean(w_y, y)
+    dz = z - zm[:, None]
+    var_z = mean(w_z, dz**2)
+    var_r = mean(w_x, (x - xm[:, None]) ** 2) + mean(w_y, (y - ym[:, None]) ** 2)
     z_std = np.sqrt(var_z)
-    skew = _safe_ratio(mean(dz**3), z_std**3, tiny=1e-9)  # 0 for showers in one layer
+    skew = _safe_ratio(mean(w_z, dz**3), z_std**3, tiny=1e-9)  # 0 for showers in one layer
     return [zm, xm, ym, z_std, np.sqrt(var_r), skew]

@@ -23,6 +23,9 @@ import numpy as np
 
 from calolab.showers import Showers
 
+DENSE_BOX_RATIO = 0.15  # box sums go dense once hits x box cells exceeds 0.15 x events x cells (measured crossover)
+DENSE_BOX_CELLS = 1 << 22  # cells per dense chunk (32 MB of float64)
+
 
 class HitGrid:
     """The hits of a batch (optionally a subset), sorted by ``(event, cell)``.
@@ -97,10 +100,29 @@ class HitGrid:
         cells=1`` the 3x3x3 cube. The hit itself is included. Returns float64 (n,).
         """
         values = np.asarray(values, np.float64)
+        n_offsets = (2 * layers + 1) * (2 * cells + 1) ** 2
+        if len(self) * n_offsets > DENSE_BOX_RATIO * self.n_events * self.n_cells:
+            return self._dense_box_sum(values, layers, cells)
         total = np.zeros(len(self))
         for dl, dx, dy in self.offsets(layers, cells):
             j = self.neighbour(dl, dx, dy)
             total += np.where(j >= 0, values[j], 0.0)
+        return total
+
+    def _dense_box_sum(self, values: np.ndarray, layers: int, cells: int) -> np.ndarray:
+        """:meth:`box_sum` through dense per-chunk grids: cheaper than look-ups once most cells hold a hit."""
+        chunk = max(1, DENSE_BOX_CELLS // self.n_cells)
+        total = np.empty(len(self))
+        bounds = np.searchsorted(self.event, np.arange(0, self.n_events + chunk, chunk))
+        for k, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+            if hi == lo:
+                continue
+            local = self.key[lo:hi] - k * chunk * self.n_cells
+            grid = np.zeros((min(chunk, self.n_events - k * chunk), *self.shape))
+            grid.reshape(-1)[local] = values[lo:hi]
+            for axis, reach in ((1, layers), (2, cells), (3, cells)):
+                grid = _box_along(grid, axis, reach)
+            total[lo:hi] = grid.reshape(-1)[local]
         return total
 
     def event_sum(self, values: np.ndarray) -> np.ndarray:
@@ -116,6 +138,18 @@ class HitGrid:
         """Per-event maximum of ``values`` (where ``mask``); 0 for events without hits; float64 (n_events,)."""
         return event_max(values if mask is None else values[mask], self.event if mask is None else self.event[mask],
                          self.n_events)
+
+
+def _box_along(a: np.ndarray, axis: int, reach: int) -> np.ndarray:
+    """Sum of ``a`` over ``[i - reach, i + reach]`` along ``axis`` (zero outside), same shape."""
+    out = a.copy()
+    for d in range(1, reach + 1):
+        head = [slice(None)] * a.ndim
+        tail = [slice(None)] * a.ndim
+        head[axis], tail[axis] = slice(d, None), slice(None, -d)
+        out[tuple(head)] += a[tuple(tail)]
+        out[tuple(tail)] += a[tuple(head)]
+    return out
 
 
 def event_max(values: np.ndarray, event: np.ndarray, n_events: int) -> np.ndarray:
