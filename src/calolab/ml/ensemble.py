@@ -141,6 +141,10 @@ class CNNEnsemble:
         if shape is not None and tuple(showers.detector.shape) != tuple(shape):
             raise CalolabError(f"the CNN was trained on a {tuple(shape)} grid ({self.info.get('detector')}), "
                                f"these showers have {showers.detector.shape} ({showers.detector.name})")
+        layers = self.info.get("detector_layers")
+        if layers is not None and layers != showers.detector.to_dict()["layers"]:
+            raise CalolabError(f"the CNN was trained on {self.info.get('detector')} with other layers (absorbers or "
+                               f"active thicknesses) than these showers' {showers.detector.name}: retrain it")
         if self.n_features and features is None:
             features, names = high_level_features(showers)
             if names != self.info.get("feature_names", names):

@@ -145,7 +145,8 @@ def train(source: Source, run_dir: str | Path, model_config: RegressorConfig | N
     info = {"source": str(source) if isinstance(source, str | Path) else "showers", "events": n,
             "train_events": int((~val).sum()), "validation_events": int(val.sum()),
             "target_sum_gev": float(table.target.sum()), "detector": table.detector.name,
-            "detector_shape": list(table.detector.shape), "feature_names": list(feature_names or [])}
+            "detector_shape": list(table.detector.shape), "feature_names": list(feature_names or []),
+            "detector_layers": table.detector.to_dict()["layers"]}
     meta = {"model_config": model_config.to_dict(), "train_config": asdict(config), "data": info}
 
     def batches(select: np.ndarray, shuffle: bool) -> ShowerBatches:
