@@ -92,7 +92,7 @@ class RobustnessStudyConfig:
         from calolab.robustness.scan import ScanConfig
 
         spec = dict(spec)
-        for extra in ("note", "test"):  # written next to the config, not part of it
+        for extra in ("note", "test", "provenance"):  # written next to the config, not part of it
             spec.pop(extra, None)
         scan = config_from_dict(ScanConfig, spec.pop("scan", None), f"{where}.scan")
         names = {f.name for f in fields(cls)} - {"scan"}
@@ -104,9 +104,11 @@ class RobustnessStudyConfig:
 
 
 def run_robustness_study(out_dir: str | Path, config: RobustnessStudyConfig, regressors: dict[str, Any],
-                         test, echo: Callable[[str], None] = print) -> dict[str, Any]:
+                         test, echo: Callable[[str], None] = print,
+                         provenance: dict[str, Any] | None = None) -> dict[str, Any]:
     """Score ``regressors`` (name to Regressor) on ``test`` (Showers) over the grid; write the run folder.
 
+    ``provenance`` (e.g. where a CNN was trained, and on what) is written beside the config.
     Returns the metrics written to ``metrics.json``.
     """
     import numpy as np
@@ -120,7 +122,7 @@ def run_robustness_study(out_dir: str | Path, config: RobustnessStudyConfig, reg
     out.mkdir(parents=True, exist_ok=True)
     grid = config.scan.grid
     write_yaml(out / "config.yaml", {**asdict(config), "regressors": list(regressors), "note": TABLE1_NOTE,
-                                     "test": test.summary()})
+                                     "test": test.summary(), "provenance": provenance or {}})
     echo(f"robustness scan: {len(grid.points())} points x {len(test)} {test.detector.name} events, "
          f"regressors {', '.join(regressors)}, units {grid.units}, {config.scan.draws} draws")
     result = scan(regressors, test, config.scan, progress=echo)
@@ -463,6 +465,8 @@ def robustness_command(out_dir: Path, quick: bool, test_events: int | None, trai
         click.echo(f"simulating {config.test_events} test {config.particle} in {det.name}")
         test = simulate(det, beam, config.test_events, seed=int(seeds[0]))
     chosen: dict[str, Any] = {}
+    provenance: dict[str, Any] = {"baselines": f"trained on {config.train_events} simulated events read out at the "
+                                                f"grid's nominal point (zero suppression only)"}
     baseline_names = tuple(n for n in names if n in ("sum", "trees"))
     if baseline_names:
         click.echo(f"simulating {config.train_events} training {config.particle} for {', '.join(baseline_names)}")
@@ -473,7 +477,19 @@ def robustness_command(out_dir: Path, quick: bool, test_events: int | None, trai
         from calolab.ml.ensemble import CNNEnsemble
 
         chosen["cnn"] = CNNEnsemble.load(cnn_dir)
+        provenance["cnn"] = {"run": str(cnn_dir), **{k: chosen["cnn"].info.get(k) for k in
+                                                     ("detector", "source", "events", "feature_names")}}
+        study = cnn_dir.parent / "config.yaml"  # a CNN trained by ``calolab study pions``: its readout and range
+        if study.is_file():
+            import yaml
+
+            trained = yaml.safe_load(study.read_text()) or {}
+            provenance["cnn"].update({k: trained[k] for k in ("zero_suppression_mev", "train_range_gev")
+                                      if k in trained})
+        shown = {k: v for k, v in provenance["cnn"].items() if k not in ("run", "feature_names")}
+        click.echo(f"cnn: {cnn_dir}, trained on {shown}")
     if not chosen:
         raise CalolabError("no regressor could be built: nothing to score")
     click.echo(f"data and regressors ready in {time.perf_counter() - start:.0f} s")
-    run_robustness_study(out_dir, replace(config, regressors=tuple(chosen)), chosen, test, echo=click.echo)
+    run_robustness_study(out_dir, replace(config, regressors=tuple(chosen)), chosen, test, echo=click.echo,
+                         provenance=provenance)
