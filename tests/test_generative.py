@@ -197,6 +197,24 @@ def test_lateral_draws_are_sorted_distinct_cells_with_shares_summing_to_one():
         assert np.all(w[:k] > 0) and np.all(w[k:] == 0) and w.sum() == pytest.approx(1.0, rel=1e-5)
 
 
+def test_outer_ring_counts_are_binomial():
+    """The zero test and the walk up the distribution function (beyond its first columns too) give
+    binomial counts: frequencies of every count within 4 standard errors of the binomial pmf."""
+    from scipy.stats import binom
+
+    from calolab.generative.placement import _binomial
+
+    count = np.array([3, 40, 150])
+    rate = np.array([0.2, 0.024, 0.0066])  # count * rate just under 1: all through the walk
+    n = 100000
+    draws = _binomial(count, np.tile(rate, (n, 1)), np.random.default_rng(5))
+    for j, (c, r) in enumerate(zip(count, rate, strict=True)):
+        freq = np.bincount(draws[:, j], minlength=12)[:12] / n
+        p = binom.pmf(np.arange(12), c, -np.expm1(-r))
+        assert np.all(np.abs(freq - p) <= 4 * np.sqrt(p * (1 - p) / n) + 1e-5), (c, freq, p)
+    assert draws[:, 1].max() > 6  # some went beyond the first columns
+
+
 def test_depth_moments_of_a_known_profile():
     """Energy in two layers: the centre of gravity halfway in X0, the spread half their distance."""
     from calolab.generative.layerwise import LayerwiseConfig, LayerwiseModel

@@ -66,6 +66,7 @@ EMPTY, PART, ALL = 0, 1, 2
 MIN_HIT_MIP = 0.3  # a layer given less than this (in MIPs) stays empty
 TOTAL_BLOCKS = 5  # the total-energy network sees the absorber depth of this many blocks of layers
 COG_SCALE = 5.0  # X0: the depth latent is drawn as t / COG_SCALE
+SAMPLE_BATCH = 8192  # events drawn at once by calolab.generative.generate (fewer per-layer passes)
 SPREAD_OFFSET = 0.2  # X0: the spread latent is drawn as ln(SPREAD_OFFSET + s), smooth at s = 0 (one layer)
 
 
@@ -327,7 +328,7 @@ class LayerwiseModel(nn.Module):
         h = self.trunk(x)
         head = self.share_head(h)
         if layer != self.order[-1]:
-            state = draw_component(F.log_softmax(head[:, :3] + self.prior_state[layer], -1), generator).squeeze(-1)
+            state = draw_component(head[:, :3] + self.prior_state[layer], generator).squeeze(-1)
             f = torch.sigmoid(gaussian_mixture_sample(self._share_params(head, layer), generator))
         else:
             state, f = torch.full((r,), ALL, device=cond.device), torch.ones_like(total)

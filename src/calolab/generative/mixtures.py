@@ -42,16 +42,18 @@ def gaussian_mixture_log_prob(params: torch.Tensor, x: torch.Tensor) -> torch.Te
 
 
 def draw_component(log_w: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Index (..., 1) of a component drawn with probabilities ``exp(log_w)`` (..., K), by inverse CDF."""
-    cdf = torch.cumsum(torch.exp(log_w), -1)
+    """Index (..., 1) of a component drawn with probabilities proportional to ``exp(log_w)`` (..., K)
+    (normalised or not: logits do), by inverse CDF."""
+    cdf = torch.cumsum(torch.exp(log_w - log_w.max(-1, keepdim=True).values), -1)
     u = torch.rand((*log_w.shape[:-1], 1), generator=generator, device=log_w.device) * cdf[..., -1:]
     return (u > cdf[..., :-1]).sum(-1, keepdim=True)
 
 
 def gaussian_mixture_sample(params: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """One reparameterised draw (...) from each Gaussian mixture ``params`` (..., 3 K)."""
-    log_w, mean, log_sd = split(params)
-    k = draw_component(log_w.detach(), generator)
+    logits, mean, log_sd = params.chunk(3, dim=-1)
+    log_sd = log_sd.clamp(MIN_LOG_WIDTH, MAX_LOG_WIDTH)
+    k = draw_component(logits.detach(), generator)
     noise = torch.randn(mean.shape[:-1], generator=generator, device=mean.device)
     return mean.gather(-1, k).squeeze(-1) + torch.exp(log_sd.gather(-1, k).squeeze(-1)) * noise
 
@@ -100,8 +102,9 @@ def discrete_logistic_log_prob(params: torch.Tensor, n: torch.Tensor) -> torch.T
 
 def discrete_logistic_sample(params: torch.Tensor, generator: torch.Generator, n_max: int) -> torch.Tensor:
     """Counts in ``[1, n_max]`` (...) drawn from the discretised logistic mixtures ``params`` (..., 3 K)."""
-    log_w, mean, log_s = split(params)
-    k = draw_component(log_w, generator)
+    logits, mean, log_s = params.chunk(3, dim=-1)
+    log_s = log_s.clamp(MIN_LOG_WIDTH, MAX_LOG_WIDTH)
+    k = draw_component(logits, generator)
     u = torch.rand(mean.shape[:-1], generator=generator, device=mean.device).clamp(1e-7, 1 - 1e-7)
     s = mean.gather(-1, k).squeeze(-1) + torch.exp(log_s.gather(-1, k).squeeze(-1)) * (torch.log(u) - torch.log1p(-u))
     return torch.round(torch.exp(s.clamp(max=math.log(n_max + 1.0)))).clamp(1, n_max).long()

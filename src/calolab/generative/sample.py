@@ -107,7 +107,7 @@ def incident_energies(energies: float | tuple[float, float] | np.ndarray, n: int
 
 def generate(model: TrainedModel, detector: Detector | str | None = None,
              energies: float | tuple[float, float] | np.ndarray = 10 * GEV, n: int | None = None, seed: int = 0,
-             *, spectrum: str = "log-uniform", batch_size: int = 4096) -> Showers:
+             *, spectrum: str = "log-uniform", batch_size: int | None = None) -> Showers:
     """Generate showers with a trained model.
 
     Parameters
@@ -123,6 +123,8 @@ def generate(model: TrainedModel, detector: Detector | str | None = None,
         Number of events.
     seed
         The same seed (and batch size) gives the same bits.
+    batch_size
+        Events drawn at once (default: the model family's ``SAMPLE_BATCH``, else 4096).
 
     Returns
     -------
@@ -140,6 +142,7 @@ def generate(model: TrainedModel, detector: Detector | str | None = None,
                            f"range {low / GEV:g}-{high / GEV:g} GeV")
     cond = make_conditions(energy, absorber_x0(detector))
     family = _family(model.name)
+    batch_size = batch_size or getattr(family, "SAMPLE_BATCH", 4096)
     gen = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, 0x70]).generate_state(1)[0]))
     events, cells, values = [], [], []
     for start in range(0, len(energy), batch_size):
