@@ -57,7 +57,7 @@ from calolab.generative.mixtures import (
     gaussian_mixture_log_prob,
     gaussian_mixture_sample,
 )
-from calolab.generative.placement import Rings, draw_lateral, plackett_luce_log_prob
+from calolab.generative.placement import Rings, draw_lateral, hit_positions, plackett_luce_log_prob
 from calolab.geometry import Detector
 
 N_SCALARS = 13  # per-layer scalar features, see LayerwiseModel.features
@@ -361,10 +361,10 @@ def sample_hits(model: LayerwiseModel, cond: torch.Tensor, generator: torch.Gene
     energies = np.empty(len(event), np.float32)
     for layer, (rows, cell, energy) in enumerate(zip(drawn.rows, drawn.cells, drawn.cell_energy, strict=True)):
         if len(rows):
-            row, col = np.nonzero(cell >= 0)
-            where = start[rows[row], layer] + col
-            cells[where] = layer * model.cells_per_layer + cell[row, col]
-            energies[where] = energy.cpu().numpy()[row, col]
+            row, flat = hit_positions(hits[rows, layer], cell.shape[1])
+            where = start[rows[row], layer] + flat - row * cell.shape[1]
+            cells[where] = layer * model.cells_per_layer + np.take(cell, flat)
+            energies[where] = np.take(energy.cpu().numpy(), flat)
     return event, cells, energies
 
 

@@ -158,17 +158,27 @@ def draw_lateral(rings: Rings, theta: np.ndarray, hit_params: np.ndarray, counts
     cells = draw_cells_np(rings, theta, counts, rng)
     n_cells = len(rings.ring)
     cells = np.sort(np.where(cells >= 0, cells, n_cells), 1)
-    valid = cells < n_cells
-    cells[~valid] = -1
-    group, _ = np.nonzero(valid)
-    flat = cells[valid]
+    cells[cells == n_cells] = -1
+    group, where = hit_positions(counts, cells.shape[1])
+    flat = np.take(cells, where)
     n_rings = rings.n_rings
     x = gaussian_mixture_sample_np(hit_params.reshape(len(counts) * n_rings, -1),
                                    group * n_rings + rings.ring[flat], rng)
     value = np.exp(np.clip(x, -8.0, 8.0))
     share = np.zeros(cells.shape, np.float32)
-    share[valid] = value / np.bincount(group, weights=value, minlength=len(counts))[group]
+    share.reshape(-1)[where] = value / np.bincount(group, weights=value, minlength=len(counts))[group]
     return cells, share
+
+
+def hit_positions(counts: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row (H,) and flat position (H,) in a (G, width) array of the first ``counts`` (G,) entries of every row.
+
+    >>> hit_positions(np.array([2, 0, 1]), 3)
+    (array([0, 0, 2]), array([0, 1, 6]))
+    """
+    row = np.repeat(np.arange(len(counts)), counts)
+    first = np.cumsum(counts) - counts
+    return row, row * width + np.arange(len(row)) - first[row]
 
 
 def _draw_bucket(rings: Rings, theta: np.ndarray, k: np.ndarray, rng: np.random.Generator) -> np.ndarray:
