@@ -79,7 +79,7 @@ class LayerwiseConfig:
     components: int = 6  # total energy, layer fraction and hit count mixtures
     rest_layer: int | None = None  # the layer drawn last, taking the rest (None: 30% deep, layer 4 of 15)
     hit_components: int = 2  # hit energy mixture of each ring
-    depth_latents: int = 2  # drawn after the total: 0 none, 1 the centre of gravity, 2 and the spread
+    depth_latents: int = 1  # drawn after the total: 0 none, 1 the centre of gravity, 2 and the spread
     lr: float = 2e-3
     batch_size: int = 256
 
@@ -288,9 +288,9 @@ class LayerwiseModel(nn.Module):
     def sample(self, cond: torch.Tensor, generator: torch.Generator) -> LayerSample:
         """Draw one event per condition (B, 1 + L); the layer energies stay differentiable in ``cond``.
 
-        A layer's networks run only for the events with energy left to share, and its lateral
-        head only for those whose layer has hits (most late layers at low energy have neither).
-        Cells and hit energies are drawn in numpy, from a generator seeded by ``generator``.
+        A layer's networks run only for the events with energy left to share, and its hit-count
+        and lateral heads only for those it gives energy (most late layers at low energy get
+        none). Cells and hit energies are drawn in numpy, from a generator seeded by ``generator``.
         """
         b, n_layers = len(cond), self.n_layers
         y_total = gaussian_mixture_sample(self.total_net(self.total_features(cond)), generator)
@@ -336,15 +336,16 @@ class LayerwiseModel(nn.Module):
         live = take >= MIN_HIT_MIP * self.mip[layer]
         left = torch.where(live & (state == PART), left * (1 - f), torch.where(live, torch.zeros_like(left), left))
         e_layer = torch.where(live, take, torch.zeros_like(take))
-        y = torch.log(torch.where(live, e_layer, self.mip[layer]) / self.mip[layer])
-        n = discrete_logistic_sample(self._hits_params(h, y), generator, self.cells_per_layer)
-        n = torch.where(live, n, torch.zeros_like(n))
-        sel = torch.nonzero(n > 0).squeeze(1)
+        sel = torch.nonzero(live).squeeze(1)  # the hit-count and lateral heads only where the layer has energy
+        n = torch.zeros(r, dtype=torch.long, device=cond.device)
         if len(sel) == 0:
             return e_layer, n, left, None
-        theta, hit_par = self._place(h[sel], y[sel], torch.log(n[sel].to(y.dtype)))
+        h, y = h[sel], torch.log(e_layer[sel] / self.mip[layer])
+        n_sel = discrete_logistic_sample(self._hits_params(h, y), generator, self.cells_per_layer)  # >= 1
+        n = n.index_copy(0, sel, n_sel)
+        theta, hit_par = self._place(h, y, torch.log(n_sel.to(y.dtype)))
         drawn, share = draw_lateral(self.rings, theta.detach().cpu().double().numpy(),
-                                    hit_par.detach().cpu().numpy(), n[sel].cpu().numpy(), rng)
+                                    hit_par.detach().cpu().numpy(), n_sel.cpu().numpy(), rng)
         cell_e = torch.from_numpy(share).to(cond.device) * e_layer[sel].unsqueeze(1)
         return e_layer, n, left, (sel, drawn, cell_e)
 
