@@ -155,9 +155,14 @@ class ResolutionFit:
         return {k: (v if math.isfinite(v) else None) for k, v in asdict(self).items()}
 
     def label(self) -> str:
-        """``a/√E ⊕ b/E ⊕ c`` for legends: a and c in percent, b in GeV."""
-        parts = [f"{100 * self.a:.1f}%/√E"] + ([f"{self.b:.2g} GeV/E"] if self.b else []) + [f"{100 * self.c:.1f}%"]
-        return " ⊕ ".join(parts)
+        """``a/√E ⊕ b/E ⊕ c`` for legends: a and c in percent, b in GeV; a noise term fitted to its
+        bound (below 5 MeV) is left out.
+
+        >>> ResolutionFit(a=0.723, b=7e-12, c=0.037, a_err=0, b_err=0, c_err=0, chi2=0, ndf=0).label()
+        '72.3%/√E ⊕ 3.7%'
+        """
+        parts = [f"{100 * self.a:.1f}%/√E"] + ([f"{self.b:.2g} GeV/E"] if self.b >= 0.005 else [])
+        return " ⊕ ".join([*parts, f"{100 * self.c:.1f}%"])
 
 
 def fit_resolution(energy_gev: np.ndarray, rel_res: np.ndarray, rel_err: np.ndarray,
