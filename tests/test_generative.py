@@ -229,6 +229,14 @@ def test_depth_moments_of_a_known_profile():
     depth = np.cumsum(x0)
     assert cog.item() == pytest.approx((depth[2] + depth[6]) / 2, rel=1e-5)
     assert spread.item() == pytest.approx((depth[6] - depth[2]) / 2, rel=1e-5)
+    for latents in (0, 2):  # the other choices of depth latents draw events too, with the total's energy
+        torch.manual_seed(0)
+        other = LayerwiseModel(LayerwiseConfig(hidden=8, head_hidden=8, depth_latents=latents), det)
+        sample = other.sample(cond.expand(20, -1), torch.Generator().manual_seed(1))
+        assert sample.energy.shape == (20, 15) and torch.all(sample.energy >= 0)
+        assert torch.all(sample.hits[sample.energy > 0] > 0) and torch.all(sample.hits[sample.energy == 0] == 0)
+    with pytest.raises(CalolabError, match="depth_latents"):
+        LayerwiseConfig(depth_latents=3)
 
 
 def test_layer_energies_are_differentiable_in_the_thicknesses(runs):
