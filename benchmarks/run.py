@@ -1,4 +1,4 @@
-"""Simulation speed and memory benchmarks (``make bench``).
+"""Speed and memory benchmarks (``make bench``): the simulator, and trained models when given.
 
 Each configuration is simulated once to warm up and then timed, with one process and with
 ``--workers`` processes (default: every core; the goals of the foundation issue are for 2
@@ -6,7 +6,13 @@ cores); the output does not depend on the number of processes. Absolute times on
 compare ratios measured in one run. The memory benchmark simulates 100k ``cusi`` pions in
 a child process and reports its peak resident memory.
 
-    python benchmarks/run.py [--quick] [--skip-memory] [--out runs/bench]
+Trained models are benchmarked when their run folders are given (``make bench
+BENCH_ARGS="--generator runs/gen --cnn runs/pions/cnn"``): the generator's speed against the
+simulator's on its own detector (log-uniform 1-100 GeV, one thread, best of three alternating
+timings; goal: at least as fast), and the CNN ensemble's inference on ``cusi`` pions of
+10-200 GeV read out at 0.6 MeV, high-level features included (goal: 1,000 events/s).
+
+    python benchmarks/run.py [--quick] [--skip-memory] [--out runs/bench] [--generator RUN] [--cnn RUN]
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 from calolab.geometry import load_detector
 from calolab.simulation import Beam, simulate
@@ -33,6 +41,8 @@ SPEED = [
 
 MEMORY_CODE = """
 import resource, sys
+import numpy as np
+
 from calolab.geometry import load_detector
 from calolab.simulation import Beam, simulate
 s = simulate(load_detector("cusi"), Beam("pi+", energy=100e3), int(sys.argv[1]), seed=1)
@@ -50,15 +60,56 @@ def time_config(detector: str, particle: str, energy: float, n: int, workers: in
             "hits_per_event": showers.n_hits / n}
 
 
+def time_generator(run_dir: Path, events: int) -> dict:
+    import torch
+
+    from calolab.generative.benchmark import speed_race
+    from calolab.generative.sample import load_model
+
+    torch.set_num_threads(1)
+    model = load_model(run_dir)
+    speed = speed_race(model, (1e3, 100e3), 50, repeats=1)  # warm-up
+    speed = speed_race(model, (1e3, 100e3), events, repeats=3)
+    return speed | {"run": str(run_dir), "model": model.name, "ratio": speed["generator"] / speed["simulator"],
+                    "goal_ratio": 1.0}
+
+
+def time_cnn(run_dir: Path, events: int) -> dict:
+    import torch
+
+    from calolab.effects import zero_suppress
+    from calolab.ml.ensemble import CNNEnsemble
+    from calolab.reconstruction.features import high_level_features
+
+    torch.set_num_threads(1)
+    ensemble = CNNEnsemble.load(run_dir)
+    det = load_detector("cusi")
+    beam = Beam("pi+", energy_min=10e3, energy_max=200e3, spectrum="uniform")
+    test = zero_suppress(simulate(det, beam, events, seed=2), 0.6)
+    ensemble.predict(test[:50])  # warm-up
+    best = np.inf
+    for _ in range(3):
+        start = time.perf_counter()
+        ensemble.predict(test)  # computes the high-level features itself
+        best = min(best, time.perf_counter() - start)
+    start = time.perf_counter()
+    high_level_features(test)
+    features = time.perf_counter() - start
+    return {"run": str(run_dir), "events": events, "events_per_s": events / best, "features_s": features,
+            "predict_s": best, "goal_events_per_s": 1000}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10x fewer events (smoke run)")
     parser.add_argument("--skip-memory", action="store_true", help="skip the 100k cusi pion memory run")
     parser.add_argument("--out", type=Path, default=Path("runs/bench"))
+    parser.add_argument("--generator", type=Path, help="run folder of a trained generative model (calolab generate)")
+    parser.add_argument("--cnn", type=Path, help="run folder of a CNN ensemble trained on cusi pions")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="processes for the speed runs (default: all cores; the goals are for 2 cores)")
     args = parser.parse_args()
-    results: dict = {"speed": {}, "config": vars(args) | {"out": str(args.out)}}
+    results: dict = {"speed": {}, "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}}
     for detector, particle, energy, n, goal in SPEED:
         n = n // 10 if args.quick else n
         single = time_config(detector, particle, energy, n, 1)
@@ -79,6 +130,16 @@ def main() -> None:
                              "goal_gib": 8.0}
         print(f"cusi pi+ 100 GeV x {n}: peak memory {gib:.2f} GiB ({'meets' if gib <= 8 else 'ABOVE'} goal 8 GiB), "
               f"{hits / n:.0f} hits/event, {results['memory']['seconds']:.0f} s", flush=True)
+    if args.generator is not None:
+        row = results["generator"] = time_generator(args.generator, 500 if args.quick else 5000)
+        print(f"generator {row['model']} ({args.generator}), log-uniform 1-100 GeV: {row['generator']:.0f} ev/s vs "
+              f"simulator {row['simulator']:.0f} ev/s = {row['ratio']:.2f}x "
+              f"({'meets' if row['ratio'] >= 1 else 'BELOW'} goal 1x)", flush=True)
+    if args.cnn is not None:
+        row = results["cnn"] = time_cnn(args.cnn, 200 if args.quick else 2000)
+        print(f"cnn ensemble ({args.cnn}), cusi pi+ 10-200 GeV at 0.6 MeV: {row['events_per_s']:.0f} ev/s with "
+              f"features ({'meets' if row['events_per_s'] >= 1000 else 'BELOW'} goal 1000; features "
+              f"{row['features_s']:.1f} s of {row['predict_s']:.1f} s)", flush=True)
     results["peak_rss_this_process_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench.json").write_text(json.dumps(results, indent=2))

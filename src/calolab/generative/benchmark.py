@@ -94,6 +94,20 @@ def _race(simulate_fn: Callable[[], Showers], generate_fn: Callable[[], Showers]
     return out[0], out[1], best[0], best[1]
 
 
+def speed_race(model: TrainedModel, energy_range: tuple[float, float], events: int, repeats: int = 3,
+               seeds: tuple[int, int] = (1, 2)) -> dict[str, float]:
+    """Events/s of the simulator and of ``model`` on its base detector, log-uniform energies in
+    ``energy_range`` (MeV), best of ``repeats`` alternating timings of each (see :func:`_race`)."""
+    from calolab.simulation import Beam, simulate
+
+    det = model.detector
+    spectrum = Beam(model.data_config.particle, energy_min=energy_range[0], energy_max=energy_range[1],
+                    spectrum="log-uniform")
+    *_, t_sim, t_gen = _race(lambda: simulate(det, spectrum, events, seed=seeds[0]),
+                             lambda: generate(model, det, energy_range, events, seeds[1]), repeats)
+    return {"events": events, "simulator": events / t_sim, "generator": events / t_gen}
+
+
 def benchmark(model: TrainedModel, out_dir: str | Path, config: BenchmarkConfig | None = None,
               echo: Callable[[str], None] | None = print) -> dict[str, Any]:
     """Compare ``model`` with the simulator on its base detector; write and return the metrics."""
@@ -129,15 +143,11 @@ def benchmark(model: TrainedModel, out_dir: str | Path, config: BenchmarkConfig 
     low, high = min(config.energies_gev) * GEV, max(config.energies_gev) * GEV
     if low == high:
         low, high = model.energy_range
-    spectrum = Beam(particle, energy_min=low, energy_max=high, spectrum="log-uniform")
-    *_, t_sim, t_gen = _race(lambda: simulate(det, spectrum, config.speed_events, seed=int(seeds[4])),
-                             lambda: generate(model, det, (low, high), config.speed_events, int(seeds[5])),
-                             config.speed_repeats)
-    metrics["speed_log_uniform"] = {"events": config.speed_events, "simulator": config.speed_events / t_sim,
-                                    "generator": config.speed_events / t_gen}
+    speed = speed_race(model, (low, high), config.speed_events, config.speed_repeats, (int(seeds[4]), int(seeds[5])))
+    metrics["speed_log_uniform"] = speed
     if echo:
-        echo(f"speed, log-uniform {low / GEV:g}-{high / GEV:g} GeV: simulator {config.speed_events / t_sim:.0f}, "
-             f"{model.name} {config.speed_events / t_gen:.0f} events/s")
+        echo(f"speed, log-uniform {low / GEV:g}-{high / GEV:g} GeV: simulator {speed['simulator']:.0f}, "
+             f"{model.name} {speed['generator']:.0f} events/s")
     write_json(out / "metrics.json", metrics)
     return metrics
 
