@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import yaml
 
 from calolab import CalolabError, load_detector
 from calolab.generative.data import (
@@ -276,10 +277,15 @@ def test_cli_train_and_sample(tmp_path):
     runner = CliRunner()
     run = tmp_path / "run"
     result = runner.invoke(group, ["train", "--model", "layerwise", "--out", str(run), "--events", "40",
-                                   "--events-per-layout", "20", "--epochs", "1", "--seed", "2", "--no-progress"])
+                                   "--events-per-layout", "20", "--epochs", "1", "--seed", "2", "--no-progress",
+                                   "--energy-range", "0.9GeV:110GeV"])
     assert result.exit_code == 0, result.output
     assert "trained 1 epochs on 2 layouts x 20 events" in result.output
     assert {"config.yaml", "data.h5", "checkpoint.pt", "losses.json"} <= {p.name for p in run.iterdir()}
+    dataset = yaml.safe_load((run / "config.yaml").read_text())["dataset"]
+    assert (dataset["energy_min_gev"], dataset["energy_max_gev"]) == (0.9, 110.0)
+    energies = read_showers(run / "data.h5").incident_energy
+    assert energies.min() >= 0.9e3 and energies.max() <= 110e3
     out = tmp_path / "gen.h5"
     result = runner.invoke(group, ["sample", str(run), "--energy", "1GeV:100GeV", "-n", "30", "-o", str(out),
                                    "--format", "calochallenge", "--seed", "4"])

@@ -45,17 +45,17 @@ def train_command(model_name: str, run_dir: Path, events: int | None, events_per
     _torch().set_num_threads(threads)
     from calolab.generative.data import DatasetConfig
     from calolab.generative.train import TrainConfig, train
+    from calolab.units import parse_energy_range
 
-
+    low, high = parse_energy_range(energy_range)
     n_layouts = max(1, round((events or 60000) / events_per_layout))
-    data = DatasetConfig(n_layouts=n_layouts, events_per_layout=events_per_layout, seed=seed)
+    data = DatasetConfig(n_layouts=n_layouts, events_per_layout=events_per_layout, energy_min_gev=low / 1e3,
+                         energy_max_gev=high / 1e3, seed=seed)
     config = TrainConfig(model=model_name, epochs=epochs or DEFAULT_EPOCHS[model_name], seed=seed)
     _, history = train(run_dir, config, data, progress=progress)
     seconds = sum(h["seconds"] for h in history)
     click.echo(f"{run_dir}: {model_name} trained {len(history)} epochs on {n_layouts} layouts x {events_per_layout} "
                f"events ({seconds:.0f} s of training); losses in {run_dir / 'losses.json'}")
-
-
 
 
 @generate.command("sample")
