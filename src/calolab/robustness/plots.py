@@ -48,17 +48,25 @@ def plot_response_curves(fits: Mapping[str, ResponseFit], ax=None):
 
 
 def plot_against_parameter(params: np.ndarray, values: np.ndarray, which: str, errors: np.ndarray | None = None,
-                           label: str | None = None, ax=None):
+                           label: str | None = None, flooded: np.ndarray | None = None, ax=None):
     """A response parameter (``a`` or ``b``) at each grid point against one distortion parameter.
 
-    ``params`` are rows ``(s, n, u)``; ``which`` is ``s``, ``n`` or ``u``.
+    ``params`` are rows ``(s, n, u)``; ``which`` is ``s``, ``n`` or ``u``. Points marked in
+    ``flooded`` (bool per point: noise above the threshold swamps the signal) are drawn open.
     """
     ax = _axes(ax)
     column = {"s": 0, "n": 1, "u": 2}[which]
     x = np.asarray(params, float)[:, column]
+    values = np.asarray(values, float)
     span = np.ptp(x) if len(x) else 0.0
-    jitter = (np.random.default_rng(0).uniform(-0.01, 0.01, len(x)) * span) if span > 0 else 0.0
-    ax.errorbar(x + jitter, values, yerr=errors, fmt="o", ms=3, alpha=0.6, label=label)
+    x = x + ((np.random.default_rng(0).uniform(-0.01, 0.01, len(x)) * span) if span > 0 else 0.0)
+    open_ = np.zeros(len(x), bool) if flooded is None else np.asarray(flooded, bool)
+    err = None if errors is None else np.asarray(errors, float)
+    line = ax.errorbar(x[~open_], values[~open_], yerr=None if err is None else err[~open_], fmt="o", ms=3,
+                       alpha=0.6, label=label)
+    if open_.any():
+        ax.errorbar(x[open_], values[open_], yerr=None if err is None else err[open_], fmt="o", ms=4, mfc="none",
+                    alpha=0.6, color=line[0].get_color(), label=f"{label}, noise floods" if label else None)
     ax.set(xlabel=PARAMETER_LABELS[which])
     return ax
 
