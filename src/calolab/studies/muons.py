@@ -1,6 +1,7 @@
 """The muon study (paper 003, calolab issue 4): multi-TeV muon energy from the calorimeter and a tracker.
 
-mu- with log-uniform energies from 50 GeV to 8 TeV cross the homogeneous PbWO4 block
+mu- with energies uniform from 50 GeV to 8 TeV (paper 003's spectrum; ``spectrum``
+"log-uniform" as an option) cross the homogeneous PbWO4 block
 (``pbwo4``, 2 T); their energy shows only in the rare radiative losses (bremsstrahlung,
 pair production, photo-nuclear) that shower in the crystals. Calorimeter regressors: the
 calibrated sum, the boosted trees on the high-level and muon features, and an ensemble of
@@ -57,6 +58,7 @@ class MuonStudyConfig:
     train_events: int = 40000
     test_events: int = 20000
     energy_range_gev: tuple[float, float] = (50.0, 8000.0)
+    spectrum: str = "uniform"
     bins: int = 12
     goal_energy_gev: float = 4000.0
     goal_window: float = 0.1
@@ -132,9 +134,9 @@ def run_muon_study(out_dir: str | Path, config: MuonStudyConfig = MuonStudyConfi
     det = load_detector(config.detector)
     seeds = [int(s) for s in np.random.SeedSequence(config.seed).generate_state(7)]
     lo, hi = config.energy_range_gev
-    beam = Beam(config.particle, energy_min=lo * 1e3, energy_max=hi * 1e3, spectrum="log-uniform")
+    beam = Beam(config.particle, energy_min=lo * 1e3, energy_max=hi * 1e3, spectrum=config.spectrum)
     echo(f"simulating {config.train_events} training and {config.test_events} test {config.particle}, "
-         f"{lo:g}-{hi:g} GeV log-uniform, in {det.name}")
+         f"{lo:g}-{hi:g} GeV {config.spectrum}, in {det.name}")
     train = simulate(det, beam, config.train_events, seed=seeds[0])
     test = simulate(det, beam, config.test_events, seed=seeds[1])
     fit_set, cal_set = reg.split_training(train, config.calibration_fraction, seeds[2])
@@ -343,7 +345,8 @@ def _table(config, metrics, scored) -> str:
     from calolab.studies import regression as reg
 
     lo, hi = config.energy_range_gev
-    lines = [f"# Muons in {config.detector}: {lo:g}-{hi:g} GeV log-uniform, tracker {metrics['tracker']['model']}", ""]
+    lines = [f"# Muons in {config.detector}: {lo:g}-{hi:g} GeV {config.spectrum}, "
+             f"tracker {metrics['tracker']['model']}", ""]
     if metrics["cnn"]:
         lines += [f"CNN: {metrics['cnn']}.", ""]
     lines += ["## Resolution (68%, percent) per bin of true energy", "", *reg.per_bin_table(_tables(metrics, scored)),
@@ -387,13 +390,16 @@ def _plot_combination(metrics, config, ax):
 @click.option("--ensemble", type=click.IntRange(min=1), help="CNNs in the ensemble [5].")
 @click.option("--pool", help="Cells summed per CNN input voxel: LAYER,X,Y [2,4,4].")
 @click.option("--threads", type=click.IntRange(min=1), help="torch and tree threads [1].")
+@click.option("--spectrum", type=click.Choice(["uniform", "log-uniform"]),
+              help="Energies of the training and test muons [uniform, as paper 003].")
 @click.option("-s", "--seed", type=int, default=1, show_default=True)
 def study_muons(out_dir: Path, quick: bool, train_events: int | None, test_events: int | None, epochs: int | None,
-                ensemble: int | None, pool: str | None, threads: int | None, seed: int) -> None:
+                ensemble: int | None, pool: str | None, threads: int | None, spectrum: str | None, seed: int) -> None:
     """Muon energy from the pbwo4 calorimeter, a tracker and their combination, 50 GeV-8 TeV (paper 003)."""
     from calolab.ml.commands import _triple
 
     config = MuonStudyConfig.quick() if quick else MuonStudyConfig()
     config = with_overrides(config, train_events=train_events, test_events=test_events, epochs=epochs,
-                            ensemble=ensemble, pool=_triple(pool) if pool else None, threads=threads, seed=seed)
+                            ensemble=ensemble, pool=_triple(pool) if pool else None, threads=threads, spectrum=spectrum,
+                            seed=seed)
     run_muon_study(out_dir, config, echo=click.echo, progress=not quick)
