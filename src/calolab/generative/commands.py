@@ -33,7 +33,7 @@ def generate() -> None:
               help="Run folder: config.yaml, data.h5, checkpoint.pt, losses.json. Rerun to resume.")
 @click.option("--events", type=click.IntRange(min=1), help="Training events: layouts x events per layout.  [60000]")
 @click.option("--events-per-layout", type=click.IntRange(min=1), default=250, show_default=True)
-@click.option("--energy-range", default="0.8GeV:150GeV", show_default=True,
+@click.option("--energy-range", default="0.5GeV:150GeV", show_default=True,
               help="Log-uniform training energies, LOW:HIGH (beyond 1-100 GeV so that those are not at an edge).")
 @click.option("--epochs", type=click.IntRange(min=1), help="Passes over the data.  [layerwise 80, wgan 5]")
 @click.option("-s", "--seed", type=int, default=1, show_default=True, help="Seed of the data, weights and draws.")

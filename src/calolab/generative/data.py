@@ -61,7 +61,7 @@ class DatasetConfig:
 
     detector: str = "siw-ecal"
     particle: str = "e-"
-    energy_min_gev: float = 0.8
+    energy_min_gev: float = 0.5
     energy_max_gev: float = 150.0
     n_layouts: int = 240
     events_per_layout: int = 250
