@@ -254,12 +254,18 @@ def test_study_writes_a_run_folder_that_reads_back(tmp_path):
 
 def test_cli_quick_run_on_cusi(tmp_path):
     out = tmp_path / "rob"
-    result = CliRunner().invoke(robustness_command, ["--quick", "--test-events", "40", "--train-events", "60",
+    result = CliRunner().invoke(robustness_command, ["--quick", "--test-events", "200", "--train-events", "100",
                                                      "--regressors", "sum", "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert "signal at the nominal point" in result.output
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["detector"] == "cusi" and metrics["points"] == 12 and metrics["test_events"] == 40
+    assert metrics["detector"] == "cusi" and metrics["points"] == 12 and metrics["test_events"] == 200
+    # the quick grid's noise scale 1 MeV floods the cells (4 of 12 points): the clear-points model omits them
+    flooded = [p["noise_energy_per_event"] > 0.1 * p["signal_reading_per_event"]
+               for p in json.loads((out / "points.json").read_text())["points"]]
+    assert sum(flooded) == 4
+    regression = json.loads((out / "regression.json").read_text())["sum"]["a"]
+    assert len(regression["unflooded"]["fitted"]) == 8 and len(regression["full"]["fitted"]) == 12
     bad = CliRunner().invoke(robustness_command, ["--regressors", "sum,forest", "-o", str(out)])
     assert isinstance(bad.exception, CalolabError) and "forest" in str(bad.exception)
 
