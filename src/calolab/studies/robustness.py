@@ -4,7 +4,7 @@
 on a separate training sample (the calibrated sum; the trees when asked for and scikit-learn
 is installed), loads a CNN ensemble from a run folder when given, and scores every
 regressor at each point of Table 1's grid on the same distorted events
-(:mod:`calolab.robustness`). The default, the sum on 20,000 events, takes 10-15 minutes on
+(:mod:`calolab.robustness`). The default, the sum on 20,000 events, takes about 10 minutes on
 2 cores; the trees and the CNN compute per-hit features, which on the grid's noise-flooded
 points (noise scale 1-1.5 MeV against the 0.6 MeV threshold: up to 53,000 noise cells per
 event) costs about 0.3 s (trees) and 0.5 s (CNN) per event over the whole grid, so they are
