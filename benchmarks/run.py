@@ -18,7 +18,6 @@ timings; goal: at least as fast), and the CNN ensemble's inference on ``cusi`` p
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import subprocess
@@ -28,8 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
+from calolab.errors import CalolabError
 from calolab.geometry import load_detector
 from calolab.simulation import Beam, simulate
+from calolab.studies.rundir import write_json
 
 # (detector, particle, energy MeV, events, goal in events/s from the foundation issue)
 SPEED = [
@@ -41,8 +42,6 @@ SPEED = [
 
 MEMORY_CODE = """
 import resource, sys
-import numpy as np
-
 from calolab.geometry import load_detector
 from calolab.simulation import Beam, simulate
 s = simulate(load_detector("cusi"), Beam("pi+", energy=100e3), int(sys.argv[1]), seed=1)
@@ -109,6 +108,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="processes for the speed runs (default: all cores; the goals are for 2 cores)")
     args = parser.parse_args()
+    for flag, path in (("--generator", args.generator), ("--cnn", args.cnn)):
+        if path is not None and not path.is_dir():
+            raise CalolabError(f"{flag} {path}: no such run folder")
     results: dict = {"speed": {}, "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}}
     for detector, particle, energy, n, goal in SPEED:
         n = n // 10 if args.quick else n
@@ -142,9 +144,12 @@ def main() -> None:
               f"{row['features_s']:.1f} s of {row['predict_s']:.1f} s)", flush=True)
     results["peak_rss_this_process_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "bench.json").write_text(json.dumps(results, indent=2))
+    write_json(args.out / "bench.json", results)
     print(f"results in {args.out / 'bench.json'}")
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except CalolabError as exc:  # a missing or corrupt run folder: one line, no traceback
+        sys.exit(f"benchmarks/run.py: {exc}")
