@@ -158,11 +158,9 @@ def run_robustness_study(out_dir: str | Path, config: RobustnessStudyConfig, reg
                       "unflooded": (UNFLOODED_TERMS, clear)}
             regression[name][target] = {}
             for model, (terms, keep) in models.items():
-                if keep is not None and keep.sum() <= len(terms):
-                    continue
-                rows_kept = slice(None) if keep is None else keep
+                keep = slice(None) if keep is None else keep
                 try:
-                    regression[name][target][model] = regress(params[rows_kept], y[rows_kept], terms,
+                    regression[name][target][model] = regress(params[keep], y[keep], terms,
                                                               grid.zero_suppression, config.alpha)
                 except CalolabError as exc:
                     echo(f"{name}: regression of {target} ({model}) not possible: {exc}")
@@ -332,8 +330,8 @@ def _figures(out: Path, config, result, params, fits, regression, signal) -> Non
             if target == "a" and flooded.any() and len(kept):  # the slope's scale from the unflooded points
                 pad = 0.1 * max(float(np.ptp(kept)), 0.05)
                 low, high = kept.min() - pad, kept.max() + pad
-                off = values[:, flooded]
-                off = int(np.sum((off < low) | (off > high)))
+                outside = values[:, flooded]
+                off = int(np.sum((outside < low) | (outside > high)))
                 ax.set_ylim(low, high)
                 ax.set_title("open: noise floods" + (f" ({off} off scale)" if off else ""), fontsize=8)
             b_all = np.abs([_response_value(fits[name, p], "b") for name in names for p in range(len(params))])
