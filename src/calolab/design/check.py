@@ -24,8 +24,9 @@ import numpy as np
 
 from calolab.geometry import Detector
 from calolab.reconstruction import weighted_sum
+from calolab.reconstruction.metrics import fit_resolution
 from calolab.simulation import Beam, simulate
-from calolab.validation.core import fit_resolution, linearity_fit
+from calolab.validation.core import linearity_fit
 
 
 def layout_detector(template: Detector, thickness_mm: np.ndarray, name: str | None = None) -> Detector:
@@ -83,13 +84,14 @@ class LayoutMeasurement:
 
     def terms(self) -> tuple[np.ndarray, np.ndarray]:
         """(a, c) of ``a/sqrt(E) ⊕ c`` (E in GeV) fitted to the resolution, and their bootstrap errors."""
-        params, _ = fit_resolution(self.energies_gev, self.resolution, self.resolution_err)
-        return params, np.std(self.boot_terms, axis=0, ddof=1)
+        fit = fit_resolution(self.energies_gev, self.resolution, self.resolution_err, terms="ac")
+        return np.array([fit.a, fit.c]), np.std(self.boot_terms, axis=0, ddof=1)
 
     @cached_property
     def boot_terms(self) -> np.ndarray:
         """(a, c) fitted to each bootstrap replicate, (bootstrap, 2)."""
-        return np.array([fit_resolution(self.energies_gev, b, self.resolution_err)[0] for b in self.boot])
+        fits = [fit_resolution(self.energies_gev, b, self.resolution_err, terms="ac") for b in self.boot]
+        return np.array([[f.a, f.c] for f in fits])
 
     def to_dict(self) -> dict:
         (a, c), (da, dc) = self.terms()

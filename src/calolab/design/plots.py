@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from calolab.validation.core import resolution_model
+from calolab.reconstruction.metrics import resolution_model
 
 
 def _ax(ax):
@@ -47,7 +47,7 @@ def plot_resolution(measurements: dict, surrogate: dict[str, np.ndarray] | None 
         grid = np.geomspace(m.energies_gev.min(), m.energies_gev.max(), 100)
         ax.errorbar(m.energies_gev, m.resolution, m.resolution_err, fmt="o", color=colour, ms=4,
                     label=f"{name}: {100 * a:.1f}%/√E ⊕ {100 * c:.2f}%")
-        ax.plot(grid, resolution_model(grid, a, c), color=colour, lw=1)
+        ax.plot(grid, resolution_model(grid, a, 0.0, c), color=colour, lw=1)
         if surrogate is not None and name in surrogate:
             ax.plot(m.energies_gev, surrogate[name], ls="--", color=colour, lw=1)
     ax.plot([], [], "k--", lw=1, label="surrogate")

@@ -6,7 +6,6 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy.optimize import curve_fit
 
 
 @dataclass(frozen=True)
@@ -36,29 +35,6 @@ class Check:
         mark = "ok  " if self.passed else "FAIL"
         return (f"{mark} {self.name}: {self.measured:.4g}{unc} {self.unit} vs {self.reference:.4g} "
                 f"± {self.tolerance:.3g} ({self.source})")
-
-
-def resolution_model(energy_gev: np.ndarray, a: float, c: float, b: float = 0.0) -> np.ndarray:
-    """sigma/E = a/sqrt(E) ⊕ b/E ⊕ c with E in GeV."""
-    return np.sqrt(a**2 / energy_gev + (b / energy_gev) ** 2 + c**2)
-
-
-def fit_resolution(energy_gev: np.ndarray, rel_res: np.ndarray, rel_err: np.ndarray,
-                   noise_term: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Fit ``a/sqrt(E) ⊕ c`` (or ``⊕ b/E`` too); return parameters (a, c[, b]) and their errors."""
-    def model(e, a, c, *b):
-        return resolution_model(e, a, c, b[0] if b else 0.0)
-
-    import warnings
-
-    from scipy.optimize import OptimizeWarning
-
-    p0 = [0.2, 0.01] + ([0.1] if noise_term else [])
-    with warnings.catch_warnings():
-        # a term that fits to zero leaves its error undefined (inf): that is a result, not a failure
-        warnings.simplefilter("ignore", OptimizeWarning)
-        popt, pcov = curve_fit(model, energy_gev, rel_res, p0=p0, sigma=rel_err, absolute_sigma=True, maxfev=20000)
-    return np.abs(popt), np.sqrt(np.diag(pcov))
 
 
 def gaussian_core(values: np.ndarray, n_sigma: float = 2.0, iterations: int = 5) -> tuple[float, float, float, float]:

@@ -11,8 +11,9 @@ from scipy.special import gammainc
 
 from calolab.geometry import Detector, load_detector
 from calolab.reconstruction import weighted_sum
+from calolab.reconstruction.metrics import fit_resolution, resolution_model
 from calolab.simulation import Beam, simulate
-from calolab.validation.core import Check, fit_resolution, gaussian_core, linearity_fit, resolution_model
+from calolab.validation.core import Check, gaussian_core, linearity_fit
 
 GFLASH = "Grindhammer-Peters, hep-ex/0001020"
 CALICE_SIW = "CALICE SiW-ECAL, NIM A608 (2009) 372"
@@ -80,7 +81,8 @@ def linearity_and_resolution(detector: Detector, energies_gev: list[float], n_ev
     slope, offset = linearity_fit(e, rows[:, 4], rows[:, 5])
     deviation = (rows[:, 4] - offset) / slope / e - 1
     rel, rel_err = rows[:, 1] / (rows[:, 0] - offset), rows[:, 3] / (rows[:, 0] - offset)
-    params, errors = fit_resolution(e, rel, rel_err)
+    fit = fit_resolution(e, rel, rel_err, terms="ac")
+    params, errors = np.array([fit.a, fit.c]), np.array([fit.a_err, fit.c_err])
     return deviation, rel, rel_err, params, errors
 
 
@@ -134,8 +136,8 @@ def run(out_dir: Path, scale: float = 1.0, seed: int = 1) -> list[Check]:
                                          ("siw-ecal", e_siw, rel_s, err_s, a_s, c_s)):
         grid = np.geomspace(min(e_list), max(e_list), 100)
         axes[1].errorbar(e_list, rel, err, fmt="o", label=f"{name}: {100 * a:.1f}%/√E ⊕ {100 * c:.2f}%")
-        axes[1].plot(grid, resolution_model(grid, a, c), lw=1)
-    axes[1].plot(e_cal, resolution_model(np.array(e_cal), 0.166, 0.011), "k--", label="CALICE SiW-ECAL data fit")
+        axes[1].plot(grid, resolution_model(grid, a, 0.0, c), lw=1)
+    axes[1].plot(e_cal, resolution_model(np.array(e_cal), 0.166, 0.0, 0.011), "k--", label="CALICE SiW-ECAL data fit")
     axes[1].set(xscale="log", xlabel="E [GeV]", ylabel="σ/E", title="electron resolution")
     axes[1].legend()
     axes[2].plot(e_siw, 100 * dev, "o-")

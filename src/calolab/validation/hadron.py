@@ -19,17 +19,16 @@ True
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import OptimizeWarning
 
 from calolab.geometry import Detector, load_detector
 from calolab.reconstruction import weighted_sum
+from calolab.reconstruction.metrics import fit_resolution, resolution_model
 from calolab.simulation import Beam, simulate
 from calolab.simulation.hadron import EM_FRACTION_K, e_over_h, em_fraction_scale, pion_to_electron
-from calolab.validation.core import Check, fit_resolution, gaussian_core, linearity_fit, resolution_model
+from calolab.validation.core import Check, gaussian_core, linearity_fit
 
 CALICE_AHCAL = "CALICE AHCAL, JINST 7 P09017"
 ENERGIES_GEV = (10.0, 20.0, 40.0, 60.0, 80.0)
@@ -87,11 +86,9 @@ def calibrate(scan: dict[str, np.ndarray]) -> dict[str, np.ndarray | float]:
     deviation = (scan["mean"] - offset) / slope / e - 1.0
     rel = scan["core_sigma"] / (scan["core_mean"] - offset)
     rel_err = scan["core_sigma_err"] / (scan["core_mean"] - offset)
-    with warnings.catch_warnings():  # c -> 0 leaves its error undefined: reported as inf
-        warnings.simplefilter("ignore", OptimizeWarning)
-        (a, c), (da, dc) = fit_resolution(e, rel, rel_err)
+    fit = fit_resolution(e, rel, rel_err, terms="ac")  # c at its bound of 0 has an infinite error
     return {"slope": slope, "offset": offset, "deviation": deviation, "rel": rel, "rel_err": rel_err,
-            "a": float(a), "c": float(c), "a_err": float(da), "c_err": float(dc)}
+            "a": fit.a, "c": fit.c, "a_err": fit.a_err, "c_err": fit.c_err}
 
 
 def run(out_dir: Path, scale: float = 1.0, seed: int = 1) -> list[Check]:
@@ -139,8 +136,8 @@ def plot_resolution(scan: dict, fit: dict, ax):
     grid = np.geomspace(e.min(), e.max(), 100)
     ax.errorbar(e, fit["rel"], fit["rel_err"], fmt="o",
                 label=f"calolab: {100 * fit['a']:.1f}%/√E ⊕ {100 * fit['c']:.1f}%")
-    ax.plot(grid, resolution_model(grid, fit["a"], fit["c"]), lw=1)
-    ax.plot(grid, resolution_model(grid, STOCHASTIC[0], 0.0), "k--", label="CALICE AHCAL: 58%/√E")
+    ax.plot(grid, resolution_model(grid, fit["a"], 0.0, fit["c"]), lw=1)
+    ax.plot(grid, resolution_model(grid, STOCHASTIC[0], 0.0, 0.0), "k--", label="CALICE AHCAL: 58%/√E")
     ax.set(xlabel="E [GeV]", ylabel="σ/E", title=f"ahcal π+ resolution (start in layers < {START_LAYERS})")
     ax.legend()
     return ax
