@@ -24,7 +24,7 @@ def test_pion_study_quick_end_to_end(tmp_path):
     metrics, output = _run(study_pions, out)
     for name in ("config.yaml", "table.md", "ratio.png", "truth_cnn.png", "truth_trees.png", *FIGURES):
         assert (out / name).stat().st_size > 0, name
-    assert sorted(metrics["regressors"]) == ["cnn", "layers", "sum", "trees"]
+    assert sorted(metrics["regressors"]) == ["cnn", "compensation", "layers", "sum", "trees"]
     goals = metrics["goals"]
     assert "pool 3x5x5" in goals["cnn"] and "high-level features" in goals["cnn"]
     for key in ("cnn_vs_sum", "cnn_vs_trees"):
@@ -35,7 +35,7 @@ def test_pion_study_quick_end_to_end(tmp_path):
     ratio = goals["ratios"]["cnn_vs_sum"]
     assert ratio["energy_gev"][0] >= 50 and ratio["energy_gev"][-1] <= 200
     assert 0 <= goals["linearity"]["max_abs_response_minus_1"] < 0.5
-    assert set(goals["inference"]["events_per_s"]) == {"sum", "layers", "trees", "cnn"}
+    assert set(goals["inference"]["events_per_s"]) == {"sum", "layers", "compensation", "trees", "cnn"}
     assert all(v > 0 for v in goals["inference"]["events_per_s"].values())
     # the response correction is fitted on held-out training events: the linear slope is positive
     assert metrics["regressors"]["cnn"]["response"]["params"][0] > 0

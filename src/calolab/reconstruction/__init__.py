@@ -4,9 +4,11 @@ Heavy libraries (scikit-learn, matplotlib) are imported inside the functions tha
 """
 
 from calolab.reconstruction.baselines import (
+    CompensationRegressor,
     LayerWeightedRegressor,
     SumRegressor,
     TreesRegressor,
+    density_sums,
     load_regressor,
     save_regressor,
 )
@@ -27,6 +29,7 @@ from calolab.reconstruction.response import ResponseCalibration
 from calolab.reconstruction.sums import layer_weights, weighted_sum
 
 __all__ = [
+    "CompensationRegressor",
     "LayerWeightedRegressor",
     "Regressor",
     "ResolutionFit",
@@ -38,6 +41,7 @@ __all__ = [
     "combine_estimates",
     "combined_resolution",
     "crossover_energy",
+    "density_sums",
     "feature_names",
     "fit_resolution",
     "high_level_features",

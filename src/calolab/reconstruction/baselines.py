@@ -1,4 +1,4 @@
-"""Baseline energy regressors: the calibrated sum, layer weights, and boosted trees on features.
+"""Baseline energy regressors: the calibrated sum, layer weights, software compensation, and boosted trees.
 
 Each follows :class:`~calolab.reconstruction.regressor.Regressor` (``name``, ``predict``)
 and adds ``fit(train) -> self``. The sum and the layer weights store their few numbers
@@ -131,6 +131,94 @@ class LayerWeightedRegressor:
         return _from_dict(cls, data, "layers")
 
 
+# Hit amplitudes (MIPs) that bound the density bins of software compensation: MIP-like
+# tracks, a few overlapping tracks, and ever denser electromagnetic cores.
+COMPENSATION_BINS_MIP = (1.5, 3.0, 5.0, 8.0, 12.0, 20.0, 35.0)
+
+
+def density_sums(showers: Showers, bins_mip: tuple[float, ...] = COMPENSATION_BINS_MIP) -> np.ndarray:
+    """Sampling-weighted energy (MeV) per event in hits of each amplitude bin, (N, len(bins_mip) + 1).
+
+    A hit's amplitude is its energy in MIPs of its layer (most probable value); the bins are
+    ``[0, b0), [b0, b1), ..., [b_last, inf)``. The rows add up to :func:`weighted_sum`.
+    """
+    from calolab.reconstruction.sums import layer_weights
+
+    det = showers.detector
+    layer = showers.cell // (det.shape[1] * det.shape[2])
+    edges = np.asarray(bins_mip, float)
+    if edges.ndim != 1 or np.any(np.diff(edges) <= 0) or np.any(edges <= 0):
+        raise CalolabError(f"density bins must be increasing positive MIP amplitudes, got {list(bins_mip)}")
+    k = np.searchsorted(edges, showers.energy / det.mip_mpv[layer], side="right")
+    out = np.zeros((len(showers), len(edges) + 1))
+    np.add.at(out, (showers.event_index, k), showers.energy * layer_weights(det)[layer])
+    return out
+
+
+@dataclass
+class CompensationRegressor:
+    """Software compensation with local energy-density weights (CALICE, JINST 7 P09017).
+
+    ``E = sum_k w_k(S) S_k + offset``: ``S_k`` is the sampling-weighted energy in hits of
+    amplitude bin ``k`` (:func:`density_sums`), and each weight is a polynomial of degree
+    ``degree`` in the event's weighted sum ``S`` (so the weights follow the shower energy
+    without knowing it), fitted by least squares on the training set. Dense hits, which
+    electromagnetic sub-showers make, get lower weights than sparse hadronic ones: that is
+    how a non-compensating calorimeter (``e/h > 1``) is compensated in software.
+    """
+
+    name: str = "compensation"
+    bins_mip: tuple[float, ...] = COMPENSATION_BINS_MIP
+    degree: int = 2
+    scale: float = float("nan")  # MeV: S is used as S / scale in the polynomials
+    coefficients: list[float] = field(default_factory=list)
+
+    def _design(self, showers: Showers) -> np.ndarray:
+        parts = density_sums(showers, self.bins_mip)
+        s = parts.sum(axis=1, keepdims=True) / self.scale
+        return np.hstack([parts * s**d for d in range(self.degree + 1)] + [np.ones((len(parts), 1))])
+
+    def fit(self, train: Showers) -> CompensationRegressor:
+        self.bins_mip = tuple(float(b) for b in self.bins_mip)
+        if self.degree < 0:
+            raise CalolabError(f"{self.name}: degree must be >= 0, got {self.degree}")
+        n_coef = (len(self.bins_mip) + 1) * (self.degree + 1) + 1
+        e_true = _check_train(train, 2 * n_coef, self.name)
+        self.scale = max(float(np.mean(weighted_sum(train))), 1.0)
+        design = self._design(train)
+        norm = np.maximum(np.abs(design).max(axis=0), 1e-12)  # condition the columns
+        coef = np.linalg.lstsq(design / norm, e_true, rcond=None)[0] / norm
+        self.coefficients = [float(v) for v in coef]
+        return self
+
+    def predict(self, showers: Showers) -> np.ndarray:
+        """Estimated energy per event, MeV, float64 (N,)."""
+        if not self.coefficients:
+            raise CalolabError(f"{self.name}: fit the regressor before predicting")
+        return self._design(showers) @ np.asarray(self.coefficients)
+
+    def weights(self, weighted_sum_mev: float) -> np.ndarray:
+        """The density-bin weights at an event weighted sum of ``weighted_sum_mev``, (bins,)."""
+        k = len(self.bins_mip) + 1
+        coef = np.asarray(self.coefficients[:-1]).reshape(self.degree + 1, k)
+        s = weighted_sum_mev / self.scale
+        return sum(coef[d] * s**d for d in range(self.degree + 1))
+
+    def to_dict(self) -> dict:
+        return {"kind": "compensation", "name": self.name, "bins_mip": list(self.bins_mip), "degree": self.degree,
+                "scale": self.scale, "coefficients": list(self.coefficients)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> CompensationRegressor:
+        model = _from_dict(cls, data, "compensation")
+        model.bins_mip = tuple(float(b) for b in model.bins_mip)
+        expected = (len(model.bins_mip) + 1) * (model.degree + 1) + 1
+        if len(model.coefficients) != expected:
+            raise CalolabError(f"compensation regressor: expected {expected} coefficients, got "
+                               f"{len(model.coefficients)}")
+        return model
+
+
 @dataclass
 class TreesRegressor:
     """scikit-learn ``HistGradientBoostingRegressor`` on high-level (and muon) features.
@@ -220,11 +308,11 @@ class TreesRegressor:
         return {"kind": "trees", **{k: getattr(self, k) for k in keys}, "thresholds_mip": list(self.thresholds_mip)}
 
 
-STORABLE = {"sum": SumRegressor, "layers": LayerWeightedRegressor}
+STORABLE = {"sum": SumRegressor, "layers": LayerWeightedRegressor, "compensation": CompensationRegressor}
 
 
-def save_regressor(regressor: SumRegressor | LayerWeightedRegressor, path: str | Path) -> Path:
-    """Write a fitted sum or layer-weighted regressor as JSON (atomically); the trees cannot be stored."""
+def save_regressor(regressor: SumRegressor | LayerWeightedRegressor | CompensationRegressor, path: str | Path) -> Path:
+    """Write a fitted sum, layer-weighted or compensation regressor as JSON (atomically); the trees cannot be stored."""
     from calolab.io.atomic import atomic_path  # calolab.io loads h5py: keep it out of the CLI's start-up
 
     if not hasattr(regressor, "to_dict"):
@@ -235,7 +323,7 @@ def save_regressor(regressor: SumRegressor | LayerWeightedRegressor, path: str |
     return path
 
 
-def load_regressor(path: str | Path) -> SumRegressor | LayerWeightedRegressor:
+def load_regressor(path: str | Path) -> SumRegressor | LayerWeightedRegressor | CompensationRegressor:
     """Read a regressor written by :func:`save_regressor`."""
     path = Path(path)
     try:

@@ -16,7 +16,7 @@ import click
 @click.argument("test_file", metavar="TEST", type=click.Path(path_type=Path))
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/regress"),
               show_default=True, help="Run folder.")
-@click.option("-m", "--method", "methods", multiple=True, type=click.Choice(["sum", "layers", "trees"]),
+@click.option("-m", "--method", "methods", multiple=True, type=click.Choice(["sum", "layers", "compensation", "trees"]),
               help="Regressors to compare (repeat); default all.")
 @click.option("--bins", type=click.IntRange(min=3), default=10, show_default=True, help="Bins of true energy.")
 @click.option("--segments", type=click.IntRange(min=1), default=10, show_default=True,
@@ -31,11 +31,12 @@ import click
 @click.option("-s", "--seed", type=int, default=0, show_default=True)
 def regress(train_file, test_file, out_dir, methods, bins, segments, alpha, non_negative, target,
             calibration_fraction, seed) -> None:
-    """Fit the sum, layer-weight and tree regressors on TRAIN, score them on TEST, write a run folder."""
+    """Fit the sum, layer-weight, software-compensation and tree regressors on TRAIN, score them on TEST, write a
+    run folder."""
     from calolab.io import read_showers
-    from calolab.reconstruction.compare import RegressionConfig, run_regression
+    from calolab.reconstruction.compare import METHODS, RegressionConfig, run_regression
 
-    config = RegressionConfig(methods=tuple(methods) or ("sum", "layers", "trees"), bins=bins, segments=segments,
+    config = RegressionConfig(methods=tuple(methods) or METHODS, bins=bins, segments=segments,
                               alpha=alpha, non_negative=non_negative, trees_target=target,
                               calibration_fraction=calibration_fraction, seed=seed)
     train, test = read_showers(train_file), read_showers(test_file)

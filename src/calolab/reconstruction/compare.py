@@ -28,12 +28,18 @@ from typing import Any
 import numpy as np
 
 from calolab.errors import CalolabError
-from calolab.reconstruction.baselines import LayerWeightedRegressor, SumRegressor, TreesRegressor, save_regressor
+from calolab.reconstruction.baselines import (
+    CompensationRegressor,
+    LayerWeightedRegressor,
+    SumRegressor,
+    TreesRegressor,
+    save_regressor,
+)
 from calolab.reconstruction.metrics import ResolutionTable, binned_metrics, fit_resolution
 from calolab.reconstruction.response import ResponseCalibration
 from calolab.showers import Showers
 
-METHODS = ("sum", "layers", "trees")
+METHODS = ("sum", "layers", "compensation", "trees")
 
 
 @dataclass(frozen=True)
@@ -43,7 +49,7 @@ class RegressionConfig:
     Parameters
     ----------
     methods
-        Any of ``sum``, ``layers``, ``trees``.
+        Any of ``sum``, ``layers``, ``compensation``, ``trees``.
     bins
         Equal-width bins of true energy over the test set's range.
     bin_edges_gev
@@ -91,6 +97,8 @@ class RegressionConfig:
             return SumRegressor()
         if method == "layers":
             return LayerWeightedRegressor(segments=self.segments, alpha=self.alpha, non_negative=self.non_negative)
+        if method == "compensation":
+            return CompensationRegressor()
         return TreesRegressor(target=self.trees_target, max_iter=self.trees_max_iter, segments=self.segments,
                               random_state=self.seed, threads=self.threads)
 

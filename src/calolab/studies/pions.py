@@ -3,7 +3,8 @@
 Single pi+ with uniform energies hit the Cu/Si module; the training sample spans a wider
 range (5-250 GeV) than the test sample (10-200 GeV), so that no regressor's behaviour at
 the edge of its training range (the trees' flat extrapolation) is scored. The baselines
-(calibrated sum, layer weights, boosted trees on the high-level features) and an ensemble
+(calibrated sum, layer weights, CALICE-style software compensation with hit-density
+weights, boosted trees on the high-level features) and an ensemble
 of CNNs (residual 3D CNN on the pooled grid, correcting the calibrated sum, with the
 high-level features in its body) are fitted on the same events; a seeded share of the
 training sample is held out to fit every regressor's response, which is then inverted on
@@ -59,7 +60,7 @@ class PionStudyConfig:
     calibration_fraction: float = 0.2
     response_model: str = "linear"
     resolution_terms: str = "abc"
-    methods: tuple[str, ...] = ("sum", "layers", "trees", "cnn")
+    methods: tuple[str, ...] = ("sum", "layers", "compensation", "trees", "cnn")
     segments: int = 10
     trees_max_iter: int = 300
     ensemble: int = 5

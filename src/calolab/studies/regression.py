@@ -161,13 +161,15 @@ def improvement(ratio: Mapping[str, Any]) -> dict[str, float]:
     return {"improvement": 1.0 - ratio["overall"], "improvement_err": ratio["overall_err"]}
 
 
-BASELINE_LABELS = {"sum": "calibrated sum", "layers": "layer weights", "trees": "trees (high-level features)"}
+BASELINE_LABELS = {"sum": "calibrated sum", "layers": "layer weights",
+                   "compensation": "software compensation (hit-density weights)",
+                   "trees": "trees (high-level features)"}
 
 
 def fit_baselines(config, fit_set: Showers, calibration: Showers, test: Showers, edges: np.ndarray,
                   common: dict[str, Any], seed: int, echo: Callable[[str], None] = print,
                   labels: Mapping[str, str] | None = None) -> dict[str, Scored]:
-    """Fit and score the baselines among ``config.methods`` (``sum``, ``layers``, ``trees``).
+    """Fit and score the baselines among ``config.methods`` (``sum``, ``layers``, ``compensation``, ``trees``).
 
     ``config`` gives ``methods``, ``segments``, ``trees_max_iter`` and ``threads``; ``common``
     the keyword arguments of :func:`score`; ``seed`` seeds the trees.
