@@ -111,7 +111,7 @@ def compensation_regressor(detector: Detector, n_events: int, seed: int, start_l
 
 
 def compensation_fit(scan: dict[str, np.ndarray]) -> dict[str, float]:
-    """``a/sqrt(E) ⊕ c`` of the compensated energies of ``scan`` and the stochastic term's gain over the sum."""
+    """``a/sqrt(E) ⊕ c`` fitted to the resolution of the compensated energies of ``scan``."""
     e = scan["energy"]
     rel = scan["reco_core_sigma"] / scan["reco_core_mean"]
     fit = fit_resolution(e, rel, scan["reco_core_sigma_err"] / scan["reco_core_mean"], terms="ac")
@@ -145,6 +145,7 @@ def run(out_dir: Path, scale: float = 1.0, seed: int = 1) -> list[Check]:
     fit = calibrate(scan)
     sc = compensation_fit(scan)
     gain = 1.0 - sc["a"] / fit["a"]
+    # errors added as if independent: the two fits share their events, so this is an upper bound
     gain_err = (1.0 - gain) * float(np.hypot(sc["a_err"] / sc["a"], fit["a_err"] / fit["a"]))
     contained = contained_ahcal()
     full = pion_scan(contained, ENERGIES_GEV, n, seed + 200)
