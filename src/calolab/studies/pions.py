@@ -205,6 +205,14 @@ def _metrics(config, scored, bound, test, edges, seed, n_fit, n_cal) -> dict[str
         ratio = reg.paired_ratio(test.incident_energy, bound.test_pred, scored["sum"].test_pred, goal_edges,
                                  config.n_boot, seed)
         metrics["em_fraction_bound"] = {**bound.to_dict(), "vs_sum": ratio, **reg.improvement(ratio)}
+    if "sum" in scored:  # every regressor against the sum on the same events, over the goal range
+        metrics["vs_sum"] = {}
+        for name, s in scored.items():
+            if name != "sum":
+                ratio = reg.paired_ratio(test.incident_energy, s.test_pred, scored["sum"].test_pred, goal_edges,
+                                         config.n_boot, seed)
+                metrics["vs_sum"][name] = {"ratio": ratio["overall"], "ratio_err": ratio["overall_err"],
+                                           **reg.improvement(ratio)}
     if "cnn" not in scored:
         return metrics
     cnn = scored["cnn"]
@@ -235,6 +243,11 @@ def _summary(metrics: dict[str, Any]) -> list[str]:
         b = metrics["em_fraction_bound"]
         lines.append(f"sum + true f_em (a bound, not a regressor): {100 * b['improvement']:.1f} ± "
                      f"{100 * b['improvement_err']:.1f}% better than the sum")
+    if metrics.get("vs_sum"):
+        lo, hi = metrics["config"]["goal_range_gev"]
+        lines.append(f"better than the sum at {lo:g}-{hi:g} GeV: " + ", ".join(
+            f"{name} {100 * g['improvement']:.1f} ± {100 * g['improvement_err']:.1f}%"
+            for name, g in metrics["vs_sum"].items()))
     goals = metrics["goals"] or {}
     for key in ("cnn_vs_sum", "cnn_vs_trees"):
         if key in goals:
