@@ -60,6 +60,12 @@ def test_muon_study_quick_end_to_end(tmp_path):
     assert goals["combination_vs_tracker"]["improvement_err"] > 0
     assert np.isfinite(goals["calorimeter_above"]["resolution"]) and goals["calorimeter_above"]["rmse"] > 0
     assert "crossover_gev" in goals
+    # every regressor and every combination is corrected with the binned response (in bins of
+    # the prediction), whose curve rises through its nodes
+    for response in [r["response"] for r in metrics["regressors"].values()] + [
+            c["response"] for c in metrics["combinations"].values()]:
+        assert response["model"] == "binned" and len(response["knots"]) == len(response["params"]) >= 1
+        assert np.all(np.diff(response["knots"]) > 0) and np.all(np.diff(response["params"]) > 0)
     # the simulated tracker follows its nominal curve in every bin (Gaussian in E)
     table = metrics["tracker"]["table"]
     nominal = 2e-4 * np.asarray(table["e_mean"]) / 1e3
@@ -106,3 +112,27 @@ def test_paired_ratio_cancels_shared_fluctuations_and_split_is_disjoint():
     fit, cal = split_training(showers, 0.2, seed=4)
     assert len(fit) == 40 and len(cal) == 10
     assert not set(fit.energy_sum().tolist()) & set(cal.energy_sum().tolist())
+
+
+def test_rmse_weights_keep_a_biased_calorimeter_from_spoiling_the_tracker():
+    """A calorimeter 40% high with a long upper tail (as a regressor pulled towards a harder spectrum)
+    at 0.3-1 TeV, where the tracker (7-17%) is far better: weighted by its RMSE about the truth
+    the combination stays within 6% of the tracker in every bin; weighted by its 68% width
+    (about its own median) it drags the combination 10-35% above the tracker somewhere."""
+    from calolab.reconstruction.metrics import binned_metrics
+    from calolab.studies.muons import binned_curve
+
+    rng = np.random.default_rng(21)
+    edges = np.geomspace(300e3, 1000e3, 4)
+    e_cal, e_test = rng.uniform(300e3, 1000e3, 4000), rng.uniform(300e3, 1000e3, 4000)
+    c_cal, c_test = (1.4 * e * np.exp(0.5 * rng.standard_normal(len(e))) for e in (e_cal, e_test))
+    t_cal, t_test = tracker_energies(e_cal, 2e-4, 1), tracker_energies(e_test, 2e-4, 2)
+    table = binned_metrics(e_cal, c_cal, bins=edges, n_boot=0)
+    tracker = binned_metrics(e_test, t_test, bins=edges, n_boot=0).resolution
+    ratio = {}
+    for field in ("resolution", "rmse"):
+        found = combine_with_tracker(e_test, c_test, t_test, binned_curve(table, field), edges, edges[[0, -1]],
+                                     n_boot=10, calibration=(e_cal, c_cal, t_cal), response_model="binned")
+        ratio[field] = binned_metrics(e_test, found["combined"], bins=edges, n_boot=0).resolution / tracker
+    assert np.all(ratio["rmse"] < 1.06), ratio
+    assert np.max(ratio["resolution"]) > 1.1, ratio
