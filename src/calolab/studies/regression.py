@@ -3,7 +3,8 @@
 A regressor is scored in three steps, the same for the baselines and the CNN:
 
 1. predictions on the held-out calibration events of the training sample fit its response
-   (:class:`~calolab.reconstruction.response.ResponseCalibration`, linear or power law);
+   (:class:`~calolab.reconstruction.response.ResponseCalibration`, linear, power law, or
+   binned in the prediction);
 2. its predictions on the test sample, timed in one run (features included), are corrected
    with that response;
 3. :func:`~calolab.reconstruction.metrics.binned_metrics` scores them per bin of true energy
