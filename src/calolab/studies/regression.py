@@ -329,12 +329,13 @@ def per_bin_table(tables: Mapping[str, ResolutionTable], metric: str = "resoluti
 
 
 def summary_rows(scored: Mapping[str, Scored]) -> list[str]:
-    """Markdown rows per regressor: resolution fit, linearity, inference speed."""
-    lines = ["| regressor | resolution fit | max abs(<E_pred/E> - 1) | fit [s] | inference [events/s] |",
-             "|---|---|---|---|---|"]
+    """Markdown rows per regressor: resolution fit and its chi2/ndf, linearity, inference speed."""
+    lines = ["| regressor | resolution fit | chi2/ndf | max abs(<E_pred/E> - 1) | fit [s] | inference [events/s] |",
+             "|---|---|---|---|---|---|"]
     for s in scored.values():
         lin = linearity(s.table)["max_abs_mean_minus_1"]
-        lines.append(f"| {s.label} | {s.fit.label() if s.fit else 'no fit'} | {100 * lin:.2f}% | "
+        quality = f"{s.fit.chi2:.0f}/{s.fit.ndf}" if s.fit else "-"  # how well a/sqrt(E) ⊕ b/E ⊕ c describes it
+        lines.append(f"| {s.label} | {s.fit.label() if s.fit else 'no fit'} | {quality} | {100 * lin:.2f}% | "
                      f"{s.fit_seconds:.1f} | {s.events_per_s:.0f} |")
     return lines
 
