@@ -205,22 +205,22 @@ def _metrics(config, scored, bound, test, edges, seed, n_fit, n_cal) -> dict[str
         ratio = reg.paired_ratio(test.incident_energy, bound.test_pred, scored["sum"].test_pred, goal_edges,
                                  config.n_boot, seed)
         metrics["em_fraction_bound"] = {**bound.to_dict(), "vs_sum": ratio, **reg.improvement(ratio)}
-    if "sum" in scored:  # every regressor against the sum on the same events, over the goal range
-        metrics["vs_sum"] = {}
+    vs_sum: dict[str, dict[str, Any]] = {}  # every regressor against the sum on the same events, goal range
+    if "sum" in scored:
         for name, s in scored.items():
             if name != "sum":
-                ratio = reg.paired_ratio(test.incident_energy, s.test_pred, scored["sum"].test_pred, goal_edges,
-                                         config.n_boot, seed)
-                metrics["vs_sum"][name] = {"ratio": ratio["overall"], "ratio_err": ratio["overall_err"],
-                                           **reg.improvement(ratio)}
+                vs_sum[name] = reg.paired_ratio(test.incident_energy, s.test_pred, scored["sum"].test_pred,
+                                                goal_edges, config.n_boot, seed)
+        metrics["vs_sum"] = {name: {"ratio": r["overall"], "ratio_err": r["overall_err"], **reg.improvement(r)}
+                             for name, r in vs_sum.items()}
     if "cnn" not in scored:
         return metrics
     cnn = scored["cnn"]
     goals: dict[str, Any] = {"range_gev": list(config.goal_range_gev), "cnn": cnn.label, "ratios": {}}
     for other, key in (("sum", "cnn_vs_sum"), ("trees", "cnn_vs_trees")):
         if other in scored:
-            ratio = reg.paired_ratio(test.incident_energy, cnn.test_pred, scored[other].test_pred, goal_edges,
-                                     config.n_boot, seed)
+            ratio = vs_sum["cnn"] if other == "sum" else reg.paired_ratio(
+                test.incident_energy, cnn.test_pred, scored[other].test_pred, goal_edges, config.n_boot, seed)
             gain = reg.improvement(ratio)
             goals["ratios"][key] = ratio
             goals[key] = {"statement": f"CNN resolution better than {other} by >= {100 * GOALS[key]:g}% at "
