@@ -173,6 +173,10 @@ class CompensationRegressor:
     scale: float = float("nan")  # MeV: S is used as S / scale in the polynomials
     coefficients: list[float] = field(default_factory=list)
 
+    def n_coefficients(self) -> int:
+        """A weight polynomial per density bin and the offset."""
+        return (len(self.bins_mip) + 1) * (self.degree + 1) + 1
+
     def _design(self, showers: Showers) -> np.ndarray:
         parts = density_sums(showers, self.bins_mip)
         s = parts.sum(axis=1, keepdims=True) / self.scale
@@ -182,8 +186,7 @@ class CompensationRegressor:
         self.bins_mip = tuple(float(b) for b in self.bins_mip)
         if self.degree < 0:
             raise CalolabError(f"{self.name}: degree must be >= 0, got {self.degree}")
-        n_coef = (len(self.bins_mip) + 1) * (self.degree + 1) + 1
-        e_true = _check_train(train, 2 * n_coef, self.name)
+        e_true = _check_train(train, 2 * self.n_coefficients(), self.name)
         self.scale = max(float(np.mean(weighted_sum(train))), 1.0)
         design = self._design(train)
         norm = np.maximum(np.abs(design).max(axis=0), 1e-12)  # condition the columns
@@ -212,9 +215,8 @@ class CompensationRegressor:
     def from_dict(cls, data: dict) -> CompensationRegressor:
         model = _from_dict(cls, data, "compensation")
         model.bins_mip = tuple(float(b) for b in model.bins_mip)
-        expected = (len(model.bins_mip) + 1) * (model.degree + 1) + 1
-        if len(model.coefficients) != expected:
-            raise CalolabError(f"compensation regressor: expected {expected} coefficients, got "
+        if len(model.coefficients) != model.n_coefficients():
+            raise CalolabError(f"compensation regressor: expected {model.n_coefficients()} coefficients, got "
                                f"{len(model.coefficients)}")
         return model
 

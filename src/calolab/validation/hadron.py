@@ -113,10 +113,9 @@ def compensation_regressor(detector: Detector, n_events: int, seed: int, start_l
 def compensation_fit(scan: dict[str, np.ndarray]) -> dict[str, float]:
     """``a/sqrt(E) ⊕ c`` fitted to the resolution of the compensated energies of ``scan``."""
     e = scan["energy"]
-    rel = scan["reco_core_sigma"] / scan["reco_core_mean"]
-    fit = fit_resolution(e, rel, scan["reco_core_sigma_err"] / scan["reco_core_mean"], terms="ac")
-    return {"rel": rel, "rel_err": scan["reco_core_sigma_err"] / scan["reco_core_mean"], "a": fit.a, "c": fit.c,
-            "a_err": fit.a_err}
+    rel, rel_err = (scan[k] / scan["reco_core_mean"] for k in ("reco_core_sigma", "reco_core_sigma_err"))
+    fit = fit_resolution(e, rel, rel_err, terms="ac")
+    return {"rel": rel, "rel_err": rel_err, "a": fit.a, "c": fit.c, "a_err": fit.a_err}
 
 
 def calibrate(scan: dict[str, np.ndarray]) -> dict[str, np.ndarray | float]:
