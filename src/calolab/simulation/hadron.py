@@ -12,10 +12,13 @@ stay pure MIPs). There the energy left splits, event by event, into
 * a hadronic part with the Grindhammer-Rudowicz-Peters longitudinal profile (a Gamma
   function in lambda_I after ``l0``), a radial profile ``2 r R^2 / (r^2 + R^2)^2`` that
   widens with depth, a visible response lower than the electromagnetic one by ``h/e``,
-  fluctuations of the nuclear binding energy that is lost, and sampling fluctuations
-  larger than electromagnetic ones because its charged tracks come in clusters, the
-  secondaries of one nuclear interaction: fewer, larger units of energy than the
-  independent tracks of an electromagnetic shower, spread over neighbouring cells.
+  and sampling fluctuations larger than electromagnetic ones because its charged tracks
+  come in clusters, the secondaries of one nuclear interaction: fewer, larger units of
+  energy than the independent tracks of an electromagnetic shower, spread over
+  neighbouring cells. A share of it, fluctuating from event to event, breaks up nuclei and
+  is invisible; the evaporation neutrons that go with it leave isolated, sub-MIP hits
+  around the shower in hydrogenous (scintillator) active layers. Those hits, and the dense
+  pi0 cores, are what software compensation reads from the cells.
 
 On a sampling calorimeter an EM-equivalent MeV of the hadronic part gives, on average,
 ``h/e`` times the visible energy of an MeV of electromagnetic shower (same
@@ -40,7 +43,7 @@ from scipy.special import gammainc
 from calolab.geometry import Detector
 from calolab.simulation.deposits import Deposits
 from calolab.simulation.em import MAX_SPOTS, em_showers
-from calolab.simulation.sampling import crossing_signal, crossings_per_mev, mip_signal
+from calolab.simulation.sampling import crossing_signal, crossings_per_mev, mip_signal, visible_per_mev
 
 PION_MASS = 139.57  # MeV
 # ---- electromagnetic fraction (Wigmans, Calorimetry (2017) ch. 2; Gabriel et al., NIM A338 (1994) 336)
@@ -88,18 +91,35 @@ PROFILE_BLEND_GEV = (7.0, 10.0)
 # (Wigmans ch. 2); the hadronic part alone has 93% (10 GeV) to 87% (80 GeV) there.
 HADRON_RADIUS = (0.15, 0.10)
 # ---- hadronic visible energy
-# Relative width of the visible hadronic energy from nuclear binding-energy losses,
-# sigma / E_h = NUCLEAR_SIGMA / sqrt(E_h / GeV): the intrinsic limit of ~15%/sqrt(E)
-# reached by compensating calorimeters (Wigmans ch. 4; ZEUS, Drews et al. NIM A290 (1990) 335).
-NUCLEAR_SIGMA = 0.15
+# Nuclear share: of the non-EM energy a fraction q is spent breaking up nuclei (binding
+# energy, recoils) and gives no signal; it fluctuates from event to event, and these
+# fluctuations of invisible energy, not sampling, dominate the hadronic resolution of
+# non-compensating calorimeters (Wigmans ch. 4). q is Beta-distributed with mean
+# NUCLEAR_SHARE and width NUCLEAR_SHARE_SIGMA / sqrt(E_h / GeV).
+# The tuned constant of the hadronic model: NUCLEAR_SHARE_SIGMA is set so that the ``ahcal``
+# preset gives the CALICE AHCAL 58%/sqrt(E) for 10-80 GeV pions (JINST 7 P09017); the gain
+# of software compensation there (CALICE: 58% -> 45%) is then a prediction, as are cusi and
+# the other detectors.
+NUCLEAR_SHARE = 0.3
+NUCLEAR_SHARE_SIGMA = 0.75
+# Evaporation neutrons: their number, and so their kinetic energy, goes with the binding
+# energy lost (the correlation that compensating calorimeters exploit; Wigmans ch. 4). In a
+# hydrogenous active medium they scatter elastically on protons and leave isolated,
+# sub-MIP hits around the shower: on average this share of the hadronic signal, in
+# proportion to q. Active media without hydrogen hardly see them.
+# The software-compensation gain depends on it: at 0.2 the sum falls with q and the neutron
+# hits tell by how much; at NEUTRON_SIGNAL_SHARE = NUCLEAR_SHARE the neutrons would make
+# up for the lost energy on their own (hardware compensation of q) and leave nothing to
+# weight (ahcal gain 2-5% instead of 20%).
+NEUTRON_SIGNAL_SHARE = 0.2
+NEUTRON_HIT_MIP = 0.5  # mean visible energy of a neutron hit (recoil protons are quenched), in MIP MPVs
+NEUTRON_PATH_MM = 100.0  # mean distance of a neutron hit from its production point, mm
 # Hadronic sampling: the charged tracks of the non-EM part come in clusters (the
 # secondaries of one nuclear interaction), so their number fluctuates more than
 # Poisson: clusters are Poisson, crossings per cluster geometric with this mean, each
 # crossing a MIP-like deposit spread laterally by about one layer thickness (isotropic
-# emission). The one tuned constant of the hadronic model: set so that the ``ahcal``
-# preset gives the CALICE AHCAL 58%/sqrt(E) for 10-80 GeV pions (JINST 7 P09017); it
-# makes hadronic sampling fluctuations about twice the electromagnetic ones, as Wigmans
-# (ch. 4) finds; cusi and the other detectors are then predictions.
+# emission). Four crossings per cluster make hadronic sampling fluctuations about twice the
+# electromagnetic ones, as Wigmans (ch. 4) finds.
 HADRON_CLUSTER_CROSSINGS = 4.0
 # Homogeneous calorimeters: hadronic spots carry about this much visible energy each.
 HOMOGENEOUS_SPOT_MEV = 20.0
@@ -206,6 +226,39 @@ def _pi0_showers(detector: Detector, event: np.ndarray, e_em: np.ndarray, lam0: 
     return em_showers(detector, event[owner], energy, origin, sub_slope, rng), n_sub
 
 
+def nuclear_share(e_had: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Share of ``e_had`` MeV of non-EM energy lost to nuclear break-up, Beta-distributed, (m,)."""
+    sigma = NUCLEAR_SHARE_SIGMA / np.sqrt(np.maximum(e_had / 1e3, 1e-3))
+    var_max = NUCLEAR_SHARE * (1.0 - NUCLEAR_SHARE)
+    concentration = np.maximum(var_max / np.minimum(sigma**2, 0.5 * var_max) - 1.0, 1e-3)
+    return rng.beta(NUCLEAR_SHARE * concentration, (1.0 - NUCLEAR_SHARE) * concentration)
+
+
+def neutron_signal_share(detector: Detector) -> float:
+    """Share of the mean hadronic signal carried by neutron hits: :data:`NEUTRON_SIGNAL_SHARE` for a
+    sampling calorimeter with hydrogenous active layers, 0 otherwise."""
+    hydrogenous = not detector.homogeneous and all(la.active_material.name in HYDROGENOUS_ACTIVE
+                                                   for la in detector.layers)
+    return NEUTRON_SIGNAL_SHARE if hydrogenous else 0.0
+
+
+def hadronic_signal(detector: Detector, e_had: np.ndarray, share: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """EM-equivalent visible MeV of the charged tracks and of the neutrons of the non-EM part, (m,) each.
+
+    Their sum is ``e_had h/e`` on average; the charged part falls and the neutron part rises
+    with the nuclear ``share``.
+
+    >>> from calolab.geometry import load_detector
+    >>> det = load_detector("ahcal")
+    >>> c, n = hadronic_signal(det, np.array([1e4]), np.array([NUCLEAR_SHARE]))
+    >>> round(float((c + n)[0] * e_over_h(det)))
+    10000
+    """
+    mean = e_had / e_over_h(detector)
+    eta = neutron_signal_share(detector)
+    return mean * (1.0 - eta) * (1.0 - share) / (1.0 - NUCLEAR_SHARE), mean * eta * share / NUCLEAR_SHARE
+
+
 def _hadronic_part(detector: Detector, event: np.ndarray, e_vis: np.ndarray, lam0: np.ndarray, z0: np.ndarray,
                    vertex: np.ndarray, slope: np.ndarray, cos_axis: np.ndarray, a_h: np.ndarray, b_h: np.ndarray,
                    rng: np.random.Generator) -> Deposits:
@@ -232,6 +285,40 @@ def _hadronic_part(detector: Detector, event: np.ndarray, e_vis: np.ndarray, lam
     x = x[cluster] + spread * rng.standard_normal(len(cluster))
     y = y[cluster] + spread * rng.standard_normal(len(cluster))
     return Deposits(event[owner[cluster]], layer, x, y, crossing_signal(detector, layer, rng))
+
+
+def _neutron_hits(detector: Detector, event: np.ndarray, e_vis: np.ndarray, lam0: np.ndarray, z0: np.ndarray,
+                  vertex: np.ndarray, slope: np.ndarray, cos_axis: np.ndarray, a_h: np.ndarray, b_h: np.ndarray,
+                  rng: np.random.Generator) -> Deposits:
+    """Isolated neutron hits carrying ``e_vis`` EM-equivalent visible MeV, arrays (m,).
+
+    Neutrons are made where the hadronic part deposits energy (same longitudinal and radial
+    profiles) and give one hit each at an isotropic, exponential distance of mean
+    :data:`NEUTRON_PATH_MM`; a hit's visible energy is exponential with mean
+    :data:`NEUTRON_HIT_MIP` MIP MPVs. Hits that fall outside the stack are lost.
+    """
+    if not np.any(e_vis > 0):
+        return Deposits.empty()
+    m, n_layers = len(e_vis), detector.n_layers
+    path = np.clip((detector.lambda_bounds[None, :] - lam0[:, None]) / cos_axis[:, None], 0.0, None)
+    frac = np.diff(gammainc(a_h[:, None], b_h[:, None] * path), axis=1)
+    hit_mev = NEUTRON_HIT_MIP * detector.mip_mpv  # visible MeV per hit, per layer
+    counts = rng.poisson(e_vis[:, None] * frac * (visible_per_mev(detector) / hit_mev)[None, :])
+    owner = np.repeat(np.repeat(np.arange(m), n_layers), counts.ravel())
+    layer = np.repeat(np.tile(np.arange(n_layers), m), counts.ravel())
+    x, y = _hadronic_positions(detector, owner, layer, lam0, z0, vertex, slope, cos_axis, rng)
+    distance = NEUTRON_PATH_MM * rng.standard_exponential(len(layer))
+    cos_t = rng.uniform(-1.0, 1.0, len(layer))
+    phi = rng.uniform(0.0, 2.0 * np.pi, len(layer))
+    sin_t = np.sqrt(1.0 - cos_t**2)
+    z = detector.z_active[layer] + distance * cos_t
+    layer = np.searchsorted(detector.z_bounds, z, side="right") - 1
+    inside = (layer >= 0) & (layer < n_layers)
+    layer = layer[inside]
+    x = (x + distance * sin_t * np.cos(phi))[inside]
+    y = (y + distance * sin_t * np.sin(phi))[inside]
+    energy = hit_mev[layer] * rng.standard_exponential(len(layer))
+    return Deposits(event[owner[inside]], layer, x, y, energy)
 
 
 def _hadronic_positions(detector: Detector, owner: np.ndarray, layer: np.ndarray, lam0: np.ndarray, z0: np.ndarray,
@@ -270,14 +357,15 @@ def simulate_hadrons(detector: Detector, energy: np.ndarray, entry: np.ndarray, 
     truth
         ``first_interaction_mm`` (depth z of the first inelastic interaction, ``inf`` if
         none), ``first_interaction_layer`` (``layers`` if none), ``em_fraction`` (f_em of
-        the energy at the interaction, 0 if none), ``n_subshowers`` (pi0 sub-showers); (n,) each.
+        the energy at the interaction, 0 if none), ``n_subshowers`` (pi0 sub-showers),
+        ``nuclear_share`` (share of the non-EM energy lost to nuclear break-up, 0 if none); (n,) each.
 
     >>> from calolab.geometry import load_detector
     >>> det = load_detector("ahcal")
     >>> e = np.full(4, 2e4); entry = np.zeros((4, 2)); direction = np.tile([0.0, 0.0, 1.0], (4, 1))
     >>> deposits, truth = simulate_hadrons(det, e, entry, direction, 211, np.random.default_rng(1))
     >>> sorted(truth), bool(np.all(deposits.energy > 0))
-    (['em_fraction', 'first_interaction_layer', 'first_interaction_mm', 'n_subshowers'], True)
+    (['em_fraction', 'first_interaction_layer', 'first_interaction_mm', 'n_subshowers', 'nuclear_share'], True)
     """
     energy = np.asarray(energy, float)
     n = len(energy)
@@ -310,19 +398,21 @@ def simulate_hadrons(detector: Detector, energy: np.ndarray, entry: np.ndarray, 
     a_h, b_h = hadronic_profile(e_i)
     em, n_sub = _pi0_showers(detector, idx, f_em * e_i, lam_i, z_i, vertex, axis, cos_i, rng)
     e_had = (1.0 - f_em) * e_i
-    binding = rng.standard_gamma(np.maximum(e_had / 1e3, 1e-3) / NUCLEAR_SIGMA**2)
-    binding /= np.maximum(e_had / 1e3, 1e-3) / NUCLEAR_SIGMA**2  # mean 1, sigma NUCLEAR_SIGMA/sqrt(E_h)
-    e_vis = e_had * binding / e_over_h(detector)
-    had = _hadronic_part(detector, idx, e_vis, lam_i, z_i, vertex, axis, cos_i, a_h, b_h, rng)
+    share = nuclear_share(e_had, rng)
+    e_charged, e_neutron = hadronic_signal(detector, e_had, share)
+    had = _hadronic_part(detector, idx, e_charged, lam_i, z_i, vertex, axis, cos_i, a_h, b_h, rng)
+    neutrons = _neutron_hits(detector, idx, e_neutron, lam_i, z_i, vertex, axis, cos_i, a_h, b_h, rng)
 
     em_fraction = np.zeros(n)
     em_fraction[idx] = f_em
     subshowers = np.zeros(n, np.int64)
     subshowers[idx] = n_sub
+    nuclear = np.zeros(n)
+    nuclear[idx] = share
     layer0 = np.clip(np.searchsorted(detector.z_bounds, z0, side="right") - 1, 0, detector.n_layers)
     truth = {"first_interaction_mm": z0, "first_interaction_layer": layer0, "em_fraction": em_fraction,
-             "n_subshowers": subshowers}
-    deposits = Deposits.join([mip, em, had])
+             "n_subshowers": subshowers, "nuclear_share": nuclear}
+    deposits = Deposits.join([mip, em, had, neutrons])
     keep = (deposits.energy > 0) & ((deposits.x >= detector.x_edges[0]) & (deposits.x < detector.x_edges[-1])
             & (deposits.y >= detector.y_edges[0]) & (deposits.y < detector.y_edges[-1]))
     return Deposits(*(getattr(deposits, k)[keep] for k in ("event", "layer", "x", "y", "energy"))), truth

@@ -62,3 +62,13 @@ def mip_signal(detector: Detector, layer: np.ndarray, path_factor: np.ndarray | 
                rng: np.random.Generator) -> np.ndarray:
     """Visible MeV of one minimum-ionising track crossing active ``layer`` over a path ``d * path_factor``."""
     return landau_loss(rng, detector.mip_mpv[layer], detector.landau_xi[layer]) * path_factor
+
+
+def visible_per_mev(detector: Detector) -> np.ndarray:
+    """Mean visible MeV in each active layer per MeV of electromagnetic shower energy in that layer.
+
+    Crossings per MeV times the mean crossing signal, a Landau loss over ``d / cos theta``
+    with ``<1 / cos theta> = ln(1 / COS_MIN) / (1 - COS_MIN)``.
+    """
+    mean_inverse_cos = np.log(1.0 / COS_MIN) / (1.0 - COS_MIN)
+    return crossings_per_mev(detector) * mean_landau_loss(detector.mip_mpv, detector.landau_xi) * mean_inverse_cos
