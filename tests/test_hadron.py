@@ -130,3 +130,26 @@ def test_charged_pions_bend_opposite_ways_in_the_field():
         layer, ix, _ = s.cell_coordinates()
         x = det.x_edges[0] + (ix + 0.5) * det.pitch_x
         assert x[passed & (layer == det.n_layers - 1)].mean() == pytest.approx(sign * sagitta, abs=1.0)
+
+
+def soft_fraction(showers) -> np.ndarray:
+    """Share of each event's visible energy in hits below half a MIP MPV."""
+    mip = showers.detector.mip_mpv[showers.cell_coordinates()[0]]
+    soft = np.bincount(showers.event_index, weights=showers.energy * (showers.energy < 0.5 * mip), minlength=len(showers))
+    return soft / np.maximum(showers.energy_sum(), 1e-9)
+
+
+def test_nuclear_share_costs_signal_and_shows_as_neutron_hits_in_scintillator_only(ahcal_20gev):
+    share = ahcal_20gev.extras["nuclear_share"]
+    early = ahcal_20gev.extras["first_interaction_layer"] < 10
+    e_had = (1 - ahcal_20gev.extras["em_fraction"][early]) * 20.0  # GeV
+    assert share[early].mean() == pytest.approx(0.3, abs=0.01)
+    # width 0.75 / sqrt(E_h / GeV) about the mean, E_h ~ 12 GeV here
+    assert np.std(share[early]) == pytest.approx(np.mean(0.75 / np.sqrt(e_had)), rel=0.15)
+    # more nuclear break-up: less signal, and more of it in sub-MIP neutron hits
+    assert np.corrcoef(share[early], weighted_sum(ahcal_20gev)[early])[0, 1] < -0.2
+    assert np.corrcoef(share[early], soft_fraction(ahcal_20gev)[early])[0, 1] > 0.2
+    # silicon does not see the neutrons
+    cusi = simulate(load_detector("cusi"), Beam("pi+", energy=20e3), 500, seed=12)
+    assert soft_fraction(ahcal_20gev)[early].mean() > 0.01
+    assert soft_fraction(cusi).max() < 1e-3
