@@ -3,7 +3,8 @@
 Reference and damaged runs of the same beam (independent events), a dose map from a
 separate long run, linear ageing scaled to a mean |1 - c| of 0.018 over hit cells as in
 the papers, and a second scenario (exponential ageing, 5% cell-to-cell spread, 1% dead
-cells). Every calibrator is scored on the same events; the ``mip`` method gets muon runs
+cells). Every run is read out above half a MIP, as the AHCAL is (``threshold_mip``).
+Every calibrator is scored on the same events; the ``mip`` method gets muon runs
 of the same size through the same damaged detector. The WGAN uses the papers'
 convolutional critic for the comparison and, to keep the default run within ten minutes
 on two cores, a linear critic for the MAE-versus-events scan (stated in every output).
@@ -20,7 +21,15 @@ from typing import Any
 import numpy as np
 
 from calolab.calibration import CalibrationResult, apply_calibration, calibrate, hit_cells, score
-from calolab.effects import AgeingConfig, DoseConfig, age, dose_map, exponential_response, linear_response
+from calolab.effects import (
+    AgeingConfig,
+    DoseConfig,
+    age,
+    dose_map,
+    exponential_response,
+    linear_response,
+    zero_suppress,
+)
 from calolab.effects.ageing import mae_scale
 from calolab.geometry import load_detector
 from calolab.showers import Showers
@@ -55,6 +64,9 @@ class AgeingStudyConfig:
     wgan_scan_critic: str = "linear"
     wgan_scan_epochs: int | None = None
     repeats: int = 3
+    # zero suppression of every run, in MIP MPVs (the AHCAL reads out above half a MIP; the
+    # calibrators that model a threshold are told it); 0 keeps every hit
+    threshold_mip: float = 0.5
     seed: int = 1
 
     @classmethod
@@ -74,13 +86,27 @@ def scale_cells(showers: Showers, coefficients: np.ndarray) -> Showers:
                    showers.incident_energy, showers.entry, showers.direction, dict(showers.extras), dict(showers.meta))
 
 
+THRESHOLD_AWARE = frozenset({"quantile", "mip", "hierarchical"})  # calibrators with a ``threshold`` option
+
+
+def readout_threshold(detector, config: AgeingStudyConfig) -> float:
+    """Zero-suppression threshold of the study's runs, MeV (``threshold_mip`` times the median MIP MPV)."""
+    return config.threshold_mip * float(np.median(detector.mip_mpv))
+
+
+def read_out(showers: Showers, threshold: float) -> Showers:
+    """``showers`` zero-suppressed at ``threshold`` MeV (unchanged if it is 0)."""
+    return zero_suppress(showers, threshold) if threshold > 0 else showers
+
+
 def _run_method(method: str, data: dict[str, Showers], n: int, truth: np.ndarray, config: AgeingStudyConfig,
                 scan: bool) -> tuple[CalibrationResult, float]:
+    threshold = readout_threshold(data["reference"].detector, config)
     if method == "mip":
         ref, dam = data["muon_reference"][:n], data["muon_damaged"][:n]
     else:
         ref, dam = data["reference"][:n], data["damaged"][:n]
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = {"threshold": threshold} if threshold > 0 and method in THRESHOLD_AWARE else {}
     if method == "wgan":
         epochs = config.wgan_scan_epochs if scan else config.wgan_epochs
         critic = config.wgan_scan_critic if scan else config.wgan_critic
@@ -111,9 +137,10 @@ def run_ageing_study(out_dir: str | Path, config: AgeingStudyConfig = AgeingStud
     seeds = np.random.SeedSequence(config.seed).generate_state(8)
     echo(f"simulating {n_max} reference + {n_max} damaged {config.particle} and {config.dose_events} for the dose")
     dose = dose_map(simulate(det, beam, config.dose_events, seed=int(seeds[0])), DoseConfig())
-    reference = simulate(det, beam, n_max, seed=int(seeds[1]))
+    threshold = readout_threshold(det, config)
+    reference = read_out(simulate(det, beam, n_max, seed=int(seeds[1])), threshold)
     clean = simulate(det, beam, n_max, seed=int(seeds[2]))
-    muon_reference = simulate(det, muon_beam, n_max, seed=int(seeds[3]))
+    muon_reference = read_out(simulate(det, muon_beam, n_max, seed=int(seeds[3])), threshold)
     muon_clean = simulate(det, muon_beam, n_max, seed=int(seeds[4]))
     cells = hit_cells(reference[: config.events])
     metrics: dict[str, Any] = {"config": asdict(config), "hit_cells": int(cells.sum()), "scenarios": {}}
@@ -123,8 +150,8 @@ def run_ageing_study(out_dir: str | Path, config: AgeingStudyConfig = AgeingStud
         scaled_dose = dose * mae_scale(response, dose[cells], TARGET_MAE)
         damaged, truth_record = age(clean, AgeingConfig(**spec), seed=int(seeds[5]) + k, dose=scaled_dose)
         truth = np.asarray(truth_record.coefficients, float)
-        data = {"reference": reference, "damaged": damaged, "muon_reference": muon_reference,
-                "muon_damaged": scale_cells(muon_clean, truth)}
+        data = {"reference": reference, "damaged": read_out(damaged, threshold), "muon_reference": muon_reference,
+                "muon_damaged": read_out(scale_cells(muon_clean, truth), threshold)}
         scenario: dict[str, Any] = {"start_mae": float(np.mean(np.abs(1 - truth[cells]))), "methods": {}}
         results[name] = {}
         for method in config.methods:
@@ -165,9 +192,12 @@ def _repeats(config: AgeingStudyConfig, det, beam: Beam, muon_beam: Beam, spec: 
         clean = simulate(det, beam, config.events, seed=int(seeds[1]))
         damaged, truth_record = age(clean, AgeingConfig(**spec), seed=int(seeds[4]), dose=dose)
         truth = np.asarray(truth_record.coefficients, float)
-        data = {"reference": simulate(det, beam, config.events, seed=int(seeds[0])), "damaged": damaged,
-                "muon_reference": simulate(det, muon_beam, config.events, seed=int(seeds[2])),
-                "muon_damaged": scale_cells(simulate(det, muon_beam, config.events, seed=int(seeds[3])), truth)}
+        threshold = readout_threshold(det, config)
+        data = {"reference": read_out(simulate(det, beam, config.events, seed=int(seeds[0])), threshold),
+                "damaged": read_out(damaged, threshold),
+                "muon_reference": read_out(simulate(det, muon_beam, config.events, seed=int(seeds[2])), threshold),
+                "muon_damaged": read_out(scale_cells(simulate(det, muon_beam, config.events, seed=int(seeds[3])),
+                                                     truth), threshold)}
         for method in methods:
             result, _ = _run_method(method, data, config.events, truth, config, scan=False)
             found[method].append(score(result, truth, cells))
