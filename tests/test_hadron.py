@@ -135,7 +135,8 @@ def test_charged_pions_bend_opposite_ways_in_the_field():
 def soft_fraction(showers) -> np.ndarray:
     """Share of each event's visible energy in hits below half a MIP MPV."""
     mip = showers.detector.mip_mpv[showers.cell_coordinates()[0]]
-    soft = np.bincount(showers.event_index, weights=showers.energy * (showers.energy < 0.5 * mip), minlength=len(showers))
+    soft = showers.energy * (showers.energy < 0.5 * mip)
+    soft = np.bincount(showers.event_index, weights=soft, minlength=len(showers))
     return soft / np.maximum(showers.energy_sum(), 1e-9)
 
 
