@@ -259,13 +259,19 @@ def hadronic_signal(detector: Detector, e_had: np.ndarray, share: np.ndarray) ->
     return mean * (1.0 - eta) * (1.0 - share) / (1.0 - NUCLEAR_SHARE), mean * eta * share / NUCLEAR_SHARE
 
 
-def _hadronic_part(detector: Detector, event: np.ndarray, e_vis: np.ndarray, lam0: np.ndarray, z0: np.ndarray,
-                   vertex: np.ndarray, slope: np.ndarray, cos_axis: np.ndarray, a_h: np.ndarray, b_h: np.ndarray,
-                   rng: np.random.Generator) -> Deposits:
-    """Deposits of the hadronic part carrying ``e_vis`` EM-equivalent visible MeV, arrays (m,)."""
-    m, n_layers = len(e_vis), detector.n_layers
+def _layer_fractions(detector: Detector, lam0: np.ndarray, cos_axis: np.ndarray, a_h: np.ndarray,
+                     b_h: np.ndarray) -> np.ndarray:
+    """Share of the hadronic profile in each layer, (m, layers); the rest leaks out."""
     path = np.clip((detector.lambda_bounds[None, :] - lam0[:, None]) / cos_axis[:, None], 0.0, None)
-    frac = np.diff(gammainc(a_h[:, None], b_h[:, None] * path), axis=1)  # (m, layers); the rest leaks out
+    return np.diff(gammainc(a_h[:, None], b_h[:, None] * path), axis=1)
+
+
+def _hadronic_part(detector: Detector, event: np.ndarray, e_vis: np.ndarray, frac: np.ndarray, lam0: np.ndarray,
+                   z0: np.ndarray, vertex: np.ndarray, slope: np.ndarray, cos_axis: np.ndarray,
+                   rng: np.random.Generator) -> Deposits:
+    """Deposits of the hadronic part carrying ``e_vis`` EM-equivalent visible MeV spread over layers as
+    ``frac`` (m, layers), arrays (m,)."""
+    m, n_layers = len(e_vis), detector.n_layers
     if detector.homogeneous:
         n_spots = np.clip(np.ceil(e_vis / HOMOGENEOUS_SPOT_MEV), 1, MAX_SPOTS).astype(np.int64)
         pvals = np.concatenate([frac, np.clip(1 - frac.sum(1, keepdims=True), 0, 1)], axis=1)
@@ -287,21 +293,19 @@ def _hadronic_part(detector: Detector, event: np.ndarray, e_vis: np.ndarray, lam
     return Deposits(event[owner[cluster]], layer, x, y, crossing_signal(detector, layer, rng))
 
 
-def _neutron_hits(detector: Detector, event: np.ndarray, e_vis: np.ndarray, lam0: np.ndarray, z0: np.ndarray,
-                  vertex: np.ndarray, slope: np.ndarray, cos_axis: np.ndarray, a_h: np.ndarray, b_h: np.ndarray,
+def _neutron_hits(detector: Detector, event: np.ndarray, e_vis: np.ndarray, frac: np.ndarray, lam0: np.ndarray,
+                  z0: np.ndarray, vertex: np.ndarray, slope: np.ndarray, cos_axis: np.ndarray,
                   rng: np.random.Generator) -> Deposits:
     """Isolated neutron hits carrying ``e_vis`` EM-equivalent visible MeV, arrays (m,).
 
-    Neutrons are made where the hadronic part deposits energy (same longitudinal and radial
-    profiles) and give one hit each at an isotropic, exponential distance of mean
+    Neutrons are made where the hadronic part deposits energy (the layer shares ``frac`` and
+    the same radial profile) and give one hit each at an isotropic, exponential distance of mean
     :data:`NEUTRON_PATH_MM`; a hit's visible energy is exponential with mean
     :data:`NEUTRON_HIT_MIP` MIP MPVs. Hits that fall outside the stack are lost.
     """
     if not np.any(e_vis > 0):
         return Deposits.empty()
     m, n_layers = len(e_vis), detector.n_layers
-    path = np.clip((detector.lambda_bounds[None, :] - lam0[:, None]) / cos_axis[:, None], 0.0, None)
-    frac = np.diff(gammainc(a_h[:, None], b_h[:, None] * path), axis=1)
     hit_mev = NEUTRON_HIT_MIP * detector.mip_mpv  # visible MeV per hit, per layer
     counts = rng.poisson(e_vis[:, None] * frac * (visible_per_mev(detector) / hit_mev)[None, :])
     owner = np.repeat(np.repeat(np.arange(m), n_layers), counts.ravel())
@@ -400,8 +404,9 @@ def simulate_hadrons(detector: Detector, energy: np.ndarray, entry: np.ndarray, 
     e_had = (1.0 - f_em) * e_i
     share = nuclear_share(e_had, rng)
     e_charged, e_neutron = hadronic_signal(detector, e_had, share)
-    had = _hadronic_part(detector, idx, e_charged, lam_i, z_i, vertex, axis, cos_i, a_h, b_h, rng)
-    neutrons = _neutron_hits(detector, idx, e_neutron, lam_i, z_i, vertex, axis, cos_i, a_h, b_h, rng)
+    frac = _layer_fractions(detector, lam_i, cos_i, a_h, b_h)
+    had = _hadronic_part(detector, idx, e_charged, frac, lam_i, z_i, vertex, axis, cos_i, rng)
+    neutrons = _neutron_hits(detector, idx, e_neutron, frac, lam_i, z_i, vertex, axis, cos_i, rng)
 
     em_fraction = np.zeros(n)
     em_fraction[idx] = f_em
