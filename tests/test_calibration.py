@@ -32,7 +32,7 @@ def test_hierarchical_recovers_ageing_and_beats_the_baselines(pion_runs):
     # 0.018 over the cells the unsuppressed dose run hits; those above threshold lie nearer the core
     assert 0.018 < start < 0.025
     best = scores["hierarchical"]
-    # 3000 + 3000 events: the hierarchical model must get well below the uncorrected 0.018
+    # 3000 + 3000 events: the hierarchical model must get well below the uncorrected ~0.02 (0.0033 measured)
     assert best["mae"] < 0.004
     assert best["mae"] < 0.5 * min(scores["moments"]["mae"], scores["quantile"]["mae"])
     assert best["coverage"] == 1.0

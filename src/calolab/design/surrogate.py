@@ -45,10 +45,16 @@ from calolab.errors import CalolabError
 from calolab.geometry import Detector
 from calolab.reconstruction.sums import EM_TAIL_SLOPE
 from calolab.simulation.em import MIN_LNY_FLUCT
-from calolab.simulation.sampling import COS_MIN, CROSSING_TRACK_FRACTION, LANDAU_TO_MOYAL, MEAN_COS, MOYAL_MEAN
+from calolab.simulation.sampling import (
+    COS_MIN,
+    CROSSING_TRACK_FRACTION,
+    LANDAU_TO_MOYAL,
+    MEAN_COS,
+    MEAN_INVERSE_COS,
+    MOYAL_MEAN,
+)
 
-# Moments of 1 / cos theta for cos theta uniform in [COS_MIN, 1] (path length through the Si).
-INV_COS_MEAN = math.log(1.0 / COS_MIN) / (1.0 - COS_MIN)
+# <1 / cos^2 theta> for cos theta uniform in [COS_MIN, 1] (path length through the Si).
 INV_COS_SQ_MEAN = 1.0 / COS_MIN
 MOYAL_VARIANCE = math.pi**2 / 2
 
@@ -107,7 +113,7 @@ class ResolutionSurrogate:
             "act_mip": detector.mip_mean,
             "mpv": detector.mip_mpv,
             # one crossing's signal: Moyal loss times 1/cos; first and second moments, MeV and MeV^2
-            "s1": (detector.mip_mpv + detector.landau_xi * LANDAU_TO_MOYAL * MOYAL_MEAN) * INV_COS_MEAN,
+            "s1": (detector.mip_mpv + detector.landau_xi * LANDAU_TO_MOYAL * MOYAL_MEAN) * MEAN_INVERSE_COS,
             "s2": (((detector.mip_mpv + detector.landau_xi * LANDAU_TO_MOYAL * MOYAL_MEAN) ** 2
                     + (detector.landau_xi * LANDAU_TO_MOYAL) ** 2 * MOYAL_VARIANCE) * INV_COS_SQ_MEAN),
         }

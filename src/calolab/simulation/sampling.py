@@ -20,6 +20,7 @@ from calolab.geometry import Detector
 # gives <cos theta> = 0.575, Fabjan's value for electromagnetic showers.
 COS_MIN = 0.15
 MEAN_COS = 0.5 * (1 + COS_MIN)
+MEAN_INVERSE_COS = np.log(1.0 / COS_MIN) / (1.0 - COS_MIN)  # <1 / cos theta>: mean path factor of a crossing
 # Fraction of the e_hat-weighted track length carried by tracks energetic enough to cross
 # an active layer. The one tuned constant of the sampling model: set once so that the
 # CALICE SiW-ECAL physics prototype (preset ``calice-siw``) gives its published
@@ -68,7 +69,6 @@ def visible_per_mev(detector: Detector) -> np.ndarray:
     """Mean visible MeV in each active layer per MeV of electromagnetic shower energy in that layer.
 
     Crossings per MeV times the mean crossing signal, a Landau loss over ``d / cos theta``
-    with ``<1 / cos theta> = ln(1 / COS_MIN) / (1 - COS_MIN)``.
+    (:data:`MEAN_INVERSE_COS`).
     """
-    mean_inverse_cos = np.log(1.0 / COS_MIN) / (1.0 - COS_MIN)
-    return crossings_per_mev(detector) * mean_landau_loss(detector.mip_mpv, detector.landau_xi) * mean_inverse_cos
+    return crossings_per_mev(detector) * mean_landau_loss(detector.mip_mpv, detector.landau_xi) * MEAN_INVERSE_COS

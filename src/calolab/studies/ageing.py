@@ -31,7 +31,7 @@ from calolab.effects import (
     zero_suppress,
 )
 from calolab.effects.ageing import mae_scale
-from calolab.geometry import load_detector
+from calolab.geometry import Detector, load_detector
 from calolab.showers import Showers
 from calolab.simulation import Beam, simulate
 from calolab.studies.rundir import save_figure, write_json, write_yaml
@@ -89,7 +89,7 @@ def scale_cells(showers: Showers, coefficients: np.ndarray) -> Showers:
 THRESHOLD_AWARE = frozenset({"quantile", "mip", "hierarchical"})  # calibrators with a ``threshold`` option
 
 
-def readout_threshold(detector, config: AgeingStudyConfig) -> float:
+def readout_threshold(detector: Detector, config: AgeingStudyConfig) -> float:
     """Zero-suppression threshold of the study's runs, MeV (``threshold_mip`` times the median MIP MPV)."""
     return config.threshold_mip * float(np.median(detector.mip_mpv))
 
