@@ -245,8 +245,8 @@ def test_study_writes_a_run_folder_that_reads_back(tmp_path):
     assert metrics["signal"]["nominal"]["signal_hits_kept_fraction"] == 1.0
     back = RobustnessStudyConfig.from_dict(yaml.safe_load((tmp_path / "config.yaml").read_text()))
     assert back.scan.grid == grid and back.terms == config.terms
-    stored = np.load(tmp_path / "predictions.npz")
-    assert stored["predictions"].shape == (2, 8, 120)
+    with np.load(tmp_path / "predictions.npz") as stored:
+        assert stored["predictions"].shape == (2, 8, 120)
     for figure in ("response_curves.png", "response_vs_parameters.png", "regression_residuals.png",
                    "signal_survival.png"):
         assert (tmp_path / figure).read_bytes()[:4] == b"\x89PNG"
