@@ -8,8 +8,10 @@ import pytest
 
 from calolab import load_detector
 from calolab.geometry import get_material
-from calolab.simulation import Beam, simulate
+from calolab.simulation import Beam, muon_pair, simulate
 from calolab.simulation.muon import (
+    B_ENERGIES,
+    B_TABLES,
     MUON_MASS,
     RADIATIVE_CUT,
     ionisation_a,
@@ -45,15 +47,34 @@ def test_same_seed_same_bits_different_seed_differs():
 
 
 @pytest.mark.parametrize("branch", [0, 1, 2])
-@pytest.mark.parametrize("v_cut", [1e-5, 1e-2])
-def test_radiative_spectra_are_normalised(branch, v_cut):
+@pytest.mark.parametrize(("v_cut", "energy"), [(1e-5, 1e6), (1e-2, 1e6), (2e-4, 1e5), (5e-6, 4e6)])
+def test_radiative_spectra_are_normalised(branch, v_cut, energy):
     """Losses above the cut times their mean v, plus the continuous part, give the whole b."""
-    v_min = np.array([4 * 0.511 / 1e6])
-    cut = np.array([v_cut])
-    v = sample_v(branch, np.full(400_000, max(v_cut, v_min[0]) if branch == 1 else v_cut), np.random.default_rng(1))
+    cut, e = np.array([v_cut]), np.array([energy])
+    v = sample_v(branch, np.full(400_000, v_cut), np.full(400_000, energy), np.random.default_rng(1))
     assert v.min() >= v_cut and v.max() <= 1
-    total = spectrum_number(branch, cut, v_min) * v.mean() + spectrum_below(branch, cut, v_min)
+    total = spectrum_number(branch, cut, e) * v.mean() + spectrum_below(branch, cut, e)
     assert total[0] == pytest.approx(1.0, rel=0.02)
+
+
+@pytest.mark.parametrize(("z", "a", "row"), [(82.0, 207.2, "Pb"), (74.0, 183.84, "W")])
+def test_pair_cross_section_gives_the_pumas_b_pair(z, a, row):
+    """The Kelner-Kokoulin-Petrukhin cross section, integrated with its own prefactor, gives b_pair of physics.md."""
+    for energy, b in zip(B_ENERGIES, B_TABLES[row][1], strict=True):
+        assert muon_pair.b_pair(float(energy), z, a) == pytest.approx(b, rel=0.005)
+
+
+def test_pair_losses_above_a_fixed_energy_grow_with_the_muon_energy():
+    """The low-v tail of the pair spectrum: more losses above 100 MeV at 4 TeV than at 1 TeV, drawn as tabulated."""
+    e = np.array([1e6, 4e6])
+    per_b = muon_pair.number_above(100.0 / e, e)
+    assert per_b[1] / per_b[0] == pytest.approx(914 / 556, rel=0.01)  # 1 / v at small v would give 1.0
+    rng = np.random.default_rng(3)
+    v = muon_pair.sample(np.full(200_000, 20.0 / 4e6), np.full(200_000, 4e6), rng)
+    drawn = np.mean(v * 4e6 > 100.0) * muon_pair.number_above(np.array([20.0 / 4e6]), np.array([4e6]))[0]
+    assert drawn == pytest.approx(per_b[1], rel=0.02)
+    # half of the pair loss below v = 6.1e-3, a tenth below 5.2e-4 at 4 TeV
+    assert muon_pair.fraction_below(np.array([6.1e-3, 5.2e-4]), np.full(2, 4e6)) == pytest.approx([0.5, 0.1], abs=0.01)
 
 
 def test_slab_losses_have_the_mean_of_the_tables():

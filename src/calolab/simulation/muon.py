@@ -20,12 +20,12 @@ Radiative losses b(E) = b_brems + b_pair + b_nucl
     extrapolated linearly in ln E outside (clipped at zero). Pb, W and PbWO4 use their own rows;
     other materials scale the PbWO4 brems and pair rows by Z^2/A and keep b_nucl per g/cm2.
     Spectra in v = eps / E, each normalised so that E int v dN/dv dv = b_k E rho dx:
-    bremsstrahlung dN/dv ~ (4/3 (1 - v) + v^2) / v on (0, 1]; pair production
-    dN/dv ~ 1 / (v (1 + (v / v_p)^2)) on [4 m_e / E, 1] with v_p = 0.01 (87% of the pair loss
-    within 1e-3 < v < 0.1, as Geant4's physics reference manual describes at TeV energies);
-    photonuclear dN/dv ~ 1 / v. Losses above RADIATIVE_CUT (20 MeV) are drawn one by one
-    (Poisson per slab, at a uniform depth in it) and shower: pairs and photonuclear losses at
-    the emission point, bremsstrahlung photons after an exponential conversion depth (9/7 X0).
+    bremsstrahlung dN/dv ~ (4/3 (1 - v) + v^2) / v on (0, 1]; pair production from the
+    Kelner-Kokoulin-Petrukhin cross section on [4 m_e / E, 1] (:mod:`calolab.simulation.muon_pair`;
+    at 4 TeV a tenth of the pair loss lies below v = 5e-4, half below 6e-3); photonuclear
+    dN/dv ~ 1 / v. Losses above RADIATIVE_CUT (20 MeV) are drawn one by one (Poisson per slab,
+    at a uniform depth in it) and shower: pairs and photonuclear losses at the emission point,
+    bremsstrahlung photons after an exponential conversion depth (9/7 X0).
     Photonuclear losses are treated as electromagnetic showers (b_nucl is 2% of b; their lower
     hadronic response is ignored). Below the cut the loss is continuous and deposited on the track.
 
@@ -71,11 +71,12 @@ import numpy as np
 
 from calolab.geometry import Detector, Layer, Material
 from calolab.geometry.materials import ELECTRON_MASS
+from calolab.simulation import muon_pair
 from calolab.simulation.deposits import Deposits
 from calolab.simulation.em import em_showers, radial_radius
+from calolab.simulation.muon_pair import MUON_MASS
 from calolab.simulation.sampling import crossing_signal, crossings_per_mev, landau_loss, mean_landau_loss
 
-MUON_MASS = 105.6583755  # MeV
 # Ionisation a(E) of PbWO4 (physics.md section 4), MeV cm2/g, and its dE/dx minimum.
 A_ENERGIES = (1e5, 1e6)  # MeV
 A_PBWO4 = (1.96, 2.16)
@@ -97,7 +98,6 @@ GFLASH_MIN_ENERGY = 1000.0
 FAR_MM = 1e6  # GFLASH spots are clipped to this distance (mm) from the axis (outside any grid)
 SMALL_SPOT_MEV = 10.0
 SMALL_MAX_SPOTS = 20
-PAIR_PEAK_V = 0.01  # peak of the energy-weighted pair spectrum v^2 dN/dv
 PHOTON_CONVERSION_X0 = 9.0 / 7.0
 HIGHLAND = 13.6  # MeV
 MIN_COS = 0.05  # a muon turned this far from the z axis has left the stack
@@ -152,42 +152,32 @@ def _b_table(material: Material) -> np.ndarray:
 # ------------------------------------------------------------------ radiative spectra
 # Each spectrum g(v) is normalised to int v g dv = 1 over its full range: the number of losses
 # above v_c in a slab is b rho dx * number(v_c) and the continuous loss below is b rho dx E * below(v_c).
-def _pair_y(v: np.ndarray) -> np.ndarray:
-    x = v / PAIR_PEAK_V
-    return x / np.sqrt(1 + x * x)
+def spectrum_number(branch: int, v_cut: np.ndarray, energy: np.ndarray) -> np.ndarray:
+    """Losses above ``v_cut`` per unit of b rho dx for ``branch`` 0 brems, 1 pair, 2 photonuclear.
 
-
-def _pair_norm(v_min: np.ndarray) -> np.ndarray:
-    return PAIR_PEAK_V * (np.arctan(1 / PAIR_PEAK_V) - np.arctan(v_min / PAIR_PEAK_V))
-
-
-def spectrum_number(branch: int, v_cut: np.ndarray, v_min: np.ndarray) -> np.ndarray:
-    """Losses above ``v_cut`` per unit of b rho dx for ``branch`` 0 brems, 1 pair, 2 photonuclear."""
+    ``energy`` (MeV) is the muon's total energy; only the pair spectrum depends on it.
+    """
     if branch == 0:
         return -4 / 3 * np.log(v_cut) - 4 / 3 * (1 - v_cut) + (1 - v_cut**2) / 2
     if branch == 1:
-        vc = np.maximum(v_cut, v_min)
-        return np.log(_pair_y(np.ones_like(vc)) / _pair_y(vc)) / _pair_norm(v_min)
+        return muon_pair.number_above(v_cut, energy)
     return -np.log(v_cut)
 
 
-def spectrum_below(branch: int, v_cut: np.ndarray, v_min: np.ndarray) -> np.ndarray:
-    """Fraction of the mean loss of ``branch`` carried by losses below ``v_cut``."""
+def spectrum_below(branch: int, v_cut: np.ndarray, energy: np.ndarray) -> np.ndarray:
+    """Fraction of the mean loss of ``branch`` carried by losses below ``v_cut`` (muons of ``energy`` MeV)."""
     if branch == 0:
         return 4 / 3 * v_cut - 2 / 3 * v_cut**2 + v_cut**3 / 3
     if branch == 1:
-        vc = np.maximum(v_cut, v_min)
-        return PAIR_PEAK_V * (np.arctan(vc / PAIR_PEAK_V) - np.arctan(v_min / PAIR_PEAK_V)) / _pair_norm(v_min)
+        return muon_pair.fraction_below(v_cut, energy)
     return v_cut.copy()
 
 
-def sample_v(branch: int, v_cut: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Draw v in [v_cut, 1] from the spectrum of ``branch``, one per element of ``v_cut``."""
+def sample_v(branch: int, v_cut: np.ndarray, energy: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Draw v in [v_cut, 1] from the spectrum of ``branch``, one per element of ``v_cut`` (muon ``energy`` MeV)."""
     n = len(v_cut)
     if branch == 1:
-        y_lo, y_hi = _pair_y(v_cut), _pair_y(np.ones(n))
-        y = y_lo * (y_hi / y_lo) ** rng.random(n)
-        return np.minimum(PAIR_PEAK_V * y / np.sqrt(1 - y * y), 1.0)
+        return muon_pair.sample(v_cut, energy, rng)
     v = v_cut ** (1 - rng.random(n))  # 1/v on [v_cut, 1]
     if branch == 0:  # reject to (4/3 (1 - v) + v^2) / (4/3) >= 2/3
         todo = np.flatnonzero(rng.random(n) > 1 - v + 0.75 * v * v)
@@ -235,9 +225,8 @@ def radiative_losses(material: Material, e: np.ndarray, mass: np.ndarray,
     """
     b = radiative_b(material, e) * mass  # (3, n): b_k rho dx
     v_cut = np.minimum(RADIATIVE_CUT / e, 1.0)
-    v_min = np.minimum(4 * ELECTRON_MASS / e, 1.0)
-    number = np.stack([b[k] * spectrum_number(k, v_cut, v_min) for k in range(3)])
-    continuous = sum(b[k] * spectrum_below(k, v_cut, v_min) for k in range(3)) * e
+    number = np.stack([b[k] * spectrum_number(k, v_cut, e) for k in range(3)])
+    continuous = sum(b[k] * spectrum_below(k, v_cut, e) for k in range(3)) * e
     total = number.sum(0)
     event = np.repeat(np.arange(len(e)), rng.poisson(total))
     cum = np.cumsum(number, 0) / np.where(total > 0, total, 1.0)
@@ -245,8 +234,7 @@ def radiative_losses(material: Material, e: np.ndarray, mass: np.ndarray,
     v = np.zeros(len(event))
     for k in range(3):
         sel = np.flatnonzero(branch == k)
-        lo = v_cut[event[sel]] if k != 1 else np.maximum(v_cut, v_min)[event[sel]]
-        v[sel] = sample_v(k, lo, rng)
+        v[sel] = sample_v(k, v_cut[event[sel]], e[event[sel]], rng)
     return continuous, event, v * e[event], branch
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from calolab.geometry import Detector, load_detector
-from calolab.simulation import Beam, simulate
+from calolab.simulation import Beam, muon_pair, simulate
 from calolab.simulation.sampling import LANDAU_TO_MOYAL
 from calolab.validation.core import Check
 
@@ -38,11 +38,9 @@ B_ENERGIES = (1e5, 1e6, 1e7)  # MeV
 B_ROWS = {"brems": (4.57e-6, 5.85e-6, 6.43e-6), "pair": (6.71e-6, 8.64e-6, 9.23e-6),
           "nucl": (0.32e-6, 0.32e-6, 0.38e-6)}  # cm2/g, PbWO4
 B_TABLE = tuple(zip(B_ENERGIES, np.sum(list(B_ROWS.values()), axis=0).tolist(), strict=True))
-# <v^2> / <v> of the loss spectra of calolab.simulation.muon (brems (4/3 (1-v) + v^2) / v, pair peaked at
-# v = 0.01, photonuclear 1/v): the variance of the radiative loss is sum_k b_k rho L E^2 M2_k.
-PAIR_PEAK_V = 0.01
-M2 = {"brems": 2 / 3 - 4 / 9 + 1 / 4, "nucl": 0.5,
-      "pair": PAIR_PEAK_V / 2 * math.log(1 + PAIR_PEAK_V**-2) / math.atan(1 / PAIR_PEAK_V)}
+# <v^2> / <v> of the loss spectra of calolab.simulation.muon (brems (4/3 (1-v) + v^2) / v, photonuclear 1/v,
+# pair production from its Kelner-Kokoulin-Petrukhin table): the radiative loss variance is sum_k b_k rho L E^2 M2_k.
+M2 = {"brems": lambda energy: 2 / 3 - 4 / 9 + 1 / 4, "nucl": lambda energy: 0.5, "pair": muon_pair.second_moment}
 XI_PER_G = 0.5 * 0.307075 * 68.4 / 168.0  # MeV cm2/g, Bethe's knock-on spectrum d N / dT = xi / T^2
 ENERGIES_GEV = (50, 100, 500, 1000, 2000, 4000, 8000)
 MEAN_TOLERANCE = 0.10  # relative, in quadrature with 3 expected standard errors of the mean
@@ -72,7 +70,7 @@ def expected_sigma(energy: float) -> float:
     bremsstrahlung loss comes from the 2% of events with a loss above E / 10.
     """
     mass = DENSITY * LENGTH_CM
-    radiative = sum(_log_linear(energy, tuple(zip(B_ENERGIES, B_ROWS[k], strict=True))) * M2[k] for k in B_ROWS)
+    radiative = sum(_log_linear(energy, tuple(zip(B_ENERGIES, B_ROWS[k], strict=True))) * M2[k](energy) for k in B_ROWS)
     t_max = energy**2 / (energy + 105.658**2 / (2 * 0.511))
     return math.sqrt(mass * (radiative * energy**2 + XI_PER_G * t_max))
 
