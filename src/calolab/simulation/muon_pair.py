@@ -102,8 +102,7 @@ def b_pair(energy: float, z: float, a: float) -> float:
     b_pair = N_A / A int v d sigma / dv dv with the prefactor (4 / 3 pi) Z (Z + zeta) (alpha r_e)^2, where
     zeta accounts for pair production on the atomic electrons.
     """
-    v = _v_of_t(np.linspace(0.0, 1.0, 4001), 4 * ELECTRON_MASS / energy)
-    shape = cross_section_shape(np.full_like(v, energy), v, z)
+    v, shape = _shape_on_grid(energy, np.linspace(0.0, 1.0, 4001), z)
     gamma = energy / MUON_MASS
     zeta_num = 0.073 * math.log(gamma / (1 + 1.95e-5 * z ** (2 / 3) * gamma)) - 0.26
     zeta = zeta_num / (0.058 * math.log(gamma / (1 + 5.3e-5 * z ** (1 / 3) * gamma)) - 0.14) if zeta_num > 0 else 0.0
@@ -113,6 +112,12 @@ def b_pair(energy: float, z: float, a: float) -> float:
 
 def _v_of_t(t: np.ndarray, v_min: np.ndarray) -> np.ndarray:
     return v_min ** (1 - t)
+
+
+def _shape_on_grid(energy: float, t: np.ndarray, z: float = SHAPE_Z) -> tuple[np.ndarray, np.ndarray]:
+    """Pair shares v at grid points ``t`` and the spectrum shape there, for one muon ``energy`` (MeV)."""
+    v = _v_of_t(t, 4 * ELECTRON_MASS / energy)
+    return v, cross_section_shape(np.full_like(v, energy), v, z)
 
 
 @cache
@@ -143,8 +148,8 @@ def _node(energy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return lo, x - lo
 
 
-def _lookup(table: np.ndarray, t: np.ndarray, energy: np.ndarray) -> np.ndarray:
-    lo, w = _node(energy)
+def _lookup(table: np.ndarray, t: np.ndarray, lo: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``table`` at grid position ``t``, between energy nodes ``lo`` and ``lo + 1`` (weight ``w`` on the upper)."""
     pos = t * (len(TABLE_T) - 1)
     k = np.minimum(pos.astype(np.int64), len(TABLE_T) - 2)
     f = pos - k
@@ -156,21 +161,19 @@ def number_above(v_cut: np.ndarray, energy: np.ndarray) -> np.ndarray:
     """Pair losses with share above ``v_cut`` per unit of b_pair rho dx, muons of total ``energy`` (MeV)."""
     energy = np.asarray(energy, float)
     v_min = 4 * ELECTRON_MASS / energy
-    return _lookup(_tables()[0], _t_of(np.asarray(v_cut, float), v_min), energy)
+    return _lookup(_tables()[0], _t_of(np.asarray(v_cut, float), v_min), *_node(energy))
 
 
 def fraction_below(v_cut: np.ndarray, energy: np.ndarray) -> np.ndarray:
     """Share of the mean pair loss carried by losses with share below ``v_cut``."""
     energy = np.asarray(energy, float)
     v_min = 4 * ELECTRON_MASS / energy
-    return _lookup(_tables()[1], _t_of(np.asarray(v_cut, float), v_min), energy)
+    return _lookup(_tables()[1], _t_of(np.asarray(v_cut, float), v_min), *_node(energy))
 
 
 def second_moment(energy: float) -> float:
     """<v^2> per unit b_pair (int v^2 g dv with int v g dv = 1): the loss variance is b rho L E^2 times this."""
-    v_min = 4 * ELECTRON_MASS / energy
-    v = _v_of_t(TABLE_T, v_min)
-    g = cross_section_shape(np.full_like(v, energy), v)
+    v, g = _shape_on_grid(energy, TABLE_T)
     lnv = np.log(v)
     return float(np.trapezoid(v**3 * g, lnv) / np.trapezoid(v**2 * g, lnv))
 
@@ -186,7 +189,7 @@ def sample(v_cut: np.ndarray, energy: np.ndarray, rng: np.random.Generator) -> n
         return (1 - w) * above[lo, k] + w * above[lo + 1, k]
 
     t_cut = _t_of(v_cut, v_min)
-    target = _lookup(above, t_cut, energy) * rng.random(len(v_cut))
+    target = _lookup(above, t_cut, lo, w) * rng.random(len(v_cut))
     # bisect for the grid cell [lo_k, hi_k] that holds the target; "number above" falls with t
     lo_k = np.zeros(len(v_cut), np.int64)
     hi_k = np.full(len(v_cut), len(TABLE_T) - 1)
