@@ -22,8 +22,10 @@ LANDAU_J = 0.200  # Bichsel's constant in the most-probable-loss formula
 class Material:
     """A material: ``x0``, ``moliere_radius``, ``lambda_int`` in mm, ``critical_energy`` in MeV.
 
-    ``z`` and ``a`` are the mass-weighted effective atomic number and mass, ``dedx_min``
-    the minimum ionisation in MeV cm2/g.
+    ``z`` and ``a`` are the mass-weighted effective atomic number and mass (for shower
+    parametrisations), ``dedx_min`` the minimum ionisation in MeV cm2/g. ``z_over_a`` is the
+    electron count per nucleon <Z/A> = sum_j w_j Z_j / A_j that ionisation needs; for a compound
+    it is not ``z / a`` (polystyrene: 0.538 against 5.61 / 11.16 = 0.503, because of its hydrogen).
     """
 
     name: str
@@ -35,6 +37,7 @@ class Material:
     critical_energy: float
     lambda_int: float
     dedx_min: float
+    z_over_a: float
 
     @property
     def mip_dedx(self) -> float:
@@ -47,7 +50,12 @@ class Material:
 
     def landau_xi(self, thickness: float) -> float:
         """Landau width parameter xi in MeV for a layer of ``thickness`` mm (beta = 1)."""
-        return 0.5 * K_BETHE * (self.z / self.a) * self.density * thickness / 10.0
+        return 0.5 * K_BETHE * self.z_over_a * self.density * thickness / 10.0
+
+    @property
+    def plasma_energy(self) -> float:
+        """Plasma energy hbar omega_p = 28.816 sqrt(rho <Z/A>) eV, in MeV."""
+        return 28.816e-6 * math.sqrt(self.density * self.z_over_a)
 
     def mip_mpv(self, thickness: float) -> float:
         """Most probable MIP loss in MeV in ``thickness`` mm (Bichsel, density-effect plateau).
@@ -55,15 +63,16 @@ class Material:
         Delta_p = xi [ln(2 m c^2 xi / (hbar omega_p)^2) + j], hbar omega_p = 28.816 sqrt(rho Z/A) eV.
         """
         xi = self.landau_xi(thickness)
-        plasma = 28.816e-6 * math.sqrt(self.density * self.z / self.a)  # MeV
-        return xi * (math.log(2.0 * ELECTRON_MASS * xi / plasma**2) + LANDAU_J)
+        return xi * (math.log(2.0 * ELECTRON_MASS * xi / self.plasma_energy**2) + LANDAU_J)
 
 
-def _m(name, z, a, rho, x0_cm, rm_cm, ec, lam_cm, dedx):
-    return Material(name, z, a, rho, x0_cm * 10, rm_cm * 10, ec, lam_cm * 10, dedx)
+def _m(name, z, a, rho, x0_cm, rm_cm, ec, lam_cm, dedx, z_over_a=None):
+    return Material(name, z, a, rho, x0_cm * 10, rm_cm * 10, ec, lam_cm * 10, dedx,
+                    z / a if z_over_a is None else z_over_a)
 
 
-# Z and A of compounds are mass-weighted: PbWO4 (Pb 0.455, W 0.404, O 0.141), polystyrene C8H8.
+# Z and A of compounds are mass-weighted: PbWO4 (Pb 0.455, W 0.404, O 0.141), polystyrene C8H8;
+# their <Z/A> is PDG's (0.41315, 0.53768).
 MATERIALS: dict[str, Material] = {
     m.name: m
     for m in (
@@ -72,8 +81,8 @@ MATERIALS: dict[str, Material] = {
         _m("Cu", 29, 63.546, 8.96, 1.436, 1.568, 19.42, 15.32, 1.403),
         _m("Fe", 26, 55.845, 7.874, 1.757, 1.719, 21.68, 16.77, 1.451),
         _m("Si", 14, 28.0855, 2.329, 9.37, 4.944, 40.19, 46.52, 1.664),
-        _m("PbWO4", 68.4, 168.0, 8.30, 0.8903, 1.959, 9.64, 20.28, 1.229),
-        _m("Scintillator", 5.61, 11.16, 1.06, 41.3, 9.4, 93.0, 77.0, 1.936),
+        _m("PbWO4", 68.4, 168.0, 8.30, 0.8903, 1.959, 9.64, 20.28, 1.229, 0.41315),
+        _m("Scintillator", 5.61, 11.16, 1.06, 41.3, 9.4, 93.0, 77.0, 1.936, 0.53768),
     )
 }
 _ALIASES = {"polystyrene": "Scintillator", "scintillator": "Scintillator", "steel": "Fe"}

@@ -5,7 +5,7 @@ References (physics.md section 4): -dE/dx = a(E) + b(E) E with a = 1.96 MeV cm2/
 0.1, 1, 10 TeV), both taken linear in ln E (and extrapolated so); the mean deposit of a muon
 crossing L = 203.2 cm of rho = 8.30 g/cm3 is then (a + b E) rho L. The most probable loss
 in one 40.64 mm layer is Bichsel's Delta_p (PDG review, Passage of particles through matter);
-physics.md's 10.2 MeV/cm is the mean loss at minimum ionisation, 5% below it. The sagitta of a
+physics.md's 10.2 MeV/cm is the mean loss at minimum ionisation, 6% below it. The sagitta of a
 track of momentum p over L in B is 0.3 B L^2 / (8 p).
 
 The mean of a heavy-tailed distribution converges slowly: most of the bremsstrahlung loss
@@ -41,7 +41,7 @@ B_TABLE = tuple(zip(B_ENERGIES, np.sum(list(B_ROWS.values()), axis=0).tolist(), 
 # <v^2> / <v> of the loss spectra of calolab.simulation.muon (brems (4/3 (1-v) + v^2) / v, photonuclear 1/v,
 # pair production from its Kelner-Kokoulin-Petrukhin table): the radiative loss variance is sum_k b_k rho L E^2 M2_k.
 M2 = {"brems": lambda energy: 2 / 3 - 4 / 9 + 1 / 4, "nucl": lambda energy: 0.5, "pair": muon_pair.second_moment}
-XI_PER_G = 0.5 * 0.307075 * 68.4 / 168.0  # MeV cm2/g, Bethe's knock-on spectrum d N / dT = xi / T^2
+XI_PER_G = 0.5 * 0.307075 * 0.41315  # MeV cm2/g, Bethe's knock-on spectrum d N / dT = xi / T^2
 ENERGIES_GEV = (50, 100, 500, 1000, 2000, 4000, 8000)
 MEAN_TOLERANCE = 0.10  # relative, in quadrature with 3 expected standard errors of the mean
 MIP_ENERGY_GEV = 10.0
