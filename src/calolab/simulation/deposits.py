@@ -61,8 +61,11 @@ def to_sparse(detector: Detector, deposits: Deposits, n_events: int) -> tuple[np
     weight = deposits.energy[keep]
     if n_events * detector.n_cells <= DENSE_BINS:
         dense = np.bincount(key, weights=weight, minlength=n_events * detector.n_cells)
-        flat = np.flatnonzero(dense)
+        touched = np.zeros(len(dense), bool)  # scanning bytes for the hit cells is cheaper than doubles
+        touched[key] = True
+        flat = np.flatnonzero(touched)
         energy = dense[flat]
+        flat, energy = flat[energy != 0], energy[energy != 0]
     else:
         flat, inverse = np.unique(key, return_inverse=True)
         energy = np.bincount(inverse, weights=weight, minlength=len(flat))

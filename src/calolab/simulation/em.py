@@ -62,9 +62,14 @@ def layer_fractions(detector: Detector, t_max: np.ndarray, alpha: np.ndarray, z_
     return np.diff(cdf, axis=1)
 
 
-def radial_radius(detector: Detector, energy_gev: np.ndarray, tau: np.ndarray,
-                  rng: np.random.Generator) -> np.ndarray:
-    """Radii in mm drawn from the GFLASH core + tail radial profile at relative depth ``tau``."""
+def radial_radius(detector: Detector, energy_gev: np.ndarray, tau: np.ndarray, rng: np.random.Generator,
+                  group: np.ndarray | None = None) -> np.ndarray:
+    """Radii in mm drawn from the GFLASH core + tail radial profile at relative depth ``tau``.
+
+    ``energy_gev`` and ``tau`` are given per spot, or, with ``group`` (one index per spot into
+    them), once per group of spots that share them, such as a shower's spots in one layer; the
+    profile is then evaluated once per group. Both give the same radii for the same draws.
+    """
     z, lne = detector.z_eff, np.log(np.maximum(energy_gev, 1e-3))
     tau = np.minimum(tau, MAX_TAU)
     inv_fs, one_e = 1.0 / detector.sampling_frequency, 1.0 - detector.e_hat
@@ -76,8 +81,11 @@ def radial_radius(detector: Detector, energy_gev: np.ndarray, tau: np.ndarray,
     r_core += -0.0203 * one_e + 0.0397 * inv_fs * np.exp(-tau)
     r_tail += -0.14 * one_e - 0.495 * inv_fs * np.exp(-tau)
     p_core += one_e * (0.348 - 0.642 * inv_fs * np.exp(-((tau - 1) ** 2)))
-    radius = np.where(rng.random(len(tau)) < np.clip(p_core, 0, 1), r_core, r_tail)
-    u = np.minimum(rng.random(len(tau)), MAX_TAIL_QUANTILE)
+    p_core = np.clip(p_core, 0, 1)
+    if group is not None:
+        r_core, r_tail, p_core = r_core[group], r_tail[group], p_core[group]
+    radius = np.where(rng.random(len(p_core)) < p_core, r_core, r_tail)
+    u = np.minimum(rng.random(len(p_core)), MAX_TAIL_QUANTILE)
     return np.maximum(radius, 0.01) * np.sqrt(u / (1 - u)) * detector.moliere_radius
 
 
@@ -110,17 +118,19 @@ def em_showers(detector: Detector, event: np.ndarray, energy: np.ndarray, origin
         counts = rng.multinomial(n_spots, pvals)[:, :-1]
     else:
         counts = rng.poisson(energy[:, None] * frac * crossings_per_mev(detector)[None, :])
-    shower = np.repeat(np.repeat(np.arange(n), detector.n_layers), counts.ravel())
-    layer = np.repeat(np.tile(np.arange(detector.n_layers), n), counts.ravel())
-    # depth of the crossing along the axis, relative to the depth of maximum
+    # spots come in groups that share a shower and a layer (row-major order of ``counts``)
+    pair_shower, pair_layer = np.nonzero(counts)
+    group = np.repeat(np.arange(len(pair_shower)), counts[pair_shower, pair_layer])
+    shower, layer = pair_shower[group], pair_layer[group]
+    # depth of the layer along the axis, relative to the depth of maximum
     t_origin = np.interp(origin[:, 2], detector.z_bounds, detector.x0_bounds)
     t_layer = np.interp(detector.z_active, detector.z_bounds, detector.x0_bounds)
-    tau = np.maximum(t_layer[layer] - t_origin[shower], 0.0) / cos_axis[shower] / t_max[shower]
-    radius = radial_radius(detector, energy[shower] / 1e3, tau, rng)
+    tau = np.maximum(t_layer[pair_layer] - t_origin[pair_shower], 0.0) / cos_axis[pair_shower] / t_max[pair_shower]
+    radius = radial_radius(detector, energy[pair_shower] / 1e3, tau, rng, group)
     phi = rng.uniform(0, 2 * np.pi, len(layer))
-    dz = detector.z_active[layer] - origin[shower, 2]
-    x = origin[shower, 0] + slope[shower, 0] * dz + radius * np.cos(phi)
-    y = origin[shower, 1] + slope[shower, 1] * dz + radius * np.sin(phi)
+    dz = detector.z_active[pair_layer] - origin[pair_shower, 2]
+    x = (origin[pair_shower, 0] + slope[pair_shower, 0] * dz)[group] + radius * np.cos(phi)
+    y = (origin[pair_shower, 1] + slope[pair_shower, 1] * dz)[group] + radius * np.sin(phi)
     if detector.homogeneous:
         visible = (energy / n_spots)[shower]
     else:

@@ -446,7 +446,7 @@ def _small_showers(detector: Detector, event, energy, x, y, z, tx, ty, rng) -> D
         shower, layer = np.repeat(shower, crossings), np.repeat(layer, crossings)
         spot_energy = crossing_signal(detector, layer, rng)
     dz = detector.z_active[layer] - z[shower]
-    radius = radial_radius(detector, energy[shower] / 1e3, np.ones(len(shower)), rng)
+    radius = radial_radius(detector, energy / 1e3, np.ones(len(energy)), rng, shower)
     phi = rng.uniform(0, 2 * np.pi, len(shower))
     return Deposits(event[shower], layer, x[shower] + tx[shower] * dz + radius * np.cos(phi),
                     y[shower] + ty[shower] * dz + radius * np.sin(phi), spot_energy)
