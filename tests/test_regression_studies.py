@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from calolab.studies.muons import combine_with_tracker, study_muons, tracker_energies
+from calolab.reconstruction.metrics import ResolutionFit, tracker_resolution
+from calolab.studies.muons import combine_with_tracker, crossover, study_muons, tracker_energies
 from calolab.studies.pions import study_pions
 from calolab.studies.regression import paired_ratio, split_training
 
@@ -138,3 +139,17 @@ def test_rmse_weights_keep_a_biased_calorimeter_from_spoiling_the_tracker():
         ratio[field] = binned_metrics(e_test, found["combined"], bins=edges, n_boot=0).resolution / tracker
     assert np.all(ratio["rmse"] < 1.06), ratio
     assert np.max(ratio["resolution"]) > 1.1, ratio
+
+
+def test_crossover_comes_from_the_bins_when_the_fit_does_not_describe_them():
+    """A muon calorimeter's resolution rises, then falls with E; a poor a/sqrt(E) ⊕ c fit must not set the crossover."""
+    def measured(e):  # crosses the tracker (2e-4 E) at 1842 GeV
+        return 0.5 * (np.asarray(e) / 1000.0) ** -0.5
+
+    good = ResolutionFit(0.5 * 1000**0.5, 0.0, 0.0, 0.1, 0.0, 0.0, chi2=8.0, ndf=9)
+    bad = ResolutionFit(2.75, 0.0, 0.262, 0.1, 0.0, 0.01, chi2=1417.0, ndf=9)
+    with_good = crossover(good, measured, tracker_resolution, 50.0, 8000.0)
+    with_bad = crossover(bad, measured, tracker_resolution, 50.0, 8000.0)
+    assert with_good["crossover_from"] == "fit" and with_good["crossover_gev"] == pytest.approx(1842, rel=0.01)
+    assert with_bad["crossover_from"] == "bins" and with_bad["crossover_gev"] == pytest.approx(1842, rel=0.01)
+    assert with_bad["crossover_fit_gev"] == pytest.approx(1362, rel=0.01)  # 2.75/sqrt(E) ⊕ 26.2% meets 2e-4 E there

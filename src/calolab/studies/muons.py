@@ -34,9 +34,12 @@ own median (``combination_width="resolution"``) hides both, and the likelihood t
 followed it away from the tracker (linear correction, 68% weights: trees + tracker 144% at
 0.4-0.6 TeV, where the tracker has 10.4%; binned correction, RMSE weights: 12.3%).
 Per bin, the two measured resolutions are also combined directly. The crossover energy is
-where the calorimeter's fitted curve (test set) meets the tracker's for the last time (a
-measured curve that dips below the tracker's at low energy does not set it);
-``crossover_measured_gev`` uses the interpolated bins instead.
+where the calorimeter's resolution (test set) meets the tracker's for the last time (a
+measured curve that dips below the tracker's at low energy does not set it): on the fitted
+``a/sqrt(E) ⊕ b/E ⊕ c`` curve when that fit describes the bins (chi2/ndf <= FIT_CHI2_PER_NDF),
+otherwise on the interpolated bins (``crossover_from`` says which; a muon calorimeter's
+resolution first grows with E and then falls, which that form cannot follow).
+``crossover_fit_gev`` and ``crossover_measured_gev`` keep both.
 
 Goal figures (metrics.json, ``goals``, for the CNN): the 68% resolution of the combination
 over the tracker's for true energies within ``goal_window`` of 4 TeV (paired bootstrap;
@@ -58,6 +61,7 @@ import click
 from calolab.studies.pions import cnn_label, with_overrides
 
 GOALS = {"combination_vs_tracker": 0.20, "calorimeter_above": 0.25}
+FIT_CHI2_PER_NDF = 3.0  # a resolution fit worse than this does not set the crossover energy
 
 
 @dataclass(frozen=True)
@@ -269,6 +273,18 @@ def binned_curve(table, field: str = "resolution"):
     return lambda e: np.exp(np.interp(np.log(np.asarray(e, float)), x, y))
 
 
+def crossover(fitted, measured, tracker, lo_gev: float, hi_gev: float) -> dict[str, Any]:
+    """Crossover energies (GeV) of the calorimeter with the tracker: on the fit, on the bins, and the one
+    quoted, from the fit when it describes the bins (chi2/ndf <= FIT_CHI2_PER_NDF), else from the bins."""
+    from calolab.reconstruction import metrics as rm
+
+    on_bins = rm.crossover_energy(measured, tracker, lo_gev, hi_gev)
+    on_fit = rm.crossover_energy(fitted, tracker, lo_gev, hi_gev) if fitted is not None else float("nan")
+    good_fit = fitted is not None and fitted.chi2 <= FIT_CHI2_PER_NDF * max(fitted.ndf, 1)
+    return {"crossover_gev": on_fit if good_fit else on_bins, "crossover_from": "fit" if good_fit else "bins",
+            "crossover_fit_gev": on_fit, "crossover_measured_gev": on_bins}
+
+
 def _metrics(config, scored, e_true, e_trk, edges, seed, e_cal, n_fit, e_trk_cal) -> dict[str, Any]:
     import numpy as np
 
@@ -308,8 +324,7 @@ def _metrics(config, scored, e_true, e_trk, edges, seed, e_cal, n_fit, e_trk_cal
             "table": found["table"], "response": found["response"],
             "per_bin_resolution": rm.combined_resolution(s.table.resolution, trk(s.table.energy_gev)).tolist(),
             "per_bin_energy_gev": s.table.energy_gev.tolist(),
-            "crossover_gev": rm.crossover_energy(fitted or measured, trk, lo, hi),
-            "crossover_measured_gev": rm.crossover_energy(measured, trk, lo, hi),
+            **crossover(fitted, measured, trk, lo, hi),
             "at_goal_energy": {**found["at_window"],
                                "ratio_to_calorimeter": found["vs_calorimeter"]["overall"],
                                "ratio_to_calorimeter_err": found["vs_calorimeter"]["overall_err"],
@@ -336,7 +351,8 @@ def _metrics(config, scored, e_true, e_trk, edges, seed, e_cal, n_fit, e_trk_cal
             "statement": f"calorimeter alone <= 25% resolution above {config.high_energy_gev:g} GeV",
             "resolution": above["resolution"], "resolution_err": above["resolution_err"], "rmse": above["rmse"],
             "met": bool(above["resolution"] <= GOALS["calorimeter_above"])},
-        "crossover_gev": found["crossover_gev"], "crossover_measured_gev": found["crossover_measured_gev"]}
+        **{key: found[key] for key in ("crossover_gev", "crossover_from", "crossover_fit_gev",
+                                       "crossover_measured_gev")}}
     metrics["_combined"] = combined  # per-event arrays for predictions.npz, not for metrics.json
     return metrics
 
@@ -345,8 +361,9 @@ def _summary(metrics: dict[str, Any]) -> list[str]:
     lines = [f"{s['label']:60s} {s['fit_label'] or 'no fit'}" for s in metrics["regressors"].values()]
     for name, c in metrics["combinations"].items():
         g, a = c["at_goal_energy"], c["calorimeter_above"]
-        lines.append(f"{name}: crossover with the tracker at {c['crossover_gev']:.0f} GeV (fit; "
-                     f"{c['crossover_measured_gev']:.0f} GeV from the bins); combination "
+        lines.append(f"{name}: crossover with the tracker at {c['crossover_gev']:.0f} GeV (from the "
+                     f"{c['crossover_from']}; fit {c['crossover_fit_gev']:.0f} GeV, bins "
+                     f"{c['crossover_measured_gev']:.0f} GeV); combination "
                      f"{100 * g['improvement']:.1f} ± {100 * g['improvement_err']:.1f}% better than the tracker at "
                      f"{g['window_gev'][0]:.0f}-{g['window_gev'][1]:.0f} GeV; calorimeter {100 * a['resolution']:.1f} "
                      f"± {100 * a['resolution_err']:.1f}% (RMSE {100 * a['rmse']:.1f}%) above "
