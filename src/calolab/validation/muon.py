@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from calolab.geometry import Detector, get_material, load_detector
+from calolab.geometry.materials import K_BETHE
 from calolab.simulation import Beam, muon_pair, simulate
 from calolab.simulation.muon import knock_ons, radiative_b, radiative_losses, spectrum_below
 from calolab.simulation.sampling import LANDAU_TO_MOYAL, mean_landau_loss
@@ -52,7 +53,7 @@ B_TABLE = tuple(zip(B_ENERGIES, np.sum(list(B_ROWS.values()), axis=0).tolist(), 
 # <v^2> / <v> of the loss spectra of calolab.simulation.muon (brems (4/3 (1-v) + v^2) / v, photonuclear 1/v,
 # pair production from its Kelner-Kokoulin-Petrukhin table): the radiative loss variance is sum_k b_k rho L E^2 M2_k.
 M2 = {"brems": lambda energy: 2 / 3 - 4 / 9 + 1 / 4, "nucl": lambda energy: 0.5, "pair": muon_pair.second_moment}
-XI_PER_G = 0.5 * 0.307075 * 0.41315  # MeV cm2/g, Bethe's knock-on spectrum d N / dT = xi / T^2
+XI_PER_G = 0.5 * K_BETHE * get_material("PbWO4").z_over_a  # MeV cm2/g, Bethe's knock-on spectrum d N / dT = xi / T^2
 ENERGIES_GEV = (50, 100, 500, 1000, 2000, 4000, 8000)
 MEAN_TOLERANCE = 0.10  # relative, in quadrature with 3 expected standard errors of the mean
 MIP_ENERGY_GEV = 10.0
@@ -60,7 +61,7 @@ MIP_LAYERS = 25  # a 10 GeV muon bends out of the 120 mm block after about 1.4 m
 MIP_TOLERANCE = 0.03
 SAGITTA_ENERGY_GEV = 100.0
 SAGITTA_TOLERANCE = 0.10
-IRON_PERIOD = (("Fe", 14.0), ("Scintillator", 3.0))  # mm, ATLAS tile calorimeter prototype
+IRON_PERIOD = (("Fe", 14.0), ("Scintillator", 3.0))  # mm: the steel / scintillator ratio of the ATLAS tile calorimeter
 LOSS_SPECTRUM_ENERGY_GEV, LOSS_SPECTRUM_V = 150.0, (0.01, 0.95)
 LOSS_SPECTRUM_REF, LOSS_SPECTRUM_ERR = 1.610e-3, math.hypot(0.015e-3, 0.105e-3)
 BERGER = "Berger et al., 150 GeV muons in iron (ATLAS tile calorimeter prototype)"
