@@ -32,7 +32,8 @@ Uncertainties are posterior standard deviations (curve uncertainty included), so
 are honest when the model holds. Cells with no reference hit cannot be calibrated and are
 flagged. A cell silent in the damaged run is called dead (c = 0) when the Poisson
 probability of its silence, given its reference hits and the dead fraction seen among
-well-measured cells, makes death more likely than life.
+well-measured cells, makes death more likely than life, and a live cell would have shown at
+least SURE_HITS hits (in a short run many live cells are silent by chance).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from calolab.showers import Showers
 
 CHI2_1_MEDIAN = 0.4549364231195724  # median of a chi-square with one degree of freedom
 SMOOTHING_HITS = 20.0  # hits at which a cell's own dose proxy counts as much as its neighbourhood's
+SURE_HITS = 3.0  # a silent cell is called dead only if a live one would show this many hits (chance e^-3)
 
 
 def random_effects_variance(resid: np.ndarray, s2: np.ndarray, shape: np.ndarray | float = 1.0) -> float:
@@ -323,7 +325,7 @@ def calibrate_hierarchical(reference: Showers, damaged: Showers, dose: np.ndarra
     with np.errstate(divide="ignore", invalid="ignore"):
         p_dead = np.where(silent, prior_dead / (prior_dead + (1 - prior_dead) * np.exp(-expected)), 0.0)
     p_dead = np.nan_to_num(p_dead)
-    dead = (silent & (p_dead > 0.5)) | dead
+    dead = (silent & (p_dead > 0.5) & (expected >= SURE_HITS)) | dead
     # a silent cell judged alive may still be dead: its uncertainty carries that chance
     maybe = silent & ~dead
     sigma[maybe] = np.sqrt(sigma[maybe] ** 2 + p_dead[maybe] * (1 - p_dead[maybe]) * coeff[maybe] ** 2)
