@@ -65,7 +65,8 @@ def to_sparse(detector: Detector, deposits: Deposits, n_events: int) -> tuple[np
         touched[key] = True
         flat = np.flatnonzero(touched)
         energy = dense[flat]
-        flat, energy = flat[energy != 0], energy[energy != 0]
+        nonzero = energy != 0
+        flat, energy = flat[nonzero], energy[nonzero]
     else:
         flat, inverse = np.unique(key, return_inverse=True)
         energy = np.bincount(inverse, weights=weight, minlength=len(flat))

@@ -125,8 +125,6 @@ def ionisation_a(material: Material, energy: np.ndarray | float) -> np.ndarray:
     energy = np.asarray(energy, float)
     tm = np.maximum(t_max(energy), 1e-3)
     a = np.maximum(A_PBWO4[0] + _A_SLOPE * (np.log(tm) - _LN_TMAX[0]), DEDX_MIN_PBWO4)
-    if material.name == "PbWO4":
-        return a
     ratio = _plateau_bethe(material, energy, tm) / _plateau_bethe(get_material("PbWO4"), energy, tm)
     return np.maximum(a * ratio, material.dedx_min)
 
