@@ -17,8 +17,10 @@ stay pure MIPs). There the energy left splits, event by event, into
   energy than the independent tracks of an electromagnetic shower, spread over
   neighbouring cells. A share of it, fluctuating from event to event, breaks up nuclei and
   is invisible; the evaporation neutrons that go with it leave isolated, sub-MIP hits
-  around the shower in hydrogenous (scintillator) active layers. Those hits, and the dense
-  pi0 cores, are what software compensation reads from the cells.
+  around the shower in hydrogenous (scintillator) active layers, and in active layers
+  without hydrogen (silicon) the spallation protons released with it leave dense hits of
+  several MIPs. Those hits, and the dense pi0 cores, are what software compensation reads
+  from the cells.
 
 On a sampling calorimeter an EM-equivalent MeV of the hadronic part gives, on average,
 ``h/e`` times the visible energy of an MeV of electromagnetic shower (same
@@ -41,9 +43,17 @@ import numpy as np
 from scipy.special import gammainc
 
 from calolab.geometry import Detector
+from calolab.geometry.materials import ELECTRON_MASS
 from calolab.simulation.deposits import Deposits
 from calolab.simulation.em import MAX_SPOTS, em_showers
-from calolab.simulation.sampling import crossing_signal, crossings_per_mev, mip_signal, visible_per_mev
+from calolab.simulation.sampling import (
+    MEAN_INVERSE_COS,
+    crossing_signal,
+    crossings_per_mev,
+    mean_landau_loss,
+    mip_signal,
+    visible_per_mev,
+)
 
 PION_MASS = 139.57  # MeV
 # ---- electromagnetic fraction (Wigmans, Calorimetry (2017) ch. 2; Gabriel et al., NIM A338 (1994) 336)
@@ -114,6 +124,26 @@ NUCLEAR_SHARE_SIGMA = 0.75
 NEUTRON_SIGNAL_SHARE = 0.2
 NEUTRON_HIT_MIP = 0.5  # mean visible energy of a neutron hit (recoil protons are quenched), in MIP MPVs
 NEUTRON_PATH_MM = 100.0  # mean distance of a neutron hit from its production point, mm
+# Spallation protons: the nucleons released in nuclear break-up carry kinetic energy in
+# proportion to the binding energy lost, and most of it goes to protons that ionise densely
+# before they stop. Wigmans' composition of the non-EM energy (Calorimetry ch. 2) gives, in
+# lead, ionising protons 37% against 44% that silicon does not see (binding 32%, recoils 2%,
+# evaporation neutrons 10%); in iron about 53% against 26%. So the protons' energy is
+# r q of the non-EM energy, r = PROTON_PER_INVISIBLE (linear in Z between Fe and Pb, held
+# outside), and the pions' ionisation 1 - q - r q: the sum still falls with q as (1 - q),
+# and the proton hits tell how large q was. In scintillator the tuned neutron hits stand for
+# all the signal that goes with q (recoil and spallation protons, quenched alike), so
+# protons are simulated separately only in active media without hydrogen.
+PROTON_PER_INVISIBLE = ((26.0, 2.0), (82.0, 0.85))
+# A proton is seen where it crosses an active layer: its kinetic energy there is T0 u^(1/p),
+# uniform along its range R ~ T^p (Bragg-Kleeman, p = 1.75), with T0 exponential of mean
+# PROTON_ENERGY (cascade protons, of order 100 MeV). It deposits dE/dx(T) / dE/dx_min times a
+# MIP crossing signal (Bethe, I = 16 Z^0.9 eV), at most T: a proton of ~100 MeV stops within
+# a few cm of copper, so each is one dense hit in one cell.
+PROTON_ENERGY = 100.0
+PROTON_RANGE_POWER = 1.75
+PROTON_MIN_ENERGY = 1.0  # MeV: below this, the Bethe formula does not hold; the stop is capped at T anyway
+PROTON_MASS = 938.272
 # Hadronic sampling: the charged tracks of the non-EM part come in clusters (the
 # secondaries of one nuclear interaction), so their number fluctuates more than
 # Poisson: clusters are Poisson, crossings per cluster geometric with this mean, each
@@ -242,19 +272,39 @@ def neutron_signal_share(detector: Detector) -> float:
     return NEUTRON_SIGNAL_SHARE if hydrogenous else 0.0
 
 
-def hadronic_signal(detector: Detector, e_had: np.ndarray, share: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """EM-equivalent visible MeV of the charged tracks and of the neutrons of the non-EM part, (m,) each.
+def proton_per_invisible(detector: Detector) -> float:
+    """Proton kinetic energy per MeV of invisible energy, r of :data:`PROTON_PER_INVISIBLE` at the detector's
+    effective Z, for a sampling calorimeter whose active layers have no hydrogen; 0 otherwise."""
+    if detector.homogeneous or any(la.active_material.name in HYDROGENOUS_ACTIVE for la in detector.layers):
+        return 0.0
+    (z_lo, r_lo), (z_hi, r_hi) = PROTON_PER_INVISIBLE
+    return float(np.interp(detector.z_eff, [z_lo, z_hi], [r_lo, r_hi]))
 
-    Their sum is ``e_had h/e`` on average; the charged part falls and the neutron part rises
-    with the nuclear ``share``.
+
+def hadronic_signal(detector: Detector, e_had: np.ndarray, share: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """EM-equivalent visible MeV of the charged tracks and of the nuclear hits (neutrons or protons) of
+    the non-EM part, (m,) each.
+
+    Their sum is ``e_had h/e`` on average. With neutron hits (scintillator) the charged part
+    falls and the neutron part rises with the nuclear ``share`` q; with proton hits (active
+    media without hydrogen) the visible energy falls as ``1 - q``, of which the protons carry
+    ``r q`` and the pions the rest.
 
     >>> from calolab.geometry import load_detector
     >>> det = load_detector("ahcal")
     >>> c, n = hadronic_signal(det, np.array([1e4]), np.array([NUCLEAR_SHARE]))
     >>> round(float((c + n)[0] * e_over_h(det)))
     10000
+    >>> c, p = hadronic_signal(load_detector("cusi"), np.array([1e4, 1e4]), np.array([0.2, 0.3]))
+    >>> np.round(p / (c + p), 2).tolist()  # proton share of the visible hadronic energy
+    [0.49, 0.83]
     """
     mean = e_had / e_over_h(detector)
+    r = proton_per_invisible(detector)
+    if r > 0:
+        visible = mean * (1.0 - share) / (1.0 - NUCLEAR_SHARE)
+        protons = mean * np.minimum(r * share, 1.0 - share) / (1.0 - NUCLEAR_SHARE)
+        return visible - protons, protons
     eta = neutron_signal_share(detector)
     return mean * (1.0 - eta) * (1.0 - share) / (1.0 - NUCLEAR_SHARE), mean * eta * share / NUCLEAR_SHARE
 
@@ -323,6 +373,74 @@ def _neutron_hits(detector: Detector, event: np.ndarray, e_vis: np.ndarray, frac
     y = (y + distance * sin_t * np.sin(phi))[inside]
     energy = hit_mev[layer] * rng.standard_exponential(len(layer))
     return Deposits(event[owner[inside]], layer, x, y, energy)
+
+
+def _ionisation_ratio(detector: Detector, kinetic: np.ndarray, layer: np.ndarray) -> np.ndarray:
+    """dE/dx of protons of ``kinetic`` MeV over the minimum, in the active material of ``layer`` (Bethe,
+    no density effect), at least 1."""
+    gamma = 1.0 + kinetic / PROTON_MASS
+    beta2 = 1.0 - 1.0 / gamma**2
+    z = np.array([la.active_material.z for la in detector.layers])[layer]
+    two_mc2_over_i = 2.0 * ELECTRON_MASS / (16e-6 * z**0.9)  # I = 16 Z^0.9 eV
+    bethe = (np.log(two_mc2_over_i * beta2 * gamma**2) - beta2) / beta2
+    bg2_min = 3.5**2  # minimum ionisation at beta gamma ~ 3.5
+    beta2_min = bg2_min / (1.0 + bg2_min)
+    return np.maximum(bethe / ((np.log(two_mc2_over_i * bg2_min) - beta2_min) / beta2_min), 1.0)
+
+
+def _proton_dedx(detector: Detector, kinetic: np.ndarray, layer: np.ndarray) -> np.ndarray:
+    """Signal of a proton of ``kinetic`` MeV crossing active ``layer``, in mean MIP-crossing signals:
+    its dE/dx ratio, capped where the proton stops in the layer."""
+    crossing = mean_landau_loss(detector.mip_mpv, detector.landau_xi) * MEAN_INVERSE_COS
+    return np.minimum(_ionisation_ratio(detector, kinetic, layer), kinetic / crossing[layer])
+
+
+def _proton_kinetic(v: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Kinetic energies (MeV) of protons where they cross an active layer, from uniforms ``v`` and ``u``:
+    ``T0 u^(1/p)`` with ``T0 = -PROTON_ENERGY ln v`` exponential."""
+    t0 = -PROTON_ENERGY * np.log(np.maximum(v, 1e-300))
+    return np.maximum(t0 * u ** (1.0 / PROTON_RANGE_POWER), PROTON_MIN_ENERGY)
+
+
+def mean_proton_signal(detector: Detector) -> np.ndarray:
+    """Mean signal of one proton hit in each active layer, in mean MIP-crossing signals, (layers,).
+
+    >>> from calolab.geometry import load_detector
+    >>> round(float(mean_proton_signal(load_detector("cusi"))[0]), 1)
+    5.6
+    """
+    n = 256
+    mid = (np.arange(n) + 0.5) / n  # midpoint quadrature over (v, u)
+    v, u = (g.ravel() for g in np.meshgrid(mid, mid))
+    kinetic = _proton_kinetic(v, u)
+    # layers with the same active material and crossing signal share one quadrature
+    key = [(la.active_material.name, la.active_thickness) for la in detector.layers]
+    first = {k: i for i, k in reversed(list(enumerate(key)))}
+    mean = {k: _proton_dedx(detector, kinetic, np.full(len(kinetic), i)).mean() for k, i in first.items()}
+    return np.array([mean[k] for k in key])
+
+
+def _proton_hits(detector: Detector, event: np.ndarray, e_vis: np.ndarray, frac: np.ndarray, lam0: np.ndarray,
+                 z0: np.ndarray, vertex: np.ndarray, slope: np.ndarray, cos_axis: np.ndarray,
+                 rng: np.random.Generator) -> Deposits:
+    """Dense hits of spallation protons carrying ``e_vis`` EM-equivalent visible MeV, arrays (m,).
+
+    Protons are made where the hadronic part deposits energy (the layer shares ``frac`` and
+    the same radial profile); each gives one hit, a MIP crossing signal times its dE/dx ratio
+    (:func:`_proton_dedx`), so their number is the visible energy over the mean hit.
+    """
+    if not np.any(e_vis > 0):
+        return Deposits.empty()
+    m, n_layers = len(e_vis), detector.n_layers
+    crossing = mean_landau_loss(detector.mip_mpv, detector.landau_xi) * MEAN_INVERSE_COS
+    hit_mev = mean_proton_signal(detector) * crossing
+    counts = rng.poisson(e_vis[:, None] * frac * (visible_per_mev(detector) / hit_mev)[None, :])
+    owner = np.repeat(np.repeat(np.arange(m), n_layers), counts.ravel())
+    layer = np.repeat(np.tile(np.arange(n_layers), m), counts.ravel())
+    x, y = _hadronic_positions(detector, owner, layer, lam0, z0, vertex, slope, cos_axis, rng)
+    kinetic = _proton_kinetic(rng.random(len(layer)), rng.random(len(layer)))
+    energy = _proton_dedx(detector, kinetic, layer) * crossing_signal(detector, layer, rng)
+    return Deposits(event[owner], layer, x, y, energy)
 
 
 def _hadronic_positions(detector: Detector, owner: np.ndarray, layer: np.ndarray, lam0: np.ndarray, z0: np.ndarray,
@@ -406,7 +524,8 @@ def simulate_hadrons(detector: Detector, energy: np.ndarray, entry: np.ndarray, 
     e_charged, e_neutron = hadronic_signal(detector, e_had, share)
     frac = _layer_fractions(detector, lam_i, cos_i, a_h, b_h)
     had = _hadronic_part(detector, idx, e_charged, frac, lam_i, z_i, vertex, axis, cos_i, rng)
-    neutrons = _neutron_hits(detector, idx, e_neutron, frac, lam_i, z_i, vertex, axis, cos_i, rng)
+    nuclear_hits = _proton_hits if proton_per_invisible(detector) > 0 else _neutron_hits
+    neutrons = nuclear_hits(detector, idx, e_neutron, frac, lam_i, z_i, vertex, axis, cos_i, rng)
 
     em_fraction = np.zeros(n)
     em_fraction[idx] = f_em
