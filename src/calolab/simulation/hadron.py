@@ -39,6 +39,8 @@ Lengths in mm, energies in MeV; formulas marked GeV take E in GeV.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from scipy.special import gammainc
 
@@ -375,24 +377,23 @@ def _neutron_hits(detector: Detector, event: np.ndarray, e_vis: np.ndarray, frac
     return Deposits(event[owner[inside]], layer, x, y, energy)
 
 
-def _ionisation_ratio(detector: Detector, kinetic: np.ndarray, layer: np.ndarray) -> np.ndarray:
-    """dE/dx of protons of ``kinetic`` MeV over the minimum, in the active material of ``layer`` (Bethe,
+def _ionisation_ratio(kinetic: np.ndarray, z: np.ndarray | float) -> np.ndarray:
+    """dE/dx of protons of ``kinetic`` MeV over the minimum, in a material of atomic number ``z`` (Bethe,
     no density effect), at least 1."""
     gamma = 1.0 + kinetic / PROTON_MASS
     beta2 = 1.0 - 1.0 / gamma**2
-    z = np.array([la.active_material.z for la in detector.layers])[layer]
-    two_mc2_over_i = 2.0 * ELECTRON_MASS / (16e-6 * z**0.9)  # I = 16 Z^0.9 eV
+    two_mc2_over_i = 2.0 * ELECTRON_MASS / (16e-6 * np.asarray(z, float) ** 0.9)  # I = 16 Z^0.9 eV
     bethe = (np.log(two_mc2_over_i * beta2 * gamma**2) - beta2) / beta2
     bg2_min = 3.5**2  # minimum ionisation at beta gamma ~ 3.5
     beta2_min = bg2_min / (1.0 + bg2_min)
     return np.maximum(bethe / ((np.log(two_mc2_over_i * bg2_min) - beta2_min) / beta2_min), 1.0)
 
 
-def _proton_dedx(detector: Detector, kinetic: np.ndarray, layer: np.ndarray) -> np.ndarray:
-    """Signal of a proton of ``kinetic`` MeV crossing active ``layer``, in mean MIP-crossing signals:
-    its dE/dx ratio, capped where the proton stops in the layer."""
-    crossing = mean_landau_loss(detector.mip_mpv, detector.landau_xi) * MEAN_INVERSE_COS
-    return np.minimum(_ionisation_ratio(detector, kinetic, layer), kinetic / crossing[layer])
+def _proton_dedx(kinetic: np.ndarray, z: np.ndarray | float, crossing: np.ndarray | float) -> np.ndarray:
+    """Signal of a proton of ``kinetic`` MeV crossing an active layer of atomic number ``z`` whose mean
+    MIP-crossing signal is ``crossing`` MeV, in those crossing signals: its dE/dx ratio, capped where the
+    proton stops in the layer."""
+    return np.minimum(_ionisation_ratio(kinetic, z), kinetic / crossing)
 
 
 def _proton_kinetic(v: np.ndarray, u: np.ndarray) -> np.ndarray:
@@ -402,6 +403,20 @@ def _proton_kinetic(v: np.ndarray, u: np.ndarray) -> np.ndarray:
     return np.maximum(t0 * u ** (1.0 / PROTON_RANGE_POWER), PROTON_MIN_ENERGY)
 
 
+@lru_cache(maxsize=64)
+def _mean_proton_dedx(z: float, crossing: float) -> float:
+    """Mean of :func:`_proton_dedx` over the protons' kinetic energies (midpoint quadrature in v, u)."""
+    n = 256
+    mid = (np.arange(n) + 0.5) / n
+    v, u = (g.ravel() for g in np.meshgrid(mid, mid))
+    return float(_proton_dedx(_proton_kinetic(v, u), z, crossing).mean())
+
+
+def _crossing_mev(detector: Detector) -> np.ndarray:
+    """Mean visible MeV of one shower-track crossing of each active layer, (layers,)."""
+    return mean_landau_loss(detector.mip_mpv, detector.landau_xi) * MEAN_INVERSE_COS
+
+
 def mean_proton_signal(detector: Detector) -> np.ndarray:
     """Mean signal of one proton hit in each active layer, in mean MIP-crossing signals, (layers,).
 
@@ -409,15 +424,8 @@ def mean_proton_signal(detector: Detector) -> np.ndarray:
     >>> round(float(mean_proton_signal(load_detector("cusi"))[0]), 1)
     5.6
     """
-    n = 256
-    mid = (np.arange(n) + 0.5) / n  # midpoint quadrature over (v, u)
-    v, u = (g.ravel() for g in np.meshgrid(mid, mid))
-    kinetic = _proton_kinetic(v, u)
-    # layers with the same active material and crossing signal share one quadrature
-    key = [(la.active_material.name, la.active_thickness) for la in detector.layers]
-    first = {k: i for i, k in reversed(list(enumerate(key)))}
-    mean = {k: _proton_dedx(detector, kinetic, np.full(len(kinetic), i)).mean() for k, i in first.items()}
-    return np.array([mean[k] for k in key])
+    return np.array([_mean_proton_dedx(float(la.active_material.z), float(c))
+                     for la, c in zip(detector.layers, _crossing_mev(detector), strict=True)])
 
 
 def _proton_hits(detector: Detector, event: np.ndarray, e_vis: np.ndarray, frac: np.ndarray, lam0: np.ndarray,
@@ -432,14 +440,15 @@ def _proton_hits(detector: Detector, event: np.ndarray, e_vis: np.ndarray, frac:
     if not np.any(e_vis > 0):
         return Deposits.empty()
     m, n_layers = len(e_vis), detector.n_layers
-    crossing = mean_landau_loss(detector.mip_mpv, detector.landau_xi) * MEAN_INVERSE_COS
+    crossing = _crossing_mev(detector)
     hit_mev = mean_proton_signal(detector) * crossing
     counts = rng.poisson(e_vis[:, None] * frac * (visible_per_mev(detector) / hit_mev)[None, :])
     owner = np.repeat(np.repeat(np.arange(m), n_layers), counts.ravel())
     layer = np.repeat(np.tile(np.arange(n_layers), m), counts.ravel())
     x, y = _hadronic_positions(detector, owner, layer, lam0, z0, vertex, slope, cos_axis, rng)
     kinetic = _proton_kinetic(rng.random(len(layer)), rng.random(len(layer)))
-    energy = _proton_dedx(detector, kinetic, layer) * crossing_signal(detector, layer, rng)
+    z = np.array([la.active_material.z for la in detector.layers], float)
+    energy = _proton_dedx(kinetic, z[layer], crossing[layer]) * crossing_signal(detector, layer, rng)
     return Deposits(event[owner], layer, x, y, energy)
 
 
