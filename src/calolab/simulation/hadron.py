@@ -530,11 +530,11 @@ def simulate_hadrons(detector: Detector, energy: np.ndarray, entry: np.ndarray, 
     em, n_sub = _pi0_showers(detector, idx, f_em * e_i, lam_i, z_i, vertex, axis, cos_i, rng)
     e_had = (1.0 - f_em) * e_i
     share = nuclear_share(e_had, rng)
-    e_charged, e_neutron = hadronic_signal(detector, e_had, share)
+    e_charged, e_nuclear = hadronic_signal(detector, e_had, share)
     frac = _layer_fractions(detector, lam_i, cos_i, a_h, b_h)
     had = _hadronic_part(detector, idx, e_charged, frac, lam_i, z_i, vertex, axis, cos_i, rng)
     nuclear_hits = _proton_hits if proton_per_invisible(detector) > 0 else _neutron_hits
-    neutrons = nuclear_hits(detector, idx, e_neutron, frac, lam_i, z_i, vertex, axis, cos_i, rng)
+    hits = nuclear_hits(detector, idx, e_nuclear, frac, lam_i, z_i, vertex, axis, cos_i, rng)
 
     em_fraction = np.zeros(n)
     em_fraction[idx] = f_em
@@ -545,7 +545,7 @@ def simulate_hadrons(detector: Detector, energy: np.ndarray, entry: np.ndarray, 
     layer0 = np.clip(np.searchsorted(detector.z_bounds, z0, side="right") - 1, 0, detector.n_layers)
     truth = {"first_interaction_mm": z0, "first_interaction_layer": layer0, "em_fraction": em_fraction,
              "n_subshowers": subshowers, "nuclear_share": nuclear}
-    deposits = Deposits.join([mip, em, had, neutrons])
+    deposits = Deposits.join([mip, em, had, hits])
     keep = (deposits.energy > 0) & ((deposits.x >= detector.x_edges[0]) & (deposits.x < detector.x_edges[-1])
             & (deposits.y >= detector.y_edges[0]) & (deposits.y < detector.y_edges[-1]))
     return Deposits(*(getattr(deposits, k)[keep] for k in ("event", "layer", "x", "y", "energy"))), truth

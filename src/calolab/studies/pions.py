@@ -150,12 +150,12 @@ def run_pion_study(out_dir: str | Path, config: PionStudyConfig = PionStudyConfi
 
             scored["cnn"] = reg.fit_cnn(config, cnn_label(config), features if config.features else None, fit_set,
                                         cal_set, test, edges, common, out / "cnn", seeds[5], echo, progress)
-    bounds = {}
+    references = {}
     if config.em_fraction_bound:
-        for key, truth in BOUNDS.items():
-            bounds[key] = _truth_reference(key, truth, fit_set, cal_set, test, edges, common, config.trees_max_iter,
+        for key, truth in TRUTH_REFERENCES.items():
+            references[key] = _truth_reference(key, truth, fit_set, cal_set, test, edges, common, config.trees_max_iter,
                                            config.threads, seeds[4])
-    metrics = _metrics(config, scored, bounds, test, edges, seeds[3], len(fit_set), len(cal_set))
+    metrics = _metrics(config, scored, references, test, edges, seeds[3], len(fit_set), len(cal_set))
     metrics["seconds"] = time.perf_counter() - started
     write_json(out / "metrics.json", metrics)
     (out / "table.md").write_text(_table(config, metrics, scored))
@@ -169,8 +169,8 @@ def run_pion_study(out_dir: str | Path, config: PionStudyConfig = PionStudyConfi
 
 
 # truth references: metrics key -> (label, simulator truth fitted with the sum)
-BOUNDS = {"em_fraction_bound": ("sum + true f_em", ("em_fraction",)),
-          "compensation_bound": ("sum + true f_em and nuclear share", ("em_fraction", "nuclear_share"))}
+TRUTH_REFERENCES = {"em_fraction_bound": ("sum + true f_em", ("em_fraction",)),
+                    "compensation_bound": ("sum + true f_em and nuclear share", ("em_fraction", "nuclear_share"))}
 
 
 def _truth_reference(key, truth, fit_set, cal_set, test, edges, common, max_iter, threads, seed):
@@ -196,7 +196,7 @@ def _truth_reference(key, truth, fit_set, cal_set, test, edges, common, max_iter
                          time.perf_counter() - start, **common)
 
 
-def _metrics(config, scored, bounds, test, edges, seed, n_fit, n_cal) -> dict[str, Any]:
+def _metrics(config, scored, references, test, edges, seed, n_fit, n_cal) -> dict[str, Any]:
     import numpy as np
 
     from calolab.studies import regression as reg
@@ -212,10 +212,11 @@ def _metrics(config, scored, bounds, test, edges, seed, n_fit, n_cal) -> dict[st
         "regressors": {name: s.to_dict() for name, s in scored.items()}, "goals": None}
     lo, hi = (g * 1e3 for g in config.goal_range_gev)
     goal_edges = np.unique(np.concatenate([[lo], edges[(edges > lo) & (edges < hi)], [hi]]))
-    for key, bound in bounds.items() if "sum" in scored else ():
-        ratio = reg.paired_ratio(test.incident_energy, bound.test_pred, scored["sum"].test_pred, goal_edges,
-                                 config.n_boot, seed)
-        metrics[key] = {**bound.to_dict(), "vs_sum": ratio, **reg.improvement(ratio)}
+    if "sum" in scored:
+        for key, reference in references.items():
+            ratio = reg.paired_ratio(test.incident_energy, reference.test_pred, scored["sum"].test_pred, goal_edges,
+                                     config.n_boot, seed)
+            metrics[key] = {**reference.to_dict(), "vs_sum": ratio, **reg.improvement(ratio)}
     vs_sum: dict[str, dict[str, Any]] = {}  # every regressor against the sum on the same events, goal range
     if "sum" in scored:
         for name, s in scored.items():
@@ -250,7 +251,7 @@ def _metrics(config, scored, bounds, test, edges, seed, n_fit, n_cal) -> dict[st
 
 def _summary(metrics: dict[str, Any]) -> list[str]:
     lines = [f"{s['label']:60s} {s['fit_label'] or 'no fit'}" for s in metrics["regressors"].values()]
-    for key, (label, _) in BOUNDS.items():
+    for key, (label, _) in TRUTH_REFERENCES.items():
         if key in metrics:
             b = metrics[key]
             lines.append(f"{label} (simulator truth, not a regressor): {100 * b['improvement']:.1f} ± "
