@@ -15,7 +15,7 @@ from calolab.simulation.hadron import (
     pion_to_electron,
     simulate_hadrons,
 )
-from calolab.simulation.sampling import crossings_per_mev, visible_per_mev
+from calolab.simulation.sampling import mean_crossing_signal, visible_per_mev
 from calolab.validation import gaussian_core
 
 
@@ -173,8 +173,8 @@ def test_proton_hits_carry_their_share_of_the_signal_as_dense_hits():
                         np.random.default_rng(5))
     expected = e_vis * visible_per_mev(det)[10]
     assert hits.energy.sum() / n == pytest.approx(expected, rel=0.03)
-    crossing = expected / (e_vis * crossings_per_mev(det)[10])  # mean MIP-crossing signal
-    assert hits.energy.mean() / crossing == pytest.approx(float(mean_proton_signal(det)[10]), rel=0.03)
+    hit = hits.energy.mean() / mean_crossing_signal(det)[10]  # in mean MIP-crossing signals
+    assert hit == pytest.approx(float(mean_proton_signal(det)[10]), rel=0.03)
     assert np.mean(hits.energy > 3 * det.mip_mpv[10]) > 0.5  # a stopping proton ionises densely
 
 

@@ -49,10 +49,9 @@ from calolab.geometry.materials import ELECTRON_MASS
 from calolab.simulation.deposits import Deposits
 from calolab.simulation.em import MAX_SPOTS, em_showers
 from calolab.simulation.sampling import (
-    MEAN_INVERSE_COS,
     crossing_signal,
     crossings_per_mev,
-    mean_landau_loss,
+    mean_crossing_signal,
     mip_signal,
     visible_per_mev,
 )
@@ -412,11 +411,6 @@ def _mean_proton_dedx(z: float, crossing: float) -> float:
     return float(_proton_dedx(_proton_kinetic(v, u), z, crossing).mean())
 
 
-def _crossing_mev(detector: Detector) -> np.ndarray:
-    """Mean visible MeV of one shower-track crossing of each active layer, (layers,)."""
-    return mean_landau_loss(detector.mip_mpv, detector.landau_xi) * MEAN_INVERSE_COS
-
-
 def mean_proton_signal(detector: Detector) -> np.ndarray:
     """Mean signal of one proton hit in each active layer, in mean MIP-crossing signals, (layers,).
 
@@ -425,7 +419,7 @@ def mean_proton_signal(detector: Detector) -> np.ndarray:
     5.6
     """
     return np.array([_mean_proton_dedx(float(la.active_material.z), float(c))
-                     for la, c in zip(detector.layers, _crossing_mev(detector), strict=True)])
+                     for la, c in zip(detector.layers, mean_crossing_signal(detector), strict=True)])
 
 
 def _proton_hits(detector: Detector, event: np.ndarray, e_vis: np.ndarray, frac: np.ndarray, lam0: np.ndarray,
@@ -440,7 +434,7 @@ def _proton_hits(detector: Detector, event: np.ndarray, e_vis: np.ndarray, frac:
     if not np.any(e_vis > 0):
         return Deposits.empty()
     m, n_layers = len(e_vis), detector.n_layers
-    crossing = _crossing_mev(detector)
+    crossing = mean_crossing_signal(detector)
     hit_mev = mean_proton_signal(detector) * crossing
     counts = rng.poisson(e_vis[:, None] * frac * (visible_per_mev(detector) / hit_mev)[None, :])
     owner = np.repeat(np.repeat(np.arange(m), n_layers), counts.ravel())

@@ -65,10 +65,15 @@ def mip_signal(detector: Detector, layer: np.ndarray, path_factor: np.ndarray | 
     return landau_loss(rng, detector.mip_mpv[layer], detector.landau_xi[layer]) * path_factor
 
 
+def mean_crossing_signal(detector: Detector) -> np.ndarray:
+    """Mean visible MeV of one shower-track crossing of each active layer (:func:`crossing_signal`), (layers,)."""
+    return mean_landau_loss(detector.mip_mpv, detector.landau_xi) * MEAN_INVERSE_COS
+
+
 def visible_per_mev(detector: Detector) -> np.ndarray:
     """Mean visible MeV in each active layer per MeV of electromagnetic shower energy in that layer.
 
     Crossings per MeV times the mean crossing signal, a Landau loss over ``d / cos theta``
     (:data:`MEAN_INVERSE_COS`).
     """
-    return crossings_per_mev(detector) * mean_landau_loss(detector.mip_mpv, detector.landau_xi) * MEAN_INVERSE_COS
+    return crossings_per_mev(detector) * mean_crossing_signal(detector)

@@ -19,8 +19,8 @@ study also fits the calibrated sum together with the simulator's truth of each s
 its electromagnetic fraction (``em_fraction_bound``), and that fraction with the nuclear
 share of the non-EM energy (``compensation_bound``), the resolution that perfect
 compensation of both invisible-energy fluctuations would reach (sampling fluctuations
-and leakage stay). In silicon the nuclear share shows only through the proton hits, so
-a reconstruction can beat the first reference but not the second.
+and leakage stay). In silicon the nuclear share shows in the cells through the proton
+hits, so a reconstruction can beat the first reference.
 
 Module-level imports are stdlib and click only, so that ``calolab --help`` stays fast.
 """
