@@ -172,3 +172,22 @@ def test_box_sum_dense_and_sparse_paths_agree(pions, monkeypatch, layers):
     cube = ndimage.convolve(pions[:7].dense().astype(np.float64), np.ones((1, 2 * layers + 1, 3, 3)),
                             mode="constant")
     assert np.allclose(sparse, cube.reshape(-1)[grid.key], rtol=1e-5)
+
+
+def test_box_sums_of_several_boxes_equal_convolutions(pions, monkeypatch):
+    """One pass of look-ups, over groups of events, gives each box's sum of each quantity (as a convolution)."""
+    from calolab.reconstruction import hits
+
+    showers = pions[:7]
+    monkeypatch.setattr(hits, "LOOKUP_CELLS", 3 * showers.detector.n_cells)  # groups of 3, 3 and 1 events
+    grid = hits.HitGrid(showers)
+    boxes = [(0, 1), (1, 1), (0, 2)]
+    sums = grid.box_sums(np.column_stack([grid.energy, np.ones(len(grid))]), boxes)
+    assert sums.shape == (3, len(grid), 2)
+    dense = showers.dense().astype(np.float64)
+    for (layers, cells), got in zip(boxes, sums, strict=True):
+        kernel = np.ones((1, 2 * layers + 1, 2 * cells + 1, 2 * cells + 1))
+        for column, grid_values in enumerate((dense, (dense > 0).astype(np.float64))):
+            expected = ndimage.convolve(grid_values, kernel, mode="constant").reshape(-1)[grid.key]
+            assert np.allclose(got[:, column], expected, rtol=1e-5)
+    assert np.array_equal(sums[1, :, 0], grid.box_sum(grid.energy, layers=1, cells=1))

@@ -17,7 +17,7 @@ torch = pytest.importorskip("torch")
 
 from calolab.ml.commands import predict as predict_command  # noqa: E402
 from calolab.ml.commands import train as train_command  # noqa: E402
-from calolab.ml.data import ShowerBatches, pooled_shape  # noqa: E402
+from calolab.ml.data import ShowerBatches, hit_inputs, pooled_shape  # noqa: E402
 from calolab.ml.ensemble import CNNEnsemble, train_ensemble  # noqa: E402
 from calolab.ml.losses import BinnedHuberMFSE, make_loss, mfse, mse  # noqa: E402
 from calolab.ml.model import EnergyCNN, RegressorConfig  # noqa: E402
@@ -111,6 +111,35 @@ def test_shuffling_is_seeded_complete_and_same_from_a_file(events, tmp_path):
     assert all(torch.equal(a.x, b.x) for a, b in zip(ds, from_file, strict=True))
 
 
+def test_batches_carry_their_hits_for_hit_classes(events, tmp_path):
+    """The hits of a batch rebuild its pooled grid, with their neighbourhoods; in memory and from a file alike."""
+    kwargs = {"batch_size": 16, "pool": (2, 3, 4), "shuffle": True, "seed": 2, "shuffle_buffer": 40,
+              "chunk_events": 30, "hit_inputs": True}
+    ds = ShowerBatches(events, **kwargs)
+    inputs = hit_inputs(events)
+    first = list(ds)
+    for batch in first:
+        rebuilt = torch.zeros(batch.x.numel()).index_add_(0, batch.hits.voxel, batch.hits.mips)
+        assert torch.allclose(rebuilt, batch.x.reshape(-1), rtol=1e-6)
+        sub = events[batch.index]
+        expected = np.concatenate([inputs[events.offsets[i]:events.offsets[i + 1]] for i in batch.index])
+        np.testing.assert_array_equal(batch.hits.inputs.numpy(), expected)
+        assert len(batch.hits.mips) == sub.n_hits
+    assert all(torch.equal(a.hits.inputs, b.hits.inputs) for a, b in zip(first, ds, strict=True))  # kept, same
+    from_file = ShowerBatches(write_showers(events, tmp_path / "toy.h5"), **kwargs)
+    assert all(torch.equal(a.hits.voxel, b.hits.voxel) and torch.equal(a.hits.inputs, b.hits.inputs)
+               for a, b in zip(first, from_file, strict=True))
+
+
+def test_hit_inputs_follow_the_hits_in_any_order(events):
+    sub = events[:5]
+    order = np.concatenate([sub.offsets[i] + np.random.default_rng(i).permutation(np.diff(sub.offsets)[i])
+                            for i in range(len(sub))])
+    shuffled = Showers(sub.detector, sub.offsets, sub.cell[order], sub.energy[order], particle=sub.particle,
+                       incident_energy=sub.incident_energy)
+    np.testing.assert_array_equal(hit_inputs(shuffled), hit_inputs(sub)[order])
+
+
 # ------------------------------------------------------------------ losses
 def test_huber_mfse_matches_a_hand_computation():
     loss = BinnedHuberMFSE(torch.tensor([0.0, 10.0, 100.0]), percentile=0.68, momentum=0.1)
@@ -159,6 +188,43 @@ def test_model_overfits_a_tiny_dataset(detector):
         losses.append(float(loss.detach()))
     assert losses[0] > 20  # the calibrated sum alone: the response varies by 40% with depth
     assert min(losses[-10:]) < losses[0] / 10
+
+
+def isolated_or_clustered(det: Detector, n: int, seed: int) -> Showers:
+    """100 MIPs per event, a share p in isolated cells and the rest in a 3x3 cluster; E_true = (1 + p) E_sum."""
+    rng = np.random.default_rng(seed)
+    share = rng.uniform(0.0, 0.8, n)
+    dense = np.zeros((n, *det.shape), np.float32)
+    dense[:, 3, 3:6, 3:6] = (100.0 * (1 - share) / 9)[:, None, None]
+    for layer, x, y in ((0, 0, 0), (0, 7, 8), (6, 0, 8), (6, 7, 0)):  # far from each other and from the cluster
+        dense[:, layer, x, y] = 100.0 * share / 4
+    dense *= det.mip_mpv[None, :, None, None].astype(np.float32)
+    energy = weighted_sum(Showers.from_dense(det, dense, particle=211, incident_energy=np.ones(n))) * (1 + share)
+    return Showers.from_dense(det, dense, particle=211, incident_energy=energy)
+
+
+def test_learned_hit_classes_see_what_pooling_hides(detector):
+    """Pooled into one voxel, isolated and clustered energy look alike; the hit classes tell them apart."""
+    train_set, test_set = isolated_or_clustered(detector, 64, 1), isolated_or_clustered(detector, 64, 2)
+    pool = detector.shape  # the whole event in one voxel
+    errors = {}
+    for classes in (0, 2):
+        torch.manual_seed(0)
+        model = EnergyCNN(RegressorConfig(pool=pool, channels=(4,), hidden=(16,), hit_classes=classes))
+        (batch,) = list(ShowerBatches(train_set, batch_size=64, pool=pool, hit_inputs=classes > 0))
+        model.fit_scaling(batch.esum.double().numpy(), batch.target.double().numpy())
+        optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
+        for _ in range(300):
+            optimiser.zero_grad()
+            mfse(model(batch.x, batch.esum, hits=batch.hits), batch.target).backward()
+            optimiser.step()
+        (test,) = list(ShowerBatches(test_set, batch_size=64, pool=pool, hit_inputs=classes > 0))
+        with torch.inference_mode():
+            errors[classes] = float(torch.std(model(test.x, test.esum, hits=test.hits) / test.target - 1))
+    assert errors[0] > 0.12  # the spread of (1 + p) / <1 + p>: the sum alone cannot know p
+    assert errors[2] < 0.03
+    with pytest.raises(CalolabError, match="hit classes"):
+        model(test.x, test.esum)
 
 
 # ------------------------------------------------------------------ training

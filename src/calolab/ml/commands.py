@@ -37,6 +37,8 @@ def _ints(text: str, option: str) -> tuple[int, ...]:
               help="Feed calolab.reconstruction.features high-level features to the network body.")
 @click.option("--pool", default="3,5,5", show_default=True, help="Cells summed per voxel: LAYER,X,Y.")
 @click.option("--channels", default="8,16,32", show_default=True, help="Channels of the residual blocks.")
+@click.option("--hit-classes", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Learned hit classes, each an extra energy channel built from the hits at the native cell size.")
 @click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=3e-3, show_default=True,
@@ -50,14 +52,14 @@ def _ints(text: str, option: str) -> tuple[int, ...]:
 @click.option("--patience", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("-s", "--seed", type=int, default=0, show_default=True)
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def train(data, out_dir, features, pool, channels, epochs, batch_size, lr, k, loss, validation_fraction, patience,
-          seed, progress) -> None:
+def train(data, out_dir, features, pool, channels, hit_classes, epochs, batch_size, lr, k, loss, validation_fraction,
+          patience, seed, progress) -> None:
     """Train a CNN (or an ensemble) to regress the incident energy of the showers in DATA (.h5)."""
     from calolab.ml.ensemble import source_features, train_ensemble
     from calolab.ml.model import RegressorConfig
     from calolab.ml.train import TrainConfig
 
-    model_config = RegressorConfig(pool=_triple(pool), channels=_ints(channels, "--channels"))
+    model_config = RegressorConfig(pool=_triple(pool), channels=_ints(channels, "--channels"), hit_classes=hit_classes)
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr_max=lr, loss=loss,
                          validation_fraction=validation_fraction, patience=patience, seed=seed, split_seed=seed)
     values, names = source_features(data) if features else (None, None)

@@ -12,7 +12,10 @@ the sparse arrays:
   axis holds the leftover cells).
 
 Only then is a batch densified, by a scatter-add into a torch tensor ``(B, 1, Z, QX, QY)``:
-the dataset is never dense as a whole. Per event the batch carries the sampling-weighted
+the dataset is never dense as a whole. For a model with learned hit classes
+(:class:`~calolab.ml.model.EnergyCNN`, ``hit_classes > 0``) the batch also carries its hits
+themselves, at the native cell size: each hit's energy, its voxel, and what surrounds it
+(:func:`hit_inputs`). Per event the batch carries the sampling-weighted
 energy sum (:func:`calolab.reconstruction.sums.weighted_sum`, in GeV), the caller's
 high-level features (raw: the model standardises them), the target (incident energy in
 GeV) and the event's number in the source.
@@ -30,6 +33,8 @@ stays for the next chunk). With a buffer as large as the data this is a full shu
 >>> batch = next(iter(ShowerBatches(s, batch_size=4, pool=(3, 5, 5))))
 >>> tuple(batch.x.shape), batch.target.tolist(), batch.index.tolist()
 ((3, 1, 25, 10, 10), [10.0, 20.0, 50.0], [0, 1, 2])
+>>> batch.hits is None  # hits travel only when asked for (hit_inputs=True)
+True
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from torch.utils.data import IterableDataset
 from calolab.errors import CalolabError
 from calolab.geometry import Detector
 from calolab.io import iter_showers
+from calolab.reconstruction.hits import HitGrid
 from calolab.reconstruction.sums import layer_weights
 from calolab.showers import Showers
 
@@ -70,6 +76,47 @@ def pool_cells(cell: np.ndarray, shape: tuple[int, int, int], pool: tuple[int, i
     return ((layer // pool[0]) * qx + ix // pool[1]) * qy + iy // pool[2]
 
 
+# What :func:`hit_inputs` gives for each hit (energies in MIPs of the hit's layer).
+HIT_INPUTS = ("log1p(E)", "log1p(rest of the 3x3 cells of its layer)", "log1p(3x3 cells of the adjacent layers)",
+              "log1p(ring of 5x5 minus 3x3 cells of its layer)", "log(hits in its 3x3x3 cube)")
+
+
+def hit_inputs(showers: Showers) -> np.ndarray:
+    """Each hit and its neighbourhood at the native cell size, float32 (n_hits, 5), in the hits' order.
+
+    The columns are :data:`HIT_INPUTS`: what tells a hit in the dense core of a pi0
+    sub-shower (energetic neighbours in its layer and the next ones) from an isolated
+    spallation-proton hit (several MIPs, no neighbours) or a MIP-like track.
+
+    >>> from calolab.geometry import load_detector
+    >>> det = load_detector("cusi")
+    >>> dense = np.zeros((1, *det.shape), np.float32)
+    >>> dense[0, 10, 20, 20] = 10 * det.mip_mpv[10]; dense[0, 11, 21, 20] = 2 * det.mip_mpv[11]
+    >>> np.exp(hit_inputs(Showers.from_dense(det, dense, particle=211, incident_energy=[1e4]))).round(2).tolist()
+    [[11.0, 1.0, 3.0, 1.0, 2.0], [3.0, 1.0, 11.0, 1.0, 2.0]]
+    """
+    det = showers.detector
+    grid = HitGrid(showers)
+    mips = grid.energy / det.mip_mpv[grid.layer]
+    values = np.column_stack([mips, np.ones_like(mips)])
+    in_layer, cube, wide = grid.box_sums(values, [(0, 1), (1, 1), (0, 2)])  # (n, 2) each: MIPs, hits
+    out = np.column_stack([np.log1p(mips), np.log1p(in_layer[:, 0] - mips), np.log1p(cube[:, 0] - in_layer[:, 0]),
+                           np.log1p(wide[:, 0] - in_layer[:, 0]), np.log(cube[:, 1])]).astype(np.float32)
+    key = showers.event_index * det.n_cells + showers.cell.astype(np.int64)
+    if len(key) > 1 and not np.all(np.diff(key) > 0):  # HitGrid sorted the hits by (event, cell): undo it
+        out[np.argsort(key, kind="stable")] = out.copy()
+    return out
+
+
+@dataclass
+class HitBatch:
+    """The hits of a batch at the native cell size, for learned hit classes."""
+
+    voxel: torch.Tensor  # (h,) int64: flat index into the batch's (B, Z, X, Y) grid
+    mips: torch.Tensor  # (h,) float32: energy, MIPs
+    inputs: torch.Tensor  # (h, len(HIT_INPUTS)) float32: hit_inputs
+
+
 @dataclass
 class Batch:
     """One batch of ``B`` events for :class:`~calolab.ml.model.EnergyCNN`."""
@@ -79,6 +126,7 @@ class Batch:
     features: torch.Tensor | None  # (B, F) float32, raw
     target: torch.Tensor  # (B,) float32: incident energy, GeV
     index: np.ndarray  # (B,) int64: event number in the source
+    hits: HitBatch | None = None
 
     def __len__(self) -> int:
         return len(self.index)
@@ -95,6 +143,7 @@ class _Events:
     target: np.ndarray  # (n,) float64, GeV
     esum: np.ndarray  # (n,) float64, GeV
     features: np.ndarray | None  # (n, F) float32
+    inputs: np.ndarray | None = None  # (hits, len(HIT_INPUTS)) float32
 
     def __len__(self) -> int:
         return len(self.index)
@@ -103,14 +152,18 @@ class _Events:
         counts = np.diff(self.offsets)[idx]
         hit = np.repeat(self.offsets[idx] - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
         return _Events(np.concatenate([[0], np.cumsum(counts)]), self.cell[hit], self.mips[hit], self.index[idx],
-                       self.target[idx], self.esum[idx], None if self.features is None else self.features[idx])
+                       self.target[idx], self.esum[idx], None if self.features is None else self.features[idx],
+                       None if self.inputs is None else self.inputs[hit])
 
     @staticmethod
     def concat(a: _Events, b: _Events) -> _Events:
+        def join(x, y):
+            return None if x is None else np.concatenate([x, y])
+
         return _Events(np.concatenate([a.offsets, b.offsets[1:] + a.offsets[-1]]), np.concatenate([a.cell, b.cell]),
                        np.concatenate([a.mips, b.mips]), np.concatenate([a.index, b.index]),
                        np.concatenate([a.target, b.target]), np.concatenate([a.esum, b.esum]),
-                       None if a.features is None else np.concatenate([a.features, b.features]))
+                       join(a.features, b.features), join(a.inputs, b.inputs))
 
 
 def weighted_sums_gev(showers: Showers) -> np.ndarray:
@@ -148,6 +201,10 @@ class ShowerBatches(IterableDataset):
         Events read from a file at a time.
     detector
         For CaloChallenge files that carry no geometry.
+    hit_inputs
+        Also carry each batch's hits at the native cell size (:class:`HitBatch`), for a
+        model with learned hit classes. The events of an in-memory source are then
+        converted once and kept; a file's are converted on every pass.
 
     Iterate it directly, or through a ``DataLoader`` with ``batch_size=None`` and no worker
     processes (each worker would yield every batch).
@@ -156,7 +213,7 @@ class ShowerBatches(IterableDataset):
     def __init__(self, source: Source, batch_size: int = 64, pool: tuple[int, int, int] = (1, 1, 1),
                  features: np.ndarray | None = None, select: np.ndarray | None = None, shuffle: bool = False,
                  seed: int = 0, shuffle_buffer: int = 16384, chunk_events: int = 4096,
-                 detector: Detector | str | None = None):
+                 detector: Detector | str | None = None, hit_inputs: bool = False):
         super().__init__()
         if batch_size < 1 or shuffle_buffer < 1 or chunk_events < 1:
             raise CalolabError("batch_size, shuffle_buffer and chunk_events must be >= 1")
@@ -165,7 +222,9 @@ class ShowerBatches(IterableDataset):
         self.select = None if select is None else np.asarray(select, bool)
         self.shuffle, self.seed, self.shuffle_buffer = shuffle, int(seed), int(shuffle_buffer)
         self.chunk_events, self.detector = int(chunk_events), detector
+        self.hit_inputs = bool(hit_inputs)
         self.epoch = 0
+        self._converted: list[_Events] | None = None
 
     def set_epoch(self, epoch: int) -> None:
         """Seed the next pass's shuffle with ``(seed, epoch)``."""
@@ -192,6 +251,17 @@ class ShowerBatches(IterableDataset):
                 yield self._batch(buffer.take(order[start : start + self.batch_size]))
 
     def _events(self) -> Iterator[_Events]:
+        if self._converted is not None:
+            yield from self._converted
+            return
+        keep = [] if self.hit_inputs and isinstance(self.source, Showers) else None
+        for events in self._convert_source():
+            if keep is not None:
+                keep.append(events)
+            yield events
+        self._converted = keep
+
+    def _convert_source(self) -> Iterator[_Events]:
         start = 0
         for chunk in source_chunks(self.source, self.chunk_events, self.detector):
             stop = start + len(chunk)
@@ -210,7 +280,8 @@ class ShowerBatches(IterableDataset):
         mips = (showers.energy / det.mip_mpv[layer]).astype(np.float32)
         features = None if self.features is None else self.features[index]
         return _Events(showers.offsets, pool_cells(showers.cell, det.shape, self.pool), mips, index.astype(np.int64),
-                       showers.incident_energy / 1e3, weighted_sums_gev(showers), features)
+                       showers.incident_energy / 1e3, weighted_sums_gev(showers), features,
+                       hit_inputs(showers) if self.hit_inputs else None)
 
     def _batch(self, events: _Events) -> Batch:
         grid = self._grid()
@@ -219,8 +290,12 @@ class ShowerBatches(IterableDataset):
         x = torch.zeros(len(events) * n_cells)
         x.index_add_(0, torch.from_numpy(local * n_cells + events.cell), torch.from_numpy(events.mips))
         feats = None if events.features is None else torch.from_numpy(events.features)
+        hits = None
+        if events.inputs is not None:
+            hits = HitBatch(torch.from_numpy(local * n_cells + events.cell), torch.from_numpy(events.mips),
+                            torch.from_numpy(events.inputs))
         return Batch(x.view(len(events), 1, *grid), torch.from_numpy(events.esum.astype(np.float32)), feats,
-                     torch.from_numpy(events.target.astype(np.float32)), events.index)
+                     torch.from_numpy(events.target.astype(np.float32)), events.index, hits)
 
     def _grid(self) -> tuple[int, int, int]:
         if not hasattr(self, "_grid_shape"):

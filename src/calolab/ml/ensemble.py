@@ -99,8 +99,8 @@ class CNNEnsemble:
         weights = np.asarray(weights, np.float64)
         if not models or len(weights) != len(models) or np.any(weights < 0) or not weights.sum() > 0:
             raise CalolabError("an ensemble needs at least one model and one non-negative weight per model")
-        if len({(m.config.pool, m.config.n_features) for m in models}) != 1:
-            raise CalolabError("the models of an ensemble must share their pooling and features")
+        if len({(m.config.pool, m.config.n_features, m.config.hit_classes > 0) for m in models}) != 1:
+            raise CalolabError("the models of an ensemble must share their pooling, features and use of hit classes")
         self.models, self.weights, self.info = [m.eval() for m in models], weights / weights.sum(), info
         self.batch_size = int(batch_size)
 
@@ -154,10 +154,11 @@ class CNNEnsemble:
             raise CalolabError(f"features must have shape ({len(showers)}, {self.n_features}), "
                                f"got {np.shape(features)}")
         batches = ShowerBatches(showers, self.batch_size, self.models[0].config.pool,
-                                features if self.n_features else None)
+                                features if self.n_features else None,
+                                hit_inputs=self.models[0].config.hit_classes > 0)
         out = np.empty((len(self.models), len(showers)))
         with torch.inference_mode():
             for batch in batches:
                 for k, model in enumerate(self.models):
-                    out[k, batch.index] = model(batch.x, batch.esum, batch.features).double().numpy()
+                    out[k, batch.index] = model(batch.x, batch.esum, batch.features, batch.hits).double().numpy()
         return out

@@ -3,10 +3,18 @@
 The input is the event on a (pooled) grid, energy per cell in MIPs, ``(B, 1, Z, X, Y)``
 with ``(Z, X, Y)`` the pooled ``(layer, x, y)`` axes (see :mod:`calolab.ml.data`).
 
+* Learned hit classes (optional, ``hit_classes > 0``): pooling would mix the dense cores
+  of pi0 sub-showers with the isolated dense hits of spallation protons and the MIP-like
+  tracks around them, which software compensation has to tell apart. So before pooling,
+  each hit and its neighbourhood at the native cell size (:func:`~calolab.ml.data.hit_inputs`)
+  go through a small per-hit network to ``hit_classes`` sigmoid gates; each gate times the
+  hit's energy is summed into the voxels as one more energy channel (a soft classification
+  of the energy, learned end to end). With 4 classes the first block sees 5 energy channels.
 * Convolutional head (paper 003): one residual block per entry of ``channels``. Before every
   block, the raw energy of the grid, sum-pooled alongside the learned channels, is
   transformed (``log1p(E / scale)`` or ``E / scale``) and concatenated back, so the energy
-  is a running channel that every block sees at its own resolution. Between blocks the
+  is a running channel that every block sees at its own resolution (with the hit classes,
+  every energy channel runs alongside). Between blocks the
   grid is halved (average pooling of the learned channels, sum pooling of the energy).
 * Global average pooling of the last block (and of the energy channel) -> ``(B, C + 1)``.
 * Body (papers 002 and 003): the log of the total sampling-weighted energy sum (paper 002
@@ -40,8 +48,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from calolab.errors import CalolabError
+from calolab.ml.data import HIT_INPUTS, HitBatch
 
 TRANSFORMS = ("log1p", "linear")
+HIT_HIDDEN = 16  # width of the per-hit network of the learned hit classes
 
 
 @dataclass(frozen=True)
@@ -65,6 +75,8 @@ class RegressorConfig:
         ``"log1p"``: the network sees ``log1p(E / scale)``; ``"linear"``: ``E / scale``.
     scale
         Energy scale of the transform, in MIPs (energy of a cell / MIP most probable value).
+    hit_classes
+        Learned hit classes, each an extra energy channel (0: none, the input is the pooled energy only).
     """
 
     pool: tuple[int, int, int] = (3, 5, 5)
@@ -74,6 +86,7 @@ class RegressorConfig:
     dropout: float = 0.0
     transform: str = "log1p"
     scale: float = 1.0
+    hit_classes: int = 0
 
     def __post_init__(self) -> None:
         for name in ("pool", "channels", "hidden"):
@@ -83,8 +96,8 @@ class RegressorConfig:
         if not self.channels or min(self.channels) < 1 or min(self.hidden, default=1) < 1:
             raise CalolabError(f"channels (>= 1 block) and hidden sizes must be positive, got {self.channels}, "
                                f"{self.hidden}")
-        if self.n_features < 0 or not 0 <= self.dropout < 1 or not self.scale > 0:
-            raise CalolabError("n_features must be >= 0, dropout in [0, 1) and scale > 0 MIPs")
+        if self.n_features < 0 or self.hit_classes < 0 or not 0 <= self.dropout < 1 or not self.scale > 0:
+            raise CalolabError("n_features and hit_classes must be >= 0, dropout in [0, 1) and scale > 0 MIPs")
         if self.transform not in TRANSFORMS:
             raise CalolabError(f"unknown input transform {self.transform!r}: expected one of {', '.join(TRANSFORMS)}")
 
@@ -129,9 +142,13 @@ class EnergyCNN(nn.Module):
     def __init__(self, config: RegressorConfig):
         super().__init__()
         self.config = config
-        c_in = [1] + [c + 1 for c in config.channels[:-1]]  # + 1: the running energy channel
+        n_energy = 1 + config.hit_classes  # running energy channels: all energy, and each learned class
+        if config.hit_classes:
+            self.hit_net = nn.Sequential(nn.Linear(len(HIT_INPUTS), HIT_HIDDEN), nn.ReLU(),
+                                         nn.Linear(HIT_HIDDEN, config.hit_classes))
+        c_in = [n_energy] + [c + n_energy for c in config.channels[:-1]]
         self.blocks = nn.ModuleList(ResidualBlock(a, b) for a, b in zip(c_in, config.channels, strict=True))
-        sizes = [config.channels[-1] + 1 + 1 + config.n_features, *config.hidden]
+        sizes = [config.channels[-1] + n_energy + 1 + config.n_features, *config.hidden]
         layers: list[nn.Module] = []
         for a, b in zip(sizes[:-1], sizes[1:], strict=True):
             layers += [nn.Linear(a, b), nn.ReLU()] + ([nn.Dropout(config.dropout)] if config.dropout else [])
@@ -169,9 +186,24 @@ class EnergyCNN(nn.Module):
         e = e / self.config.scale
         return torch.log1p(e) if self.config.transform == "log1p" else e
 
-    def forward(self, x: torch.Tensor, esum: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
-        """Energies in GeV (B,) of events ``x`` (B, 1, Z, X, Y) in MIPs, sums ``esum`` (B,) in GeV."""
-        e, h = x, None  # e: running energy channel (B, 1, Z, X, Y), MIPs
+    def hit_channels(self, x: torch.Tensor, hits: HitBatch | None) -> torch.Tensor:
+        """The energy per learned hit class, (B, hit_classes, Z, X, Y) in MIPs, from the batch's ``hits``."""
+        if hits is None:
+            raise CalolabError(f"this model has {self.config.hit_classes} learned hit classes: its batches must "
+                               "carry their hits (ShowerBatches(..., hit_inputs=True))")
+        gated = torch.sigmoid(self.hit_net(hits.inputs)) * hits.mips.unsqueeze(1)  # (h, classes)
+        b, _, *grid = x.shape
+        voxels = torch.zeros(x.numel() // x.shape[1], self.config.hit_classes, dtype=x.dtype)
+        voxels = voxels.index_add(0, hits.voxel, gated.to(x.dtype))
+        return voxels.view(b, *grid, -1).permute(0, 4, 1, 2, 3)
+
+    def forward(self, x: torch.Tensor, esum: torch.Tensor, features: torch.Tensor | None = None,
+                hits: HitBatch | None = None) -> torch.Tensor:
+        """Energies in GeV (B,) of events ``x`` (B, 1, Z, X, Y) in MIPs, sums ``esum`` (B,) in GeV; ``hits``
+        (:class:`~calolab.ml.data.HitBatch`) for learned hit classes."""
+        if self.config.hit_classes:
+            x = torch.cat([x, self.hit_channels(x, hits)], dim=1)
+        e, h = x, None  # e: running energy channels (B, 1 + hit_classes, Z, X, Y), MIPs
         for block in self.blocks:
             inp = self.transform(e) if h is None else torch.cat([h, self.transform(e)], dim=1)  # (B, C + 1, ...)
             h = block(inp)  # (B, C_i, Z/2, X/2, Y/2)

@@ -151,7 +151,7 @@ def train(source: Source, run_dir: str | Path, model_config: RegressorConfig | N
 
     def batches(select: np.ndarray, shuffle: bool) -> ShowerBatches:
         return ShowerBatches(source, config.batch_size, model_config.pool, features, select, shuffle, config.seed,
-                             config.shuffle_buffer, config.chunk_events)
+                             config.shuffle_buffer, config.chunk_events, hit_inputs=model_config.hit_classes > 0)
 
     train_ds, val_ds = batches(~val, True), batches(val, False)
     steps_per_epoch = train_ds.n_batches(int((~val).sum()))
@@ -202,7 +202,7 @@ def _epoch(model, loss_fn, optimiser, scheduler, train_ds, val_ds, rng, epoch) -
     start, total, n = time.perf_counter(), 0.0, 0
     for batch in train_ds:
         optimiser.zero_grad(set_to_none=True)
-        loss = loss_fn(model(batch.x, batch.esum, batch.features), batch.target)
+        loss = loss_fn(model(batch.x, batch.esum, batch.features, batch.hits), batch.target)
         loss.backward()
         optimiser.step()
         scheduler.step()
@@ -224,7 +224,7 @@ def predict_batches(model: EnergyCNN, batches: ShowerBatches) -> tuple[np.ndarra
     pred, target = [], []
     with torch.inference_mode():
         for batch in batches:
-            pred.append(model(batch.x, batch.esum, batch.features).double().numpy())
+            pred.append(model(batch.x, batch.esum, batch.features, batch.hits).double().numpy())
             target.append(batch.target.double().numpy())
     return np.concatenate(pred), np.concatenate(target)
 

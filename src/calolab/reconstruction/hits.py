@@ -25,6 +25,7 @@ from calolab.showers import Showers
 
 DENSE_BOX_RATIO = 0.15  # box sums go dense once hits x box cells exceeds 0.15 x events x cells (measured crossover)
 DENSE_BOX_CELLS = 1 << 22  # cells per dense chunk (32 MB of float64)
+LOOKUP_CELLS = 1 << 24  # cells of the hit-index table of box_sums (64 MB of int32), a whole number of events
 
 
 class HitGrid:
@@ -103,10 +104,40 @@ class HitGrid:
         n_offsets = (2 * layers + 1) * (2 * cells + 1) ** 2
         if len(self) * n_offsets > DENSE_BOX_RATIO * self.n_events * self.n_cells:
             return self._dense_box_sum(values, layers, cells)
-        total = np.zeros(len(self))
-        for dl, dx, dy in self.offsets(layers, cells):
-            j = self.neighbour(dl, dx, dy)
-            total += np.where(j >= 0, values[j], 0.0)
+        return self.box_sums(values, [(layers, cells)])[0]
+
+    def box_sums(self, values: np.ndarray, boxes: list[tuple[int, int]]) -> np.ndarray:
+        """Sums of ``values`` over several boxes ``(layers, cells)`` (as in :meth:`box_sum`) around each hit, in
+        one pass over their cells.
+
+        ``values`` is (n,) or (n, m) (m quantities per hit); returns float64 (len(boxes), n) or
+        (len(boxes), n, m). The hits of a group of events are entered in a table of hit numbers
+        indexed by cell (:data:`LOOKUP_CELLS` cells), so that each neighbour is one array look-up.
+        """
+        values = np.asarray(values, np.float64)
+        reach = (max(b[0] for b in boxes), max(b[1] for b in boxes))
+        total = np.zeros((len(boxes), *values.shape))
+        n_layers, nx, ny = self.shape
+        per_group = max(1, LOOKUP_CELLS // self.n_cells)
+        table = np.full(min(per_group, max(self.n_events, 1)) * self.n_cells, -1, np.int32)
+        bounds = np.searchsorted(self.event, np.arange(0, self.n_events + per_group, per_group))
+        for g, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+            if hi == lo:
+                continue
+            key = self.key[lo:hi] - g * per_group * self.n_cells
+            table[key] = np.arange(hi - lo)
+            padded = np.concatenate([values[lo:hi], np.zeros((1, *values.shape[1:]))])  # index -1: no hit
+            layer, ix, iy = self.layer[lo:hi], self.ix[lo:hi], self.iy[lo:hi]
+            for dl, dx, dy in self.offsets(*reach):
+                within = [b for b, (bl, bc) in enumerate(boxes) if abs(dl) <= bl and max(abs(dx), abs(dy)) <= bc]
+                if not within:
+                    continue
+                inside = ((layer + dl >= 0) & (layer + dl < n_layers) & (ix + dx >= 0) & (ix + dx < nx)
+                          & (iy + dy >= 0) & (iy + dy < ny))
+                found = padded[np.where(inside, table[np.where(inside, key + (dl * nx + dx) * ny + dy, 0)], -1)]
+                for b in within:
+                    total[b, lo:hi] += found
+            table[key] = -1
         return total
 
     def _dense_box_sum(self, values: np.ndarray, layers: int, cells: int) -> np.ndarray:

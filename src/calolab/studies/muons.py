@@ -101,6 +101,7 @@ class MuonStudyConfig:
     lr_max: float = 3e-3
     patience: int = 4
     pool: tuple[int, int, int] = (2, 4, 4)
+    hit_classes: int = 0
     channels: tuple[int, ...] = (8, 16, 32)
     hidden: tuple[int, ...] = (64, 32)
     features: bool = True

@@ -72,6 +72,7 @@ class PionStudyConfig:
     lr_max: float = 3e-3
     patience: int = 4
     pool: tuple[int, int, int] = (3, 5, 5)
+    hit_classes: int = 4
     channels: tuple[int, ...] = (8, 16, 32)
     hidden: tuple[int, ...] = (64, 32)
     features: bool = True
@@ -105,6 +106,8 @@ def with_overrides(config, **overrides: Any):
 def cnn_label(config) -> str:
     """What the CNN is, stated beside every CNN result."""
     pool = "x".join(str(p) for p in config.pool)
+    if config.hit_classes:
+        pool = f"{pool} with {config.hit_classes} learned hit classes"
     body = "high-level features in the body" if config.features else "no features"
     if config.features and config.feature_transform != "none":
         body = f"{config.feature_transform} {body}"
@@ -300,19 +303,22 @@ def _table(config, metrics, scored) -> str:
 @click.option("--epochs", type=click.IntRange(min=1), help="CNN training epochs [12].")
 @click.option("--ensemble", type=click.IntRange(min=1), help="CNNs in the ensemble [5].")
 @click.option("--pool", help="Cells summed per CNN input voxel: LAYER,X,Y [3,5,5].")
+@click.option("--hit-classes", type=click.IntRange(min=0), help="Learned hit classes of the CNN, 0 for none [4].")
 @click.option("--zero-suppression", "zs", default="0.6", show_default=True,
               help="Readout threshold in MeV applied to every event, or 'none'.")
 @click.option("--threads", type=click.IntRange(min=1), help="torch and tree threads [1].")
 @click.option("-s", "--seed", type=int, default=1, show_default=True)
 def study_pions(out_dir: Path, quick: bool, train_events: int | None, test_events: int | None, epochs: int | None,
-                ensemble: int | None, pool: str | None, zs: str, threads: int | None, seed: int) -> None:
+                ensemble: int | None, pool: str | None, hit_classes: int | None, zs: str, threads: int | None,
+                seed: int) -> None:
     """CNN ensemble vs trees vs calibrated sums on cusi pi+ (paper 002)."""
     from calolab.effects.config import parse_threshold
     from calolab.ml.commands import _triple
 
     config = PionStudyConfig.quick() if quick else PionStudyConfig()
     config = with_overrides(config, train_events=train_events, test_events=test_events, epochs=epochs,
-                            ensemble=ensemble, pool=_triple(pool) if pool else None, threads=threads, seed=seed)
+                            ensemble=ensemble, pool=_triple(pool) if pool else None, hit_classes=hit_classes,
+                            threads=threads, seed=seed)
     threshold = parse_threshold(zs)
     if threshold is not None and threshold < 0:
         raise CalolabError(f"--zero-suppression: expected a threshold >= 0 MeV or 'none', got {zs!r}")
