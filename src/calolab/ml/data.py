@@ -97,7 +97,7 @@ def hit_inputs(showers: Showers) -> np.ndarray:
     """
     det = showers.detector
     grid = HitGrid(showers)
-    mips = grid.energy / det.mip_mpv[grid.layer]
+    mips = (grid.energy / det.mip_mpv[grid.layer]).astype(np.float32)
     values = np.column_stack([mips, np.ones_like(mips)])
     in_layer, cube, wide = grid.box_sums(values, [(0, 1), (1, 1), (0, 2)])  # (n, 2) each: MIPs, hits
     out = np.column_stack([np.log1p(mips), np.log1p(in_layer[:, 0] - mips), np.log1p(cube[:, 0] - in_layer[:, 0]),
@@ -110,11 +110,21 @@ def hit_inputs(showers: Showers) -> np.ndarray:
 
 @dataclass
 class HitBatch:
-    """The hits of a batch at the native cell size, for learned hit classes."""
+    """The hits of a batch at the native cell size, for learned hit classes.
 
-    voxel: torch.Tensor  # (h,) int64: flat index into the batch's (B, Z, X, Y) grid
+    The voxel of hit ``i`` is ``occupied[slot[i]]``: the network sums each class into the
+    occupied voxels only and spreads those onto the grid.
+    """
+
+    occupied: torch.Tensor  # (u,) int64: the voxels holding hits, flat indices into the batch's (B, Z, X, Y) grid
+    slot: torch.Tensor  # (h,) int64: each hit's place in ``occupied``
     mips: torch.Tensor  # (h,) float32: energy, MIPs
     inputs: torch.Tensor  # (h, len(HIT_INPUTS)) float32: hit_inputs
+
+    @property
+    def voxel(self) -> torch.Tensor:
+        """Each hit's voxel, (h,) int64."""
+        return self.occupied[self.slot]
 
 
 @dataclass
@@ -292,8 +302,9 @@ class ShowerBatches(IterableDataset):
         feats = None if events.features is None else torch.from_numpy(events.features)
         hits = None
         if events.inputs is not None:
-            hits = HitBatch(torch.from_numpy(local * n_cells + events.cell), torch.from_numpy(events.mips),
-                            torch.from_numpy(events.inputs))
+            occupied, slot = np.unique(local * n_cells + events.cell, return_inverse=True)
+            hits = HitBatch(torch.from_numpy(occupied), torch.from_numpy(slot.reshape(-1)),
+                            torch.from_numpy(events.mips), torch.from_numpy(events.inputs))
         return Batch(x.view(len(events), 1, *grid), torch.from_numpy(events.esum.astype(np.float32)), feats,
                      torch.from_numpy(events.target.astype(np.float32)), events.index, hits)
 

@@ -9,12 +9,12 @@ with ``(Z, X, Y)`` the pooled ``(layer, x, y)`` axes (see :mod:`calolab.ml.data`
   each hit and its neighbourhood at the native cell size (:func:`~calolab.ml.data.hit_inputs`)
   go through a small per-hit network to ``hit_classes`` sigmoid gates; each gate times the
   hit's energy is summed into the voxels as one more energy channel (a soft classification
-  of the energy, learned end to end). With 4 classes the first block sees 5 energy channels.
+  of the energy, learned end to end). With 2 classes the first block sees 3 energy channels;
+  the blocks after it see the total energy only, as without classes.
 * Convolutional head (paper 003): one residual block per entry of ``channels``. Before every
   block, the raw energy of the grid, sum-pooled alongside the learned channels, is
   transformed (``log1p(E / scale)`` or ``E / scale``) and concatenated back, so the energy
-  is a running channel that every block sees at its own resolution (with the hit classes,
-  every energy channel runs alongside). Between blocks the
+  is a running channel that every block sees at its own resolution. Between blocks the
   grid is halved (average pooling of the learned channels, sum pooling of the energy).
 * Global average pooling of the last block (and of the energy channel) -> ``(B, C + 1)``.
 * Body (papers 002 and 003): the log of the total sampling-weighted energy sum (paper 002
@@ -142,13 +142,12 @@ class EnergyCNN(nn.Module):
     def __init__(self, config: RegressorConfig):
         super().__init__()
         self.config = config
-        n_energy = 1 + config.hit_classes  # running energy channels: all energy, and each learned class
         if config.hit_classes:
             self.hit_net = nn.Sequential(nn.Linear(len(HIT_INPUTS), HIT_HIDDEN), nn.ReLU(),
                                          nn.Linear(HIT_HIDDEN, config.hit_classes))
-        c_in = [n_energy] + [c + n_energy for c in config.channels[:-1]]
+        c_in = [1 + config.hit_classes] + [c + 1 for c in config.channels[:-1]]  # + 1: the running energy channel
         self.blocks = nn.ModuleList(ResidualBlock(a, b) for a, b in zip(c_in, config.channels, strict=True))
-        sizes = [config.channels[-1] + n_energy + 1 + config.n_features, *config.hidden]
+        sizes = [config.channels[-1] + 1 + 1 + config.n_features, *config.hidden]
         layers: list[nn.Module] = []
         for a, b in zip(sizes[:-1], sizes[1:], strict=True):
             layers += [nn.Linear(a, b), nn.ReLU()] + ([nn.Dropout(config.dropout)] if config.dropout else [])
@@ -183,29 +182,35 @@ class EnergyCNN(nn.Module):
 
     def transform(self, e: torch.Tensor) -> torch.Tensor:
         """What the convolutions see of an energy grid ``e`` in MIPs."""
-        e = e / self.config.scale
+        if self.config.scale != 1.0:
+            e = e / self.config.scale
         return torch.log1p(e) if self.config.transform == "log1p" else e
 
-    def hit_channels(self, x: torch.Tensor, hits: HitBatch | None) -> torch.Tensor:
-        """The energy per learned hit class, (B, hit_classes, Z, X, Y) in MIPs, from the batch's ``hits``."""
+    def first_input(self, x: torch.Tensor, hits: HitBatch | None) -> torch.Tensor:
+        """What the first block sees: the transformed energy and, with hit classes, the transformed energy
+        of each class, (B, 1 + hit_classes, Z, X, Y)."""
+        if not self.config.hit_classes:
+            return self.transform(x)
         if hits is None:
             raise CalolabError(f"this model has {self.config.hit_classes} learned hit classes: its batches must "
                                "carry their hits (ShowerBatches(..., hit_inputs=True))")
-        gated = torch.sigmoid(self.hit_net(hits.inputs)) * hits.mips.unsqueeze(1)  # (h, classes)
+        gated = torch.sigmoid(self.hit_net(hits.inputs)) * hits.mips.unsqueeze(1)  # (h, classes), MIPs
+        per_voxel = gated.new_zeros(len(hits.occupied), self.config.hit_classes).index_add(0, hits.slot, gated)
         b, _, *grid = x.shape
-        voxels = torch.zeros(x.numel() // x.shape[1], self.config.hit_classes, dtype=x.dtype)
-        voxels = voxels.index_add(0, hits.voxel, gated.to(x.dtype))
-        return voxels.view(b, *grid, -1).permute(0, 4, 1, 2, 3)
+        n_voxels = x[0, 0].numel()
+        out = x.new_zeros(b, 1 + self.config.hit_classes, n_voxels)
+        out[:, 0] = self.transform(x.reshape(b, n_voxels))
+        out[hits.occupied // n_voxels, 1:, hits.occupied % n_voxels] = self.transform(per_voxel.to(x.dtype))
+        return out.view(b, -1, *grid)
 
     def forward(self, x: torch.Tensor, esum: torch.Tensor, features: torch.Tensor | None = None,
                 hits: HitBatch | None = None) -> torch.Tensor:
         """Energies in GeV (B,) of events ``x`` (B, 1, Z, X, Y) in MIPs, sums ``esum`` (B,) in GeV; ``hits``
         (:class:`~calolab.ml.data.HitBatch`) for learned hit classes."""
-        if self.config.hit_classes:
-            x = torch.cat([x, self.hit_channels(x, hits)], dim=1)
-        e, h = x, None  # e: running energy channels (B, 1 + hit_classes, Z, X, Y), MIPs
+        e, h = x, None  # e: running energy channel (B, 1, Z, X, Y), MIPs
+        first = self.first_input(x, hits)
         for block in self.blocks:
-            inp = self.transform(e) if h is None else torch.cat([h, self.transform(e)], dim=1)  # (B, C + 1, ...)
+            inp = first if h is None else torch.cat([h, self.transform(e)], dim=1)  # (B, C + 1, ...)
             h = block(inp)  # (B, C_i, Z/2, X/2, Y/2)
             e = halve(e, divisor=1)  # summed, on the grid of h: (B, 1, Z/2, X/2, Y/2)
         pooled = torch.cat([h, self.transform(e)], dim=1).mean(dim=(2, 3, 4))  # (B, C_last + 1)

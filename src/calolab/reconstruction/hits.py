@@ -25,7 +25,7 @@ from calolab.showers import Showers
 
 DENSE_BOX_RATIO = 0.15  # box sums go dense once hits x box cells exceeds 0.15 x events x cells (measured crossover)
 DENSE_BOX_CELLS = 1 << 22  # cells per dense chunk (32 MB of float64)
-LOOKUP_CELLS = 1 << 24  # cells of the hit-index table of box_sums (64 MB of int32), a whole number of events
+LOOKUP_CELLS = 1 << 22  # cells of the hit-index table of box_sums (16 MB of int32; larger tables miss the cache)
 
 
 class HitGrid:
@@ -110,31 +110,36 @@ class HitGrid:
         """Sums of ``values`` over several boxes ``(layers, cells)`` (as in :meth:`box_sum`) around each hit, in
         one pass over their cells.
 
-        ``values`` is (n,) or (n, m) (m quantities per hit); returns float64 (len(boxes), n) or
-        (len(boxes), n, m). The hits of a group of events are entered in a table of hit numbers
-        indexed by cell (:data:`LOOKUP_CELLS` cells), so that each neighbour is one array look-up.
+        ``values`` is (n,) or (n, m) (m quantities per hit); returns (len(boxes), n) or
+        (len(boxes), n, m), float32 for float32 values, else float64. The hits of a group of
+        events are entered in a table of hit numbers indexed by cell (:data:`LOOKUP_CELLS`
+        cells), on a grid padded by the largest box's reach, so that every neighbour of a hit
+        is one array look-up with no bounds to test.
         """
-        values = np.asarray(values, np.float64)
-        reach = (max(b[0] for b in boxes), max(b[1] for b in boxes))
-        total = np.zeros((len(boxes), *values.shape))
+        values = np.asarray(values)
+        values = values.astype(np.result_type(values.dtype, np.float32), copy=False)
+        reach_l, reach_c = max(b[0] for b in boxes), max(b[1] for b in boxes)
+        total = np.zeros((len(boxes), *values.shape), values.dtype)
         n_layers, nx, ny = self.shape
-        per_group = max(1, LOOKUP_CELLS // self.n_cells)
-        table = np.full(min(per_group, max(self.n_events, 1)) * self.n_cells, -1, np.int32)
+        px, py = nx + 2 * reach_c, ny + 2 * reach_c
+        cells = (n_layers + 2 * reach_l) * px * py  # per event, padded
+        per_group = max(1, LOOKUP_CELLS // cells)
+        table = np.full(min(per_group, max(self.n_events, 1)) * cells, -1, np.int32)
+        padded_cell = ((self.layer + reach_l) * px + self.ix + reach_c) * py + self.iy + reach_c
+        shifts = []  # (look-up shift, boxes that hold the offset)
+        for dl, dx, dy in self.offsets(reach_l, reach_c):
+            within = [b for b, (bl, bc) in enumerate(boxes) if abs(dl) <= bl and max(abs(dx), abs(dy)) <= bc]
+            if within:
+                shifts.append(((dl * px + dx) * py + dy, within))
         bounds = np.searchsorted(self.event, np.arange(0, self.n_events + per_group, per_group))
         for g, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
             if hi == lo:
                 continue
-            key = self.key[lo:hi] - g * per_group * self.n_cells
+            key = (self.event[lo:hi] - g * per_group) * cells + padded_cell[lo:hi]
             table[key] = np.arange(hi - lo)
-            padded = np.concatenate([values[lo:hi], np.zeros((1, *values.shape[1:]))])  # index -1: no hit
-            layer, ix, iy = self.layer[lo:hi], self.ix[lo:hi], self.iy[lo:hi]
-            for dl, dx, dy in self.offsets(*reach):
-                within = [b for b, (bl, bc) in enumerate(boxes) if abs(dl) <= bl and max(abs(dx), abs(dy)) <= bc]
-                if not within:
-                    continue
-                inside = ((layer + dl >= 0) & (layer + dl < n_layers) & (ix + dx >= 0) & (ix + dx < nx)
-                          & (iy + dy >= 0) & (iy + dy < ny))
-                found = padded[np.where(inside, table[np.where(inside, key + (dl * nx + dx) * ny + dy, 0)], -1)]
+            group_values = np.concatenate([values[lo:hi], np.zeros((1, *values.shape[1:]), values.dtype)])  # -1: none
+            for shift, within in shifts:
+                found = group_values[table[key + shift]]
                 for b in within:
                     total[b, lo:hi] += found
             table[key] = -1
