@@ -10,7 +10,8 @@ Trained models are benchmarked when their run folders are given (``make bench
 BENCH_ARGS="--generator runs/gen --cnn runs/pions/cnn"``): the generator's speed against the
 simulator's on its own detector (log-uniform 1-100 GeV, one thread, best of three alternating
 timings; goal: at least as fast), and the CNN ensemble's inference on ``cusi`` pions of
-10-200 GeV read out at 0.6 MeV, high-level features included (goal: 1,000 events/s).
+10-200 GeV read out at 0.6 MeV, high-level features included, with one torch thread and
+with two (goal: 1,000 events/s on 2 cores).
 
     python benchmarks/run.py [--quick] [--skip-memory] [--out runs/bench] [--generator RUN] [--cnn RUN]
 """
@@ -80,22 +81,28 @@ def time_cnn(run_dir: Path, events: int) -> dict:
     from calolab.ml.ensemble import CNNEnsemble
     from calolab.reconstruction.features import high_level_features
 
-    torch.set_num_threads(1)
+    threads = torch.get_num_threads()
     ensemble = CNNEnsemble.load(run_dir)
     det = load_detector("cusi")
     beam = Beam("pi+", energy_min=10e3, energy_max=200e3, spectrum="uniform")
     test = zero_suppress(simulate(det, beam, events, seed=2), 0.6)
     ensemble.predict(test[:50])  # warm-up
-    best = np.inf
-    for _ in range(3):
-        start = time.perf_counter()
-        ensemble.predict(test)  # computes the high-level features itself
-        best = min(best, time.perf_counter() - start)
+    best = {1: np.inf, 2: np.inf}
+    try:
+        for _ in range(3):  # alternating, best of three each
+            for n in best:
+                torch.set_num_threads(n)
+                start = time.perf_counter()
+                ensemble.predict(test)  # computes the high-level features itself
+                best[n] = min(best[n], time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(threads)
     start = time.perf_counter()
     high_level_features(test)
     features = time.perf_counter() - start
-    return {"run": str(run_dir), "events": events, "events_per_s": events / best, "features_s": features,
-            "predict_s": best, "goal_events_per_s": 1000}
+    return {"run": str(run_dir), "events": events, "events_per_s": events / best[2],
+            "events_per_s_one_thread": events / best[1], "features_s": features, "predict_s": best[2],
+            "goal_events_per_s": 1000}
 
 
 def main() -> None:
@@ -140,8 +147,9 @@ def main() -> None:
     if args.cnn is not None:
         row = results["cnn"] = time_cnn(args.cnn, 200 if args.quick else 2000)
         print(f"cnn ensemble ({args.cnn}), cusi pi+ 10-200 GeV at 0.6 MeV: {row['events_per_s']:.0f} ev/s with "
-              f"features ({'meets' if row['events_per_s'] >= 1000 else 'BELOW'} goal 1000; features "
-              f"{row['features_s']:.1f} s of {row['predict_s']:.1f} s)", flush=True)
+              f"features on 2 threads ({'meets' if row['events_per_s'] >= 1000 else 'BELOW'} goal 1000), "
+              f"{row['events_per_s_one_thread']:.0f} on one; features {row['features_s']:.1f} s of "
+              f"{row['predict_s']:.1f} s", flush=True)
     results["peak_rss_this_process_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "bench.json", results)

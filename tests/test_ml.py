@@ -227,6 +227,26 @@ def test_learned_hit_classes_see_what_pooling_hides(detector):
         model(test.x, test.esum)
 
 
+def test_hit_class_channels_are_halved_sums(events):
+    """At every block's resolution the class channels are the sums of the input grid's, as halving gives."""
+    from calolab.ml.model import halve
+
+    torch.manual_seed(0)
+    model = EnergyCNN(RegressorConfig(pool=(1, 1, 1), channels=(4, 4, 4), hit_classes=3, transform="linear"))
+    (batch,) = list(ShowerBatches(events[:20], batch_size=20, pool=(1, 1, 1), hit_inputs=True))
+    energy = model.class_energy(batch.hits)
+    cell = batch.hits.occupied % batch.x[0, 0].numel()
+    nx, ny = batch.x.shape[3:]
+    voxel = (batch.hits.occupied // batch.x[0, 0].numel(), cell // (nx * ny), cell // ny % nx, cell % ny)
+    dense = model.class_grid(energy, voxel, 0, batch.x)
+    assert torch.allclose(dense.sum(dim=(2, 3, 4)).sum(1), batch.hits.mips.new_zeros(20).index_add(
+        0, voxel[0], energy.sum(1)), rtol=1e-5)
+    like = batch.x
+    for level in range(1, 4):
+        like, dense = halve(like, divisor=1), halve(dense, divisor=1)
+        assert torch.allclose(model.class_grid(energy, voxel, level, like), dense, rtol=1e-5, atol=1e-6)
+
+
 # ------------------------------------------------------------------ training
 def _state(path):
     return torch.load(path, weights_only=True)

@@ -9,12 +9,13 @@ with ``(Z, X, Y)`` the pooled ``(layer, x, y)`` axes (see :mod:`calolab.ml.data`
   each hit and its neighbourhood at the native cell size (:func:`~calolab.ml.data.hit_inputs`)
   go through a small per-hit network to ``hit_classes`` sigmoid gates; each gate times the
   hit's energy is summed into the voxels as one more energy channel (a soft classification
-  of the energy, learned end to end). With 2 classes the first block sees 3 energy channels;
-  the blocks after it see the total energy only, as without classes.
+  of the energy, learned end to end). Each class then runs beside the energy channel below,
+  summed at every block's resolution from the occupied voxels (never densified at the input
+  resolution more than once).
 * Convolutional head (paper 003): one residual block per entry of ``channels``. Before every
   block, the raw energy of the grid, sum-pooled alongside the learned channels, is
   transformed (``log1p(E / scale)`` or ``E / scale``) and concatenated back, so the energy
-  is a running channel that every block sees at its own resolution. Between blocks the
+  is a running channel that every block sees at its own resolution, and so is each hit class. Between blocks the
   grid is halved (average pooling of the learned channels, sum pooling of the energy).
 * Global average pooling of the last block (and of the energy channel) -> ``(B, C + 1)``.
 * Body (papers 002 and 003): the log of the total sampling-weighted energy sum (paper 002
@@ -145,9 +146,10 @@ class EnergyCNN(nn.Module):
         if config.hit_classes:
             self.hit_net = nn.Sequential(nn.Linear(len(HIT_INPUTS), HIT_HIDDEN), nn.ReLU(),
                                          nn.Linear(HIT_HIDDEN, config.hit_classes))
-        c_in = [1 + config.hit_classes] + [c + 1 for c in config.channels[:-1]]  # + 1: the running energy channel
+        n_energy = 1 + config.hit_classes  # running energy channels: all the energy, and each class's
+        c_in = [n_energy] + [c + n_energy for c in config.channels[:-1]]
         self.blocks = nn.ModuleList(ResidualBlock(a, b) for a, b in zip(c_in, config.channels, strict=True))
-        sizes = [config.channels[-1] + 1 + 1 + config.n_features, *config.hidden]
+        sizes = [config.channels[-1] + n_energy + 1 + config.n_features, *config.hidden]
         layers: list[nn.Module] = []
         for a, b in zip(sizes[:-1], sizes[1:], strict=True):
             layers += [nn.Linear(a, b), nn.ReLU()] + ([nn.Dropout(config.dropout)] if config.dropout else [])
@@ -186,34 +188,53 @@ class EnergyCNN(nn.Module):
             e = e / self.config.scale
         return torch.log1p(e) if self.config.transform == "log1p" else e
 
-    def first_input(self, x: torch.Tensor, hits: HitBatch | None) -> torch.Tensor:
-        """What the first block sees: the transformed energy and, with hit classes, the transformed energy
-        of each class, (B, 1 + hit_classes, Z, X, Y)."""
-        if not self.config.hit_classes:
-            return self.transform(x)
+    def class_energy(self, hits: HitBatch | None) -> torch.Tensor:
+        """Energy of each learned hit class in each occupied voxel, (u, hit_classes) in MIPs."""
         if hits is None:
             raise CalolabError(f"this model has {self.config.hit_classes} learned hit classes: its batches must "
                                "carry their hits (ShowerBatches(..., hit_inputs=True))")
-        gated = torch.sigmoid(self.hit_net(hits.inputs)) * hits.mips.unsqueeze(1)  # (h, classes), MIPs
-        per_voxel = gated.new_zeros(len(hits.occupied), self.config.hit_classes).index_add(0, hits.slot, gated)
-        b, _, *grid = x.shape
-        n_voxels = x[0, 0].numel()
-        out = x.new_zeros(b, 1 + self.config.hit_classes, n_voxels)
-        out[:, 0] = self.transform(x.reshape(b, n_voxels))
-        out[hits.occupied // n_voxels, 1:, hits.occupied % n_voxels] = self.transform(per_voxel.to(x.dtype))
-        return out.view(b, -1, *grid)
+        gated = torch.sigmoid(self.hit_net(hits.inputs)) * hits.mips.unsqueeze(1)  # (h, classes)
+        return gated.new_zeros(len(hits.occupied), self.config.hit_classes).index_add(0, hits.slot, gated)
+
+    def class_grid(self, energy: torch.Tensor, voxel: tuple[torch.Tensor, ...], level: int,
+                   like: torch.Tensor) -> torch.Tensor:
+        """The transformed class energies summed on the grid of ``like`` (B, 1, Z_k, X_k, Y_k), ``level`` halvings
+        below the input grid, from the per-voxel ``energy`` (u, classes) at input coordinates ``voxel``
+        (b, z, x, y): (B, classes, Z_k, X_k, Y_k). The same sums as halving a dense grid ``level`` times."""
+        b, _, *grid = like.shape
+        (batch, *coords) = voxel
+        flat = batch
+        for c, n in zip(coords, grid, strict=True):
+            flat = flat * n + (c >> level)
+        if level == 0:  # occupied voxels are distinct: transform only them
+            out = energy.new_zeros(b * like[0, 0].numel(), energy.shape[1])
+            out[flat] = self.transform(energy)
+        else:
+            out = self.transform(energy.new_zeros(b * like[0, 0].numel(), energy.shape[1]).index_add(0, flat, energy))
+        return out.view(b, *grid, -1).permute(0, 4, 1, 2, 3)
 
     def forward(self, x: torch.Tensor, esum: torch.Tensor, features: torch.Tensor | None = None,
                 hits: HitBatch | None = None) -> torch.Tensor:
         """Energies in GeV (B,) of events ``x`` (B, 1, Z, X, Y) in MIPs, sums ``esum`` (B,) in GeV; ``hits``
         (:class:`~calolab.ml.data.HitBatch`) for learned hit classes."""
         e, h = x, None  # e: running energy channel (B, 1, Z, X, Y), MIPs
-        first = self.first_input(x, hits)
-        for block in self.blocks:
-            inp = first if h is None else torch.cat([h, self.transform(e)], dim=1)  # (B, C + 1, ...)
+        if self.config.hit_classes:
+            classes = self.class_energy(hits).to(x.dtype)
+            _, _, nz, nx, ny = x.shape
+            cell = hits.occupied % (nz * nx * ny)
+            voxel = (hits.occupied // (nz * nx * ny), cell // (nx * ny), cell // ny % nx, cell % ny)  # (b, z, x, y)
+
+        def energy_channels(level: int) -> list[torch.Tensor]:
+            channels = [self.transform(e)]
+            if self.config.hit_classes:
+                channels.append(self.class_grid(classes, voxel, level, e))
+            return channels
+
+        for level, block in enumerate(self.blocks):
+            inp = torch.cat(([] if h is None else [h]) + energy_channels(level), dim=1)  # (B, C + 1 + classes, ...)
             h = block(inp)  # (B, C_i, Z/2, X/2, Y/2)
             e = halve(e, divisor=1)  # summed, on the grid of h: (B, 1, Z/2, X/2, Y/2)
-        pooled = torch.cat([h, self.transform(e)], dim=1).mean(dim=(2, 3, 4))  # (B, C_last + 1)
+        pooled = torch.cat([h, *energy_channels(len(self.blocks))], dim=1).mean(dim=(2, 3, 4))  # (B, C_last + 1 + cl.)
         body = torch.log(esum.clamp_min(1e-3)).unsqueeze(1)  # (B, 1)
         if self.config.n_features:
             if features is None:
