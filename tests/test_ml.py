@@ -238,9 +238,10 @@ def test_hit_class_channels_are_halved_sums(events):
     cell = batch.hits.occupied % batch.x[0, 0].numel()
     nx, ny = batch.x.shape[3:]
     voxel = (batch.hits.occupied // batch.x[0, 0].numel(), cell // (nx * ny), cell // ny % nx, cell % ny)
-    dense = model.class_grid(energy, voxel, 0, batch.x)
-    assert torch.allclose(dense.sum(dim=(2, 3, 4)).sum(1), batch.hits.mips.new_zeros(20).index_add(
-        0, voxel[0], energy.sum(1)), rtol=1e-5)
+    first = model.first_input(batch.x, energy, batch.hits.occupied)
+    assert torch.equal(first[:, :1], batch.x)  # linear transform, scale 1
+    dense = first[:, 1:]
+    assert torch.allclose(dense.sum(dim=(2, 3, 4)), torch.zeros(20, 3).index_add(0, voxel[0], energy), rtol=1e-5)
     like = batch.x
     for level in range(1, 4):
         like, dense = halve(like, divisor=1), halve(dense, divisor=1)

@@ -198,26 +198,35 @@ class EnergyCNN(nn.Module):
 
     def class_grid(self, energy: torch.Tensor, voxel: tuple[torch.Tensor, ...], level: int,
                    like: torch.Tensor) -> torch.Tensor:
-        """The transformed class energies summed on the grid of ``like`` (B, 1, Z_k, X_k, Y_k), ``level`` halvings
-        below the input grid, from the per-voxel ``energy`` (u, classes) at input coordinates ``voxel``
-        (b, z, x, y): (B, classes, Z_k, X_k, Y_k). The same sums as halving a dense grid ``level`` times."""
+        """The transformed class energies summed on the grid of ``like`` (B, 1, Z_k, X_k, Y_k), ``level`` > 0
+        halvings below the input grid, from the per-voxel ``energy`` (u, classes) at input coordinates
+        ``voxel`` (b, z, x, y): (B, classes, Z_k, X_k, Y_k). The same sums as halving a dense grid."""
         b, _, *grid = like.shape
-        (batch, *coords) = voxel
-        flat = batch
-        for c, n in zip(coords, grid, strict=True):
+        flat = voxel[0]
+        for c, n in zip(voxel[1:], grid, strict=True):
             flat = flat * n + (c >> level)
-        if level == 0:  # occupied voxels are distinct: transform only them
-            out = energy.new_zeros(b * like[0, 0].numel(), energy.shape[1])
-            out[flat] = self.transform(energy)
-        else:
-            out = self.transform(energy.new_zeros(b * like[0, 0].numel(), energy.shape[1]).index_add(0, flat, energy))
-        return out.view(b, *grid, -1).permute(0, 4, 1, 2, 3)
+        out = energy.new_zeros(b * like[0, 0].numel(), energy.shape[1]).index_add(0, flat, energy)
+        return self.transform(out).view(b, *grid, -1).permute(0, 4, 1, 2, 3)
+
+    def first_input(self, x: torch.Tensor, energy: torch.Tensor | None, occupied: torch.Tensor | None) -> torch.Tensor:
+        """What the first block sees: the transformed energy of ``x`` and of each class, from the class
+        ``energy`` (u, classes) of the ``occupied`` voxels (flat indices into x's (B, Z, X, Y)): (B, 1 + classes,
+        Z, X, Y), built in place (the occupied voxels are distinct, so only they are transformed)."""
+        if energy is None:
+            return self.transform(x)
+        b, _, *grid = x.shape
+        n_voxels = x[0, 0].numel()
+        out = x.new_zeros(b, 1 + energy.shape[1], n_voxels)
+        out[:, 0] = self.transform(x.reshape(b, n_voxels))
+        out[occupied // n_voxels, 1:, occupied % n_voxels] = self.transform(energy)
+        return out.view(b, -1, *grid)
 
     def forward(self, x: torch.Tensor, esum: torch.Tensor, features: torch.Tensor | None = None,
                 hits: HitBatch | None = None) -> torch.Tensor:
         """Energies in GeV (B,) of events ``x`` (B, 1, Z, X, Y) in MIPs, sums ``esum`` (B,) in GeV; ``hits``
         (:class:`~calolab.ml.data.HitBatch`) for learned hit classes."""
         e, h = x, None  # e: running energy channel (B, 1, Z, X, Y), MIPs
+        classes, voxel = None, None
         if self.config.hit_classes:
             classes = self.class_energy(hits).to(x.dtype)
             _, _, nz, nx, ny = x.shape
@@ -226,12 +235,15 @@ class EnergyCNN(nn.Module):
 
         def energy_channels(level: int) -> list[torch.Tensor]:
             channels = [self.transform(e)]
-            if self.config.hit_classes:
+            if classes is not None:
                 channels.append(self.class_grid(classes, voxel, level, e))
             return channels
 
         for level, block in enumerate(self.blocks):
-            inp = torch.cat(([] if h is None else [h]) + energy_channels(level), dim=1)  # (B, C + 1 + classes, ...)
+            if h is None:
+                inp = self.first_input(x, classes, None if hits is None else hits.occupied)
+            else:
+                inp = torch.cat([h, *energy_channels(level)], dim=1)  # (B, C + 1 + classes, ...)
             h = block(inp)  # (B, C_i, Z/2, X/2, Y/2)
             e = halve(e, divisor=1)  # summed, on the grid of h: (B, 1, Z/2, X/2, Y/2)
         pooled = torch.cat([h, *energy_channels(len(self.blocks))], dim=1).mean(dim=(2, 3, 4))  # (B, C_last + 1 + cl.)

@@ -72,7 +72,7 @@ class PionStudyConfig:
     lr_max: float = 3e-3
     patience: int = 4
     pool: tuple[int, int, int] = (3, 5, 5)
-    hit_classes: int = 2
+    hit_classes: int = 4
     channels: tuple[int, ...] = (8, 16, 32)
     hidden: tuple[int, ...] = (64, 32)
     features: bool = True
@@ -303,7 +303,7 @@ def _table(config, metrics, scored) -> str:
 @click.option("--epochs", type=click.IntRange(min=1), help="CNN training epochs [12].")
 @click.option("--ensemble", type=click.IntRange(min=1), help="CNNs in the ensemble [5].")
 @click.option("--pool", help="Cells summed per CNN input voxel: LAYER,X,Y [3,5,5].")
-@click.option("--hit-classes", type=click.IntRange(min=0), help="Learned hit classes of the CNN, 0 for none [2].")
+@click.option("--hit-classes", type=click.IntRange(min=0), help="Learned hit classes of the CNN, 0 for none [4].")
 @click.option("--zero-suppression", "zs", default="0.6", show_default=True,
               help="Readout threshold in MeV applied to every event, or 'none'.")
 @click.option("--threads", type=click.IntRange(min=1), help="torch and tree threads [1].")
