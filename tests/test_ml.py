@@ -349,7 +349,8 @@ def test_cli_train_then_predict_round_trip(events, tmp_path):
     runner = CliRunner()
     result = runner.invoke(train_command, [str(data), "--out", str(tmp_path / "run"), "--pool", "1,2,2",
                                            "--channels", "4,8", "--epochs", "2", "--ensemble", "2", "--loss", "mfse",
-                                           "--batch-size", "16", "--seed", "3", "--features", "--no-progress"])
+                                           "--batch-size", "16", "--seed", "3", "--features", "--hit-classes", "2",
+                                           "--no-progress"])
     assert result.exit_code == 0, result.output
     assert "2 model(s) trained on 77 events (19 for validation)" in result.output
     out = tmp_path / "pred.h5"
@@ -362,6 +363,7 @@ def test_cli_train_then_predict_round_trip(events, tmp_path):
         pred = f["predicted_energy"][:]
     ensemble = CNNEnsemble.load(tmp_path / "run")  # with --features: predict computes them from the showers
     assert ensemble.n_features == len(ensemble.info["feature_names"]) > 0
+    assert ensemble.models[0].config.hit_classes == 2  # the hits were read from the file at the native cell size
     np.testing.assert_allclose(pred, ensemble.predict(read_showers(data)), rtol=1e-12)
     assert np.all(np.isfinite(pred)) and 0.5 < np.median(pred / events.incident_energy) < 1.5
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pions.h5", "pred.h5", "run"]  # no temporary files left
