@@ -191,3 +191,5 @@ def test_box_sums_of_several_boxes_equal_convolutions(pions, monkeypatch):
             expected = ndimage.convolve(grid_values, kernel, mode="constant").reshape(-1)[grid.key]
             assert np.allclose(got[:, column], expected, rtol=1e-5)
     assert np.array_equal(sums[1, :, 0], grid.box_sum(grid.energy, layers=1, cells=1))
+    monkeypatch.setattr(hits, "DENSE_BOX_RATIO", 0.0)  # the dense path, as for noise-flooded events
+    assert np.allclose(grid.box_sums(np.column_stack([grid.energy, np.ones(len(grid))]), boxes), sums, rtol=1e-12)

@@ -100,11 +100,7 @@ class HitGrid:
         ``layers=0, cells=1`` is the 3x3 neighbourhood within the hit's layer; ``layers=1,
         cells=1`` the 3x3x3 cube. The hit itself is included. Returns float64 (n,).
         """
-        values = np.asarray(values, np.float64)
-        n_offsets = (2 * layers + 1) * (2 * cells + 1) ** 2
-        if len(self) * n_offsets > DENSE_BOX_RATIO * self.n_events * self.n_cells:
-            return self._dense_box_sum(values, layers, cells)
-        return self.box_sums(values, [(layers, cells)])[0]
+        return self.box_sums(np.asarray(values, np.float64), [(layers, cells)])[0]
 
     def box_sums(self, values: np.ndarray, boxes: list[tuple[int, int]]) -> np.ndarray:
         """Sums of ``values`` over several boxes ``(layers, cells)`` (as in :meth:`box_sum`) around each hit, in
@@ -114,7 +110,9 @@ class HitGrid:
         (len(boxes), n, m), float32 for float32 values, else float64. The hits of a group of
         events are entered in a table of hit numbers indexed by cell (:data:`LOOKUP_CELLS`
         cells), on a grid padded by the largest box's reach, so that every neighbour of a hit
-        is one array look-up with no bounds to test.
+        is one array look-up with no bounds to test. Where the look-ups would outnumber a
+        fraction :data:`DENSE_BOX_RATIO` of all cells (noise-flooded events), each box and
+        quantity is summed on dense grids instead.
         """
         values = np.asarray(values)
         values = values.astype(np.result_type(values.dtype, np.float32), copy=False)
@@ -131,6 +129,12 @@ class HitGrid:
             within = [b for b, (bl, bc) in enumerate(boxes) if abs(dl) <= bl and max(abs(dx), abs(dy)) <= bc]
             if within:
                 shifts.append(((dl * px + dx) * py + dy, within))
+        if len(self) * len(shifts) > DENSE_BOX_RATIO * self.n_events * self.n_cells:  # most cells hold a hit
+            columns = values.reshape(len(self), -1).astype(np.float64)
+            for b, (bl, bc) in enumerate(boxes):
+                for k in range(columns.shape[1]):
+                    total[b].reshape(len(self), -1)[:, k] = self._dense_box_sum(columns[:, k], bl, bc)
+            return total
         bounds = np.searchsorted(self.event, np.arange(0, self.n_events + per_group, per_group))
         for g, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
             if hi == lo:
