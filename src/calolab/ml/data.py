@@ -136,7 +136,7 @@ class Batch:
     features: torch.Tensor | None  # (B, F) float32, raw
     target: torch.Tensor  # (B,) float32: incident energy, GeV
     index: np.ndarray  # (B,) int64: event number in the source
-    hits: HitBatch | None = None
+    hits: HitBatch | None = None  # the hits themselves, for learned hit classes (ShowerBatches(hit_inputs=True))
 
     def __len__(self) -> int:
         return len(self.index)

@@ -15,9 +15,11 @@ with ``(Z, X, Y)`` the pooled ``(layer, x, y)`` axes (see :mod:`calolab.ml.data`
 * Convolutional head (paper 003): one residual block per entry of ``channels``. Before every
   block, the raw energy of the grid, sum-pooled alongside the learned channels, is
   transformed (``log1p(E / scale)`` or ``E / scale``) and concatenated back, so the energy
-  is a running channel that every block sees at its own resolution, and so is each hit class. Between blocks the
-  grid is halved (average pooling of the learned channels, sum pooling of the energy).
-* Global average pooling of the last block (and of the energy channel) -> ``(B, C + 1)``.
+  is a running channel that every block sees at its own resolution, and so is each hit
+  class. Between blocks the grid is halved (average pooling of the learned channels, sum
+  pooling of the energy).
+* Global average pooling of the last block (and of the energy channels) ->
+  ``(B, C + 1 + hit_classes)``.
 * Body (papers 002 and 003): the log of the total sampling-weighted energy sum (paper 002
   injects the sum after the convolutions) and the high-level features (paper 003),
   standardised with statistics stored in the model, are concatenated to the pooled
@@ -241,7 +243,7 @@ class EnergyCNN(nn.Module):
 
         for level, block in enumerate(self.blocks):
             if h is None:
-                inp = self.first_input(x, classes, None if hits is None else hits.occupied)
+                inp = self.first_input(x, classes, None if classes is None else hits.occupied)
             else:
                 inp = torch.cat([h, *energy_channels(level)], dim=1)  # (B, C + 1 + classes, ...)
             h = block(inp)  # (B, C_i, Z/2, X/2, Y/2)
