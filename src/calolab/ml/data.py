@@ -102,9 +102,8 @@ def hit_inputs(showers: Showers) -> np.ndarray:
     in_layer, cube, wide = grid.box_sums(values, [(0, 1), (1, 1), (0, 2)])  # (n, 2) each: MIPs, hits
     out = np.column_stack([np.log1p(mips), np.log1p(in_layer[:, 0] - mips), np.log1p(cube[:, 0] - in_layer[:, 0]),
                            np.log1p(wide[:, 0] - in_layer[:, 0]), np.log(cube[:, 1])]).astype(np.float32)
-    key = showers.event_index * det.n_cells + showers.cell.astype(np.int64)
-    if len(key) > 1 and not np.all(np.diff(key) > 0):  # HitGrid sorted the hits by (event, cell): undo it
-        out[np.argsort(key, kind="stable")] = out.copy()
+    if grid.order is not None:  # HitGrid sorted the hits by (event, cell): put them back
+        out[grid.order] = out.copy()
     return out
 
 

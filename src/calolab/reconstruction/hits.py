@@ -47,6 +47,9 @@ class HitGrid:
         Visible energy in MeV.
     key : int64 (n,)
         ``event * n_cells + cell``, strictly increasing.
+    order : int64 (n,) or None
+        Where the kept hits were sorted: hit ``i`` here is the kept hit ``order[i]`` of
+        ``showers``; ``None`` if they were in order already.
     """
 
     def __init__(self, showers: Showers, mask: np.ndarray | None = None) -> None:
@@ -60,8 +63,9 @@ class HitGrid:
         if mask is not None:
             event, cell, energy = event[mask], cell[mask], energy[mask]
         key = event * self.n_cells + cell
+        self.order = None
         if len(key) > 1 and not np.all(np.diff(key) > 0):
-            order = np.argsort(key, kind="stable")
+            self.order = order = np.argsort(key, kind="stable")
             event, cell, energy, key = event[order], cell[order], energy[order], key[order]
         _, nx, ny = self.shape
         self.event, self.energy, self.key = event, energy, key
@@ -74,7 +78,7 @@ class HitGrid:
     def subset(self, mask: np.ndarray) -> HitGrid:
         """The hits where ``mask`` (bool (n,)), in the same order, as a new grid."""
         sub = object.__new__(HitGrid)
-        sub.shape, sub.n_cells, sub.n_events = self.shape, self.n_cells, self.n_events
+        sub.shape, sub.n_cells, sub.n_events, sub.order = self.shape, self.n_cells, self.n_events, None
         for name in ("event", "energy", "key", "layer", "ix", "iy"):
             setattr(sub, name, getattr(self, name)[mask])
         return sub
@@ -120,10 +124,6 @@ class HitGrid:
         total = np.zeros((len(boxes), *values.shape), values.dtype)
         n_layers, nx, ny = self.shape
         px, py = nx + 2 * reach_c, ny + 2 * reach_c
-        cells = (n_layers + 2 * reach_l) * px * py  # per event, padded
-        per_group = max(1, LOOKUP_CELLS // cells)
-        table = np.full(min(per_group, max(self.n_events, 1)) * cells, -1, np.int32)
-        padded_cell = ((self.layer + reach_l) * px + self.ix + reach_c) * py + self.iy + reach_c
         shifts = []  # (look-up shift, boxes that hold the offset)
         for dl, dx, dy in self.offsets(reach_l, reach_c):
             within = [b for b, (bl, bc) in enumerate(boxes) if abs(dl) <= bl and max(abs(dx), abs(dy)) <= bc]
@@ -135,6 +135,10 @@ class HitGrid:
                 for k in range(columns.shape[1]):
                     total[b].reshape(len(self), -1)[:, k] = self._dense_box_sum(columns[:, k], bl, bc)
             return total
+        cells = (n_layers + 2 * reach_l) * px * py  # per event, padded
+        per_group = max(1, LOOKUP_CELLS // cells)
+        table = np.full(min(per_group, max(self.n_events, 1)) * cells, -1, np.int32)
+        padded_cell = ((self.layer + reach_l) * px + self.ix + reach_c) * py + self.iy + reach_c
         bounds = np.searchsorted(self.event, np.arange(0, self.n_events + per_group, per_group))
         for g, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
             if hi == lo:
