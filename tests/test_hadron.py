@@ -195,3 +195,25 @@ def test_nuclear_share_shows_as_dense_proton_hits_in_silicon():
     assert np.corrcoef(residual(q, f_em, visible), residual(n_dense, f_em, visible))[0, 1] > 0.25
     # the visible energy still falls with q (-0.57 here)
     assert np.corrcoef(residual(q, f_em), residual(visible, f_em))[0, 1] < -0.4
+
+
+@pytest.mark.parametrize("name, q_corr", [("cusi", 0.3), ("ahcal", 0.8)])
+def test_truth_visible_energies_split_the_cells_energy(name, q_corr):
+    """em_visible_mev and nuclear_visible_mev are parts of the cells' energy (cusi has no readout
+    smearing, so they add up to at most its sum); the pi0 part follows f_em, and the nuclear part
+    follows q at fixed f_em: protons in silicon (0.46 here), neutrons in scintillator (0.95)."""
+    s = simulate(load_detector(name), Beam("pi+", energy=50e3), 400, seed=12)
+    cells, em, nuclear = s.energy_sum(), s.extras["em_visible_mev"], s.extras["nuclear_visible_mev"]
+    assert np.all(em >= 0) and np.all(nuclear >= 0)
+    if name == "cusi":
+        assert np.all(em + nuclear <= cells * (1 + 1e-6))
+    early = s.extras["first_interaction_layer"] < 20
+    f_em, q = s.extras["em_fraction"][early], s.extras["nuclear_share"][early]
+    em, nuclear = (em / cells)[early], (nuclear / cells)[early]
+
+    def residual(y):
+        x = np.column_stack([np.ones_like(y), f_em])
+        return y - x @ np.linalg.lstsq(x, y, rcond=None)[0]
+
+    assert np.corrcoef(em, f_em)[0, 1] > 0.6
+    assert np.corrcoef(residual(nuclear), residual(q))[0, 1] > q_corr

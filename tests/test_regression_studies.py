@@ -51,6 +51,10 @@ def test_pion_study_quick_end_to_end(tmp_path):
     f_em, both = metrics["em_fraction_bound"], metrics["compensation_bound"]
     assert both["improvement"] > f_em["improvement"]
     assert "sum + true f_em and nuclear share (simulator truth, not a regressor)" in output
+    # the true pi0 and nuclear shares of the cells' energy, on top of the trees' features
+    classified = metrics["classification_bound"]
+    assert np.isfinite(classified["improvement"]) and classified["vs_trees"]["improvement_err"] > 0
+    assert "better than the trees" in output and "trees + true pi0 and nuclear shares" in output
 
 
 def test_muon_study_quick_end_to_end(tmp_path):

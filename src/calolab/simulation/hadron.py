@@ -483,14 +483,21 @@ def simulate_hadrons(detector: Detector, energy: np.ndarray, entry: np.ndarray, 
         ``first_interaction_mm`` (depth z of the first inelastic interaction, ``inf`` if
         none), ``first_interaction_layer`` (``layers`` if none), ``em_fraction`` (f_em of
         the energy at the interaction, 0 if none), ``n_subshowers`` (pi0 sub-showers),
-        ``nuclear_share`` (share of the non-EM energy lost to nuclear break-up, 0 if none); (n,) each.
+        ``nuclear_share`` (share of the non-EM energy lost to nuclear break-up, 0 if none),
+        ``em_visible_mev`` and ``nuclear_visible_mev`` (visible MeV that the pi0 sub-showers and
+        the nuclear hits, protons or neutrons, leave in the cells, before any readout effect:
+        what a perfect classification of the cells' energy would read); (n,) each.
 
     >>> from calolab.geometry import load_detector
     >>> det = load_detector("ahcal")
     >>> e = np.full(4, 2e4); entry = np.zeros((4, 2)); direction = np.tile([0.0, 0.0, 1.0], (4, 1))
     >>> deposits, truth = simulate_hadrons(det, e, entry, direction, 211, np.random.default_rng(1))
-    >>> sorted(truth), bool(np.all(deposits.energy > 0))
-    (['em_fraction', 'first_interaction_layer', 'first_interaction_mm', 'n_subshowers', 'nuclear_share'], True)
+    >>> sorted(truth)[:4]
+    ['em_fraction', 'em_visible_mev', 'first_interaction_layer', 'first_interaction_mm']
+    >>> sorted(truth)[4:]
+    ['n_subshowers', 'nuclear_share', 'nuclear_visible_mev']
+    >>> bool(np.all(deposits.energy > 0))
+    True
     """
     energy = np.asarray(energy, float)
     n = len(energy)
@@ -538,8 +545,20 @@ def simulate_hadrons(detector: Detector, energy: np.ndarray, entry: np.ndarray, 
     nuclear[idx] = share
     layer0 = np.clip(np.searchsorted(detector.z_bounds, z0, side="right") - 1, 0, detector.n_layers)
     truth = {"first_interaction_mm": z0, "first_interaction_layer": layer0, "em_fraction": em_fraction,
-             "n_subshowers": subshowers, "nuclear_share": nuclear}
+             "n_subshowers": subshowers, "nuclear_share": nuclear, "em_visible_mev": _visible_on_grid(detector, em, n),
+             "nuclear_visible_mev": _visible_on_grid(detector, hits, n)}
     deposits = Deposits.join([mip, em, had, hits])
-    keep = (deposits.energy > 0) & ((deposits.x >= detector.x_edges[0]) & (deposits.x < detector.x_edges[-1])
-            & (deposits.y >= detector.y_edges[0]) & (deposits.y < detector.y_edges[-1]))
+    keep = _on_grid(detector, deposits)
     return Deposits(*(getattr(deposits, k)[keep] for k in ("event", "layer", "x", "y", "energy"))), truth
+
+
+def _on_grid(detector: Detector, deposits: Deposits) -> np.ndarray:
+    """Deposits with energy that fall on the detector's cells, (m,) bool."""
+    return (deposits.energy > 0) & ((deposits.x >= detector.x_edges[0]) & (deposits.x < detector.x_edges[-1])
+                                    & (deposits.y >= detector.y_edges[0]) & (deposits.y < detector.y_edges[-1]))
+
+
+def _visible_on_grid(detector: Detector, deposits: Deposits, n: int) -> np.ndarray:
+    """Visible MeV of ``deposits`` on the cells, per event, (n,)."""
+    return np.bincount(deposits.event, weights=np.where(_on_grid(detector, deposits), deposits.energy, 0.0),
+                       minlength=n)
