@@ -350,9 +350,11 @@ def test_cli_train_then_predict_round_trip(events, tmp_path):
     result = runner.invoke(train_command, [str(data), "--out", str(tmp_path / "run"), "--pool", "1,2,2",
                                            "--channels", "4,8", "--epochs", "2", "--ensemble", "2", "--loss", "mfse",
                                            "--batch-size", "16", "--seed", "3", "--features", "--hit-classes", "2",
-                                           "--no-progress"])
+                                           "--weight-decay", "0.003", "--no-progress"])
     assert result.exit_code == 0, result.output
     assert "2 model(s) trained on 77 events (19 for validation)" in result.output
+    configs = sorted((tmp_path / "run").glob("*/config.yaml"))
+    assert len(configs) == 2 and all("weight_decay: 0.003" in c.read_text() for c in configs)
     out = tmp_path / "pred.h5"
     result = runner.invoke(predict_command, [str(tmp_path / "run"), str(data), "-o", str(out)])
     assert result.exit_code == 0, result.output

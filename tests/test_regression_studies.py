@@ -14,15 +14,16 @@ from calolab.studies.regression import paired_ratio, split_training
 FIGURES = ("response.png", "resolution.png")
 
 
-def _run(command, out):
-    result = CliRunner().invoke(command, ["--quick", "--out", str(out)])
+def _run(command, out, *options):
+    result = CliRunner().invoke(command, ["--quick", "--out", str(out), *options])
     assert result.exit_code == 0, result.output + repr(result.exception)
     return json.loads((out / "metrics.json").read_text()), result.output
 
 
 def test_pion_study_quick_end_to_end(tmp_path):
     out = tmp_path / "pions"
-    metrics, output = _run(study_pions, out)
+    metrics, output = _run(study_pions, out, "--weight-decay", "0.001")
+    assert metrics["config"]["weight_decay"] == 0.001 and "weight_decay: 0.001" in (out / "config.yaml").read_text()
     for name in ("config.yaml", "table.md", "ratio.png", "truth_cnn.png", "truth_trees.png", *FIGURES):
         assert (out / name).stat().st_size > 0, name
     assert sorted(metrics["regressors"]) == ["cnn", "compensation", "layers", "sum", "trees"]

@@ -50,17 +50,19 @@ def _ints(text: str, option: str) -> tuple[int, ...]:
 @click.option("--validation-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.2,
               show_default=True)
 @click.option("--patience", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--weight-decay", type=click.FloatRange(min=0), default=1e-4, show_default=True,
+              help="Decoupled weight decay of AdamW.")
 @click.option("-s", "--seed", type=int, default=0, show_default=True)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def train(data, out_dir, features, pool, channels, hit_classes, epochs, batch_size, lr, k, loss, validation_fraction,
-          patience, seed, progress) -> None:
+          patience, weight_decay, seed, progress) -> None:
     """Train a CNN (or an ensemble) to regress the incident energy of the showers in DATA (.h5)."""
     from calolab.ml.ensemble import source_features, train_ensemble
     from calolab.ml.model import RegressorConfig
     from calolab.ml.train import TrainConfig
 
     model_config = RegressorConfig(pool=_triple(pool), channels=_ints(channels, "--channels"), hit_classes=hit_classes)
-    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr_max=lr, loss=loss,
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr_max=lr, loss=loss, weight_decay=weight_decay,
                          validation_fraction=validation_fraction, patience=patience, seed=seed, split_seed=seed)
     values, names = source_features(data) if features else (None, None)
     ensemble = train_ensemble(data, out_dir, k, model_config, config, values, names, progress=progress)

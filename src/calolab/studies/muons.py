@@ -100,6 +100,7 @@ class MuonStudyConfig:
     batch_size: int = 64
     lr_max: float = 3e-3
     patience: int = 4
+    weight_decay: float = 1e-4
     pool: tuple[int, int, int] = (2, 4, 4)
     hit_classes: int = 0
     channels: tuple[int, ...] = (8, 16, 32)

@@ -76,6 +76,7 @@ class PionStudyConfig:
     batch_size: int = 64
     lr_max: float = 3e-3
     patience: int = 4
+    weight_decay: float = 1e-2
     pool: tuple[int, int, int] = (3, 5, 5)
     hit_classes: int = 4
     channels: tuple[int, ...] = (8, 16, 32)
@@ -338,11 +339,12 @@ def _table(config, metrics, scored) -> str:
 @click.option("--hit-classes", type=click.IntRange(min=0), help="Learned hit classes of the CNN, 0 for none [4].")
 @click.option("--zero-suppression", "zs", default="0.6", show_default=True,
               help="Readout threshold in MeV applied to every event, or 'none'.")
+@click.option("--weight-decay", type=click.FloatRange(min=0), help="CNN AdamW weight decay [0.01].")
 @click.option("--threads", type=click.IntRange(min=1), help="torch and tree threads [1].")
 @click.option("-s", "--seed", type=int, default=1, show_default=True)
 def study_pions(out_dir: Path, quick: bool, train_events: int | None, test_events: int | None, epochs: int | None,
-                ensemble: int | None, pool: str | None, hit_classes: int | None, zs: str, threads: int | None,
-                seed: int) -> None:
+                ensemble: int | None, pool: str | None, hit_classes: int | None, zs: str, weight_decay: float | None,
+                threads: int | None, seed: int) -> None:
     """CNN ensemble vs trees vs calibrated sums on cusi pi+ (paper 002)."""
     from calolab.effects.config import parse_threshold
     from calolab.ml.commands import _triple
@@ -350,7 +352,7 @@ def study_pions(out_dir: Path, quick: bool, train_events: int | None, test_event
     config = PionStudyConfig.quick() if quick else PionStudyConfig()
     config = with_overrides(config, train_events=train_events, test_events=test_events, epochs=epochs,
                             ensemble=ensemble, pool=_triple(pool) if pool else None, hit_classes=hit_classes,
-                            threads=threads, seed=seed)
+                            weight_decay=weight_decay, threads=threads, seed=seed)
     threshold = parse_threshold(zs)
     if threshold is not None and threshold < 0:
         raise CalolabError(f"--zero-suppression: expected a threshold >= 0 MeV or 'none', got {zs!r}")
