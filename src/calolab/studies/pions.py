@@ -76,7 +76,7 @@ class PionStudyConfig:
     batch_size: int = 64
     lr_max: float = 3e-3
     patience: int = 4
-    weight_decay: float = 1e-2
+    weight_decay: float = 1e-4
     pool: tuple[int, int, int] = (3, 5, 5)
     hit_classes: int = 4
     channels: tuple[int, ...] = (8, 16, 32)
@@ -339,7 +339,7 @@ def _table(config, metrics, scored) -> str:
 @click.option("--hit-classes", type=click.IntRange(min=0), help="Learned hit classes of the CNN, 0 for none [4].")
 @click.option("--zero-suppression", "zs", default="0.6", show_default=True,
               help="Readout threshold in MeV applied to every event, or 'none'.")
-@click.option("--weight-decay", type=click.FloatRange(min=0), help="CNN AdamW weight decay [0.01].")
+@click.option("--weight-decay", type=click.FloatRange(min=0), help="CNN AdamW weight decay [0.0001].")
 @click.option("--threads", type=click.IntRange(min=1), help="torch and tree threads [1].")
 @click.option("-s", "--seed", type=int, default=1, show_default=True)
 def study_pions(out_dir: Path, quick: bool, train_events: int | None, test_events: int | None, epochs: int | None,
