@@ -177,9 +177,10 @@ def run_pion_study(out_dir: str | Path, config: PionStudyConfig = PionStudyConfi
 
 
 class TruthReference(NamedTuple):
-    """A physics reference: boosted trees on log S (S the calibrated sum), on the trees' high-level
-    features if ``features``, and on per-event simulator truth ``extras``; those in MeV
-    (``*_mev``) enter as shares of the event's cell energy."""
+    """A physics reference: boosted trees on log S (S the calibrated sum) and per-event simulator
+    truth ``extras``, or, if ``features``, the study's trees with those truths added to their
+    features (same settings and seed). Truths in MeV (``*_mev``) enter as shares of the event's
+    cell energy."""
 
     label: str
     extras: tuple[str, ...]
@@ -201,26 +202,38 @@ def _truth_reference(key, truth, fit_set, cal_set, test, edges, common, config, 
     from sklearn.ensemble import HistGradientBoostingRegressor
     from threadpoolctl import threadpool_limits
 
-    from calolab.reconstruction.features import high_level_features
+    from calolab.reconstruction.baselines import TreesRegressor
     from calolab.reconstruction.sums import weighted_sum
     from calolab.studies import regression as reg
 
-    def inputs(showers):
-        columns = [np.log(np.maximum(weighted_sum(showers), 1.0))[:, None]]
-        if truth.features:
-            columns.append(high_level_features(showers, segments=config.segments)[0])
+    def truths(showers):
         cells = np.maximum(showers.energy_sum(), 1e-9)
-        columns += [(showers.extras[name] / cells if name.endswith("_mev") else showers.extras[name])[:, None]
-                    for name in truth.extras]
-        return np.hstack(columns)
+        return np.column_stack([showers.extras[name] / cells if name.endswith("_mev") else showers.extras[name]
+                                for name in truth.extras])
 
     start = time.perf_counter()
-    model = HistGradientBoostingRegressor(max_iter=config.trees_max_iter, early_stopping=False, random_state=seed)
-    with threadpool_limits(limits=config.threads, user_api="openmp"):
-        model.fit(inputs(fit_set), np.log(fit_set.incident_energy))
-        return reg.score(key, f"{truth.label} (simulator truth)",
-                         lambda s: np.exp(model.predict(inputs(s))), cal_set, test, edges,
-                         time.perf_counter() - start, **common)
+    if truth.features:
+        class TreesWithTruth(TreesRegressor):
+            def features(self, showers):
+                return np.hstack([super().features(showers), truths(showers)])
+
+        trees = TreesWithTruth(max_iter=config.trees_max_iter, segments=config.segments, random_state=seed,
+                               threads=config.threads).fit(fit_set)
+        predict = trees.predict
+    else:
+        def inputs(showers):
+            return np.column_stack([np.log(np.maximum(weighted_sum(showers), 1.0)), truths(showers)])
+
+        model = HistGradientBoostingRegressor(max_iter=config.trees_max_iter, early_stopping=False, random_state=seed)
+        with threadpool_limits(limits=config.threads, user_api="openmp"):
+            model.fit(inputs(fit_set), np.log(fit_set.incident_energy))
+
+        def predict(showers):
+            with threadpool_limits(limits=config.threads, user_api="openmp"):
+                return np.exp(model.predict(inputs(showers)))
+
+    return reg.score(key, f"{truth.label} (simulator truth)", predict, cal_set, test, edges,
+                     time.perf_counter() - start, **common)
 
 
 def _metrics(config, scored, references, test, edges, seed, n_fit, n_cal) -> dict[str, Any]:
