@@ -9,9 +9,11 @@ from calolab.geometry import Detector, load_detector
 from calolab.reconstruction import weighted_sum
 from calolab.simulation import Beam, simulate
 from calolab.simulation.hadron import (
+    _neutron_hits,
     _proton_hits,
     mean_em_fraction,
     mean_proton_signal,
+    nuclear_responses,
     pion_to_electron,
     simulate_hadrons,
 )
@@ -217,3 +219,38 @@ def test_truth_visible_energies_split_the_cells_energy(name, q_corr):
 
     assert np.corrcoef(em, f_em)[0, 1] > 0.6
     assert np.corrcoef(residual(nuclear), residual(q))[0, 1] > q_corr
+
+
+def test_a_detector_mixing_silicon_and_scintillator_sees_protons_in_one_and_neutrons_in_the_other():
+    """HGCAL-like: silicon layers in front, scintillator behind. Each kind of active layer gets its own
+    e/h and nuclear hits (before, such a detector got neither protons nor neutrons)."""
+    det = Detector.from_dict({
+        "name": "cu-si-sc", "cells": {"nx": 50, "ny": 50, "pitch": 20.0},
+        "layers": [{"absorber": "Cu", "absorber_thickness": 38.0, "active": "Si", "active_thickness": 2.0,
+                    "repeat": 20},
+                   {"absorber": "Cu", "absorber_thickness": 38.0, "active": "Scintillator", "active_thickness": 5.0,
+                    "repeat": 40}]})
+    scintillator, silicon = nuclear_responses(det)
+    assert scintillator.neutrons > 0 and scintillator.protons == 0 and scintillator.layers[20:].all()
+    assert silicon.protons > 0 and silicon.neutrons == 0 and silicon.layers.sum() == 20 and silicon.layers[:20].all()
+    assert silicon.e_over_h > scintillator.e_over_h
+    s = simulate(det, Beam("pi+", energy=50e3), 400, seed=12)
+    nuclear = s.extras["nuclear_visible_mev"] / s.energy_sum()
+    assert 0.1 < nuclear.mean() < 0.3  # 0.20 here
+    early = s.extras["first_interaction_layer"] < 10
+    f_em, q = s.extras["em_fraction"][early], s.extras["nuclear_share"][early]
+
+    def residual(y):
+        x = np.column_stack([np.ones_like(y), f_em])
+        return y - x @ np.linalg.lstsq(x, y, rcond=None)[0]
+
+    assert np.corrcoef(residual(nuclear[early]), residual(q))[0, 1] > 0.3  # 0.44 here
+    # neutrons from a scintillator layer next to the silicon leave hits in scintillator only
+    n = 300
+    frac = np.zeros((n, det.n_layers))
+    frac[:, 21] = 1.0
+    zeros, vertex = np.zeros(n), np.zeros((n, 2))
+    args = (det, np.arange(n), np.full(n, 3e3), frac, zeros, zeros, vertex, vertex, np.ones(n))
+    everywhere = _neutron_hits(*args, np.random.default_rng(1))
+    seen = _neutron_hits(*args, np.random.default_rng(1), scintillator.layers)
+    assert everywhere.layer.min() < 20 <= seen.layer.min() and len(seen) > 0.8 * len(everywhere)

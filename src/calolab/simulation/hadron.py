@@ -40,6 +40,7 @@ Lengths in mm, energies in MeV; formulas marked GeV take E in GeV.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 from scipy.special import gammainc
@@ -169,9 +170,14 @@ def _absorber_mix(detector: Detector) -> dict[str, float]:
 
 def e_over_h(detector: Detector) -> float:
     """e/h of the detector: the mass-weighted mean of :data:`E_OVER_H` over its absorbers, or
-    :data:`E_OVER_H_WITHOUT_HYDROGEN` for a sampling calorimeter whose active layers have no hydrogen."""
+    :data:`E_OVER_H_WITHOUT_HYDROGEN` for a sampling calorimeter whose active layers have no hydrogen
+    (a detector that mixes both gets the first; :func:`nuclear_responses` tells its layers apart)."""
     if not detector.homogeneous and not any(la.active_material.name in HYDROGENOUS_ACTIVE for la in detector.layers):
         return E_OVER_H_WITHOUT_HYDROGEN
+    return _absorber_e_over_h(detector)
+
+
+def _absorber_e_over_h(detector: Detector) -> float:
     mass = _absorber_mix(detector)
     total = sum(mass.values())
     return sum(m * E_OVER_H.get(name, E_OVER_H_DEFAULT) for name, m in mass.items()) / total
@@ -265,26 +271,52 @@ def nuclear_share(e_had: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return rng.beta(NUCLEAR_SHARE * concentration, (1.0 - NUCLEAR_SHARE) * concentration)
 
 
-def neutron_signal_share(detector: Detector) -> float:
-    """Share of the mean hadronic signal carried by neutron hits: :data:`NEUTRON_SIGNAL_SHARE` for a
-    sampling calorimeter with hydrogenous active layers, 0 otherwise."""
-    hydrogenous = not detector.homogeneous and all(la.active_material.name in HYDROGENOUS_ACTIVE
-                                                   for la in detector.layers)
-    return NEUTRON_SIGNAL_SHARE if hydrogenous else 0.0
+class NuclearResponse(NamedTuple):
+    """How a group of active layers sees the non-EM part of a shower.
+
+    ``layers``: bool mask of the group's layers (``None``: all); ``e_over_h``; ``protons``: r of
+    :data:`PROTON_PER_INVISIBLE` (active media without hydrogen, 0 otherwise); ``neutrons``:
+    :data:`NEUTRON_SIGNAL_SHARE` (hydrogenous active media, 0 otherwise).
+    """
+
+    layers: np.ndarray | None
+    e_over_h: float
+    protons: float
+    neutrons: float
 
 
-def proton_per_invisible(detector: Detector) -> float:
-    """Proton kinetic energy per MeV of invisible energy, r of :data:`PROTON_PER_INVISIBLE` at the detector's
-    effective Z, for a sampling calorimeter whose active layers have no hydrogen; 0 otherwise."""
-    if detector.homogeneous or any(la.active_material.name in HYDROGENOUS_ACTIVE for la in detector.layers):
-        return 0.0
+def nuclear_responses(detector: Detector) -> list[NuclearResponse]:
+    """One :class:`NuclearResponse` for a detector whose active layers are alike (or homogeneous), one
+    per kind of active layer for a detector that mixes hydrogenous (scintillator) layers with layers
+    without hydrogen (silicon): the former see neutron hits, the latter proton hits.
+
+    >>> from calolab.geometry import load_detector
+    >>> def show(name):
+    ...     return [(r.layers, round(r.e_over_h, 2), round(r.protons, 2), r.neutrons)
+    ...             for r in nuclear_responses(load_detector(name))]
+    >>> show("ahcal"), show("cusi")
+    ([(None, 1.35, 0.0, 0.2)], [(None, 1.74, 1.94, 0.0)])
+    """
+    hydrogenous = np.array([la.active_material.name in HYDROGENOUS_ACTIVE for la in detector.layers])
+    if detector.homogeneous:
+        return [NuclearResponse(None, e_over_h(detector), 0.0, 0.0)]
+    if hydrogenous.all():
+        return [NuclearResponse(None, e_over_h(detector), 0.0, NEUTRON_SIGNAL_SHARE)]
+    if not hydrogenous.any():
+        return [NuclearResponse(None, e_over_h(detector), _proton_ratio(detector), 0.0)]
+    return [NuclearResponse(hydrogenous, _absorber_e_over_h(detector), 0.0, NEUTRON_SIGNAL_SHARE),
+            NuclearResponse(~hydrogenous, E_OVER_H_WITHOUT_HYDROGEN, _proton_ratio(detector), 0.0)]
+
+
+def _proton_ratio(detector: Detector) -> float:
+    """Proton kinetic energy per MeV of invisible energy at the detector's effective Z."""
     (z_lo, r_lo), (z_hi, r_hi) = PROTON_PER_INVISIBLE
     return float(np.interp(detector.z_eff, [z_lo, z_hi], [r_lo, r_hi]))
 
 
-def hadronic_signal(detector: Detector, e_had: np.ndarray, share: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def hadronic_signal(response: NuclearResponse, e_had: np.ndarray, share: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """EM-equivalent visible MeV of the charged tracks and of the nuclear hits (neutrons or protons) of
-    the non-EM part, (m,) each.
+    the non-EM part in layers of ``response`` (as if every layer were of that kind), (m,) each.
 
     Their sum is ``e_had h/e`` on average. With neutron hits (scintillator) the charged part
     falls and the neutron part rises with the nuclear ``share`` q; with proton hits (active
@@ -292,21 +324,22 @@ def hadronic_signal(detector: Detector, e_had: np.ndarray, share: np.ndarray) ->
     ``r q`` and the pions the rest.
 
     >>> from calolab.geometry import load_detector
-    >>> det = load_detector("ahcal")
-    >>> c, n = hadronic_signal(det, np.array([1e4]), np.array([NUCLEAR_SHARE]))
-    >>> round(float((c + n)[0] * e_over_h(det)))
+    >>> (ahcal,) = nuclear_responses(load_detector("ahcal"))
+    >>> c, n = hadronic_signal(ahcal, np.array([1e4]), np.array([NUCLEAR_SHARE]))
+    >>> round(float((c + n)[0] * ahcal.e_over_h))
     10000
-    >>> c, p = hadronic_signal(load_detector("cusi"), np.array([1e4, 1e4]), np.array([0.2, 0.3]))
+    >>> (cusi,) = nuclear_responses(load_detector("cusi"))
+    >>> c, p = hadronic_signal(cusi, np.array([1e4, 1e4]), np.array([0.2, 0.3]))
     >>> np.round(p / (c + p), 2).tolist()  # proton share of the visible hadronic energy
     [0.49, 0.83]
     """
-    mean = e_had / e_over_h(detector)
-    r = proton_per_invisible(detector)
+    mean = e_had / response.e_over_h
+    r = response.protons
     if r > 0:
         visible = mean * (1.0 - share) / (1.0 - NUCLEAR_SHARE)
         protons = mean * np.minimum(r * share, 1.0 - share) / (1.0 - NUCLEAR_SHARE)
         return visible - protons, protons
-    eta = neutron_signal_share(detector)
+    eta = response.neutrons
     return mean * (1.0 - eta) * (1.0 - share) / (1.0 - NUCLEAR_SHARE), mean * eta * share / NUCLEAR_SHARE
 
 
@@ -346,13 +379,14 @@ def _hadronic_part(detector: Detector, event: np.ndarray, e_vis: np.ndarray, fra
 
 def _neutron_hits(detector: Detector, event: np.ndarray, e_vis: np.ndarray, frac: np.ndarray, lam0: np.ndarray,
                   z0: np.ndarray, vertex: np.ndarray, slope: np.ndarray, cos_axis: np.ndarray,
-                  rng: np.random.Generator) -> Deposits:
+                  rng: np.random.Generator, seen: np.ndarray | None = None) -> Deposits:
     """Isolated neutron hits carrying ``e_vis`` EM-equivalent visible MeV, arrays (m,).
 
     Neutrons are made where the hadronic part deposits energy (the layer shares ``frac`` and
     the same radial profile) and give one hit each at an isotropic, exponential distance of mean
     :data:`NEUTRON_PATH_MM`; a hit's visible energy is exponential with mean
-    :data:`NEUTRON_HIT_MIP` MIP MPVs. Hits that fall outside the stack are lost.
+    :data:`NEUTRON_HIT_MIP` MIP MPVs. Hits that fall outside the stack, or in a layer whose
+    active medium does not see neutrons (``seen``, bool per layer; ``None``: all see them), are lost.
     """
     if not np.any(e_vis > 0):
         return Deposits.empty()
@@ -369,6 +403,8 @@ def _neutron_hits(detector: Detector, event: np.ndarray, e_vis: np.ndarray, frac
     z = detector.z_active[layer] + distance * cos_t
     layer = np.searchsorted(detector.z_bounds, z, side="right") - 1
     inside = (layer >= 0) & (layer < n_layers)
+    if seen is not None:
+        inside[inside] = seen[layer[inside]]
     layer = layer[inside]
     x = (x + distance * sin_t * np.cos(phi))[inside]
     y = (y + distance * sin_t * np.sin(phi))[inside]
@@ -531,11 +567,18 @@ def simulate_hadrons(detector: Detector, energy: np.ndarray, entry: np.ndarray, 
     em, n_sub = _pi0_showers(detector, idx, f_em * e_i, lam_i, z_i, vertex, axis, cos_i, rng)
     e_had = (1.0 - f_em) * e_i
     share = nuclear_share(e_had, rng)
-    e_charged, e_nuclear = hadronic_signal(detector, e_had, share)
     frac = _layer_fractions(detector, lam_i, cos_i, a_h, b_h)
-    had = _hadronic_part(detector, idx, e_charged, frac, lam_i, z_i, vertex, axis, cos_i, rng)
-    nuclear_hits = _proton_hits if proton_per_invisible(detector) > 0 else _neutron_hits
-    hits = nuclear_hits(detector, idx, e_nuclear, frac, lam_i, z_i, vertex, axis, cos_i, rng)
+    had, hits = [], []  # per kind of active layer: a detector mixing silicon and scintillator has two
+    for response in nuclear_responses(detector):
+        e_charged, e_nuclear = hadronic_signal(response, e_had, share)
+        shares = frac if response.layers is None else frac * response.layers
+        had.append(_hadronic_part(detector, idx, e_charged, shares, lam_i, z_i, vertex, axis, cos_i, rng))
+        if response.protons > 0:
+            hits.append(_proton_hits(detector, idx, e_nuclear, shares, lam_i, z_i, vertex, axis, cos_i, rng))
+        else:
+            hits.append(_neutron_hits(detector, idx, e_nuclear, shares, lam_i, z_i, vertex, axis, cos_i, rng,
+                                      response.layers))
+    had, hits = Deposits.join(had), Deposits.join(hits)
 
     em_fraction = np.zeros(n)
     em_fraction[idx] = f_em
