@@ -587,21 +587,16 @@ def simulate_hadrons(detector: Detector, energy: np.ndarray, entry: np.ndarray, 
     nuclear = np.zeros(n)
     nuclear[idx] = share
     layer0 = np.clip(np.searchsorted(detector.z_bounds, z0, side="right") - 1, 0, detector.n_layers)
+    parts = [mip, em, had, hits]
+    deposits = Deposits.join(parts)
+    keep = (deposits.energy > 0) & ((deposits.x >= detector.x_edges[0]) & (deposits.x < detector.x_edges[-1])
+            & (deposits.y >= detector.y_edges[0]) & (deposits.y < detector.y_edges[-1]))
+    # visible MeV on the cells per event of each part (join keeps the parts in order)
+    ends = np.cumsum([len(p) for p in parts])
+    on_cells = np.where(keep, deposits.energy, 0.0)
+    em_on, hits_on = (slice(ends[i - 1], ends[i]) for i in (1, 3))
     truth = {"first_interaction_mm": z0, "first_interaction_layer": layer0, "em_fraction": em_fraction,
-             "n_subshowers": subshowers, "nuclear_share": nuclear, "em_visible_mev": _visible_on_grid(detector, em, n),
-             "nuclear_visible_mev": _visible_on_grid(detector, hits, n)}
-    deposits = Deposits.join([mip, em, had, hits])
-    keep = _on_grid(detector, deposits)
+             "n_subshowers": subshowers, "nuclear_share": nuclear,
+             "em_visible_mev": np.bincount(deposits.event[em_on], weights=on_cells[em_on], minlength=n),
+             "nuclear_visible_mev": np.bincount(deposits.event[hits_on], weights=on_cells[hits_on], minlength=n)}
     return Deposits(*(getattr(deposits, k)[keep] for k in ("event", "layer", "x", "y", "energy"))), truth
-
-
-def _on_grid(detector: Detector, deposits: Deposits) -> np.ndarray:
-    """Deposits with energy that fall on the detector's cells, (m,) bool."""
-    return (deposits.energy > 0) & ((deposits.x >= detector.x_edges[0]) & (deposits.x < detector.x_edges[-1])
-                                    & (deposits.y >= detector.y_edges[0]) & (deposits.y < detector.y_edges[-1]))
-
-
-def _visible_on_grid(detector: Detector, deposits: Deposits, n: int) -> np.ndarray:
-    """Visible MeV of ``deposits`` on the cells, per event, (n,)."""
-    return np.bincount(deposits.event, weights=np.where(_on_grid(detector, deposits), deposits.energy, 0.0),
-                       minlength=n)
