@@ -46,7 +46,7 @@ alone undoes that without widening every bin. The CNN members train for 30 epoch
 validation loss was still falling (best 376-428 against 263-289 with 30 epochs), and the
 CNN reached 34.0% above 2 TeV. Log-uniform (26 minutes): 40.9% (trees) and 32.0% (CNN; 38.6%
 with 10 epochs). Three CNNs of 50 epochs reach 28.1%: early stopping (patience 4) ends them
-after 33-38 epochs, while the 1-cycle learning rate is still high.
+after 33-38 epochs, while the 1-cycle learning rate is still 0.8-1.4e-3 (peak 3e-3).
 
 Goal figures (metrics.json, ``goals``, for the CNN): the 68% resolution of the combination
 over the tracker's for true energies within ``goal_window`` of 4 TeV (paired bootstrap;
