@@ -65,7 +65,7 @@ from typing import Any
 
 import click
 
-from calolab.studies.pions import cnn_label, with_overrides
+from calolab.studies.pions import as_option, cnn_label, with_overrides
 
 GOALS = {"combination_vs_tracker": 0.20, "calorimeter_above": 0.25}
 FIT_CHI2_PER_NDF = 3.0  # a resolution fit worse than this does not set the crossover energy
@@ -440,14 +440,15 @@ def _plot_combination(metrics, config, ax):
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("runs/muons"), show_default=True)
 @click.option("--quick", is_flag=True, help="800 + 600 events, 2 small CNNs of 2 epochs (for tests).")
-@click.option("--train-events", type=click.IntRange(min=200), help="Training muons [40000].")
-@click.option("--test-events", type=click.IntRange(min=100), help="Test muons [20000].")
-@click.option("--epochs", type=click.IntRange(min=1), help="CNN training epochs [30].")
-@click.option("--ensemble", type=click.IntRange(min=1), help="CNNs in the ensemble [5].")
-@click.option("--pool", help="Cells summed per CNN input voxel: LAYER,X,Y [2,4,4].")
-@click.option("--threads", type=click.IntRange(min=1), help="torch and tree threads [1].")
+@click.option("--train-events", type=click.IntRange(min=200),
+              help=f"Training muons [{MuonStudyConfig.train_events}].")
+@click.option("--test-events", type=click.IntRange(min=100), help=f"Test muons [{MuonStudyConfig.test_events}].")
+@click.option("--epochs", type=click.IntRange(min=1), help=f"CNN training epochs [{MuonStudyConfig.epochs}].")
+@click.option("--ensemble", type=click.IntRange(min=1), help=f"CNNs in the ensemble [{MuonStudyConfig.ensemble}].")
+@click.option("--pool", help=f"Cells summed per CNN input voxel: LAYER,X,Y [{as_option(MuonStudyConfig.pool)}].")
+@click.option("--threads", type=click.IntRange(min=1), help=f"torch and tree threads [{MuonStudyConfig.threads}].")
 @click.option("--spectrum", type=click.Choice(["uniform", "log-uniform"]),
-              help="Energies of the training and test muons [uniform, as paper 003].")
+              help=f"Energies of the training and test muons [{MuonStudyConfig.spectrum}; paper 003's is uniform].")
 @click.option("-s", "--seed", type=int, default=1, show_default=True)
 def study_muons(out_dir: Path, quick: bool, train_events: int | None, test_events: int | None, epochs: int | None,
                 ensemble: int | None, pool: str | None, threads: int | None, spectrum: str | None, seed: int) -> None:

@@ -104,6 +104,11 @@ class PionStudyConfig:
         return np.linspace(lo, hi, n + 1) * 1e3
 
 
+def as_option(values) -> str:
+    """A tuple default as the command line spells it: ``(3, 5, 5)`` -> ``3,5,5``."""
+    return ",".join(str(v) for v in values)
+
+
 def with_overrides(config, **overrides: Any):
     """``config`` with the non-None overrides applied."""
     return replace(config, **{k: v for k, v in overrides.items() if v is not None})
@@ -344,16 +349,20 @@ def _table(config, metrics, scored) -> str:
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("runs/pions"), show_default=True)
 @click.option("--quick", is_flag=True, help="1000 + 600 events, 2 small CNNs of 2 epochs (for tests).")
-@click.option("--train-events", type=click.IntRange(min=200), help="Training pions, 5-250 GeV [50000].")
-@click.option("--test-events", type=click.IntRange(min=100), help="Test pions, 10-200 GeV [20000].")
-@click.option("--epochs", type=click.IntRange(min=1), help="CNN training epochs [12].")
-@click.option("--ensemble", type=click.IntRange(min=1), help="CNNs in the ensemble [5].")
-@click.option("--pool", help="Cells summed per CNN input voxel: LAYER,X,Y [3,5,5].")
-@click.option("--hit-classes", type=click.IntRange(min=0), help="Learned hit classes of the CNN, 0 for none [4].")
+@click.option("--train-events", type=click.IntRange(min=200),
+              help=f"Training pions, 5-250 GeV [{PionStudyConfig.train_events}].")
+@click.option("--test-events", type=click.IntRange(min=100),
+              help=f"Test pions, 10-200 GeV [{PionStudyConfig.test_events}].")
+@click.option("--epochs", type=click.IntRange(min=1), help=f"CNN training epochs [{PionStudyConfig.epochs}].")
+@click.option("--ensemble", type=click.IntRange(min=1), help=f"CNNs in the ensemble [{PionStudyConfig.ensemble}].")
+@click.option("--pool", help=f"Cells summed per CNN input voxel: LAYER,X,Y [{as_option(PionStudyConfig.pool)}].")
+@click.option("--hit-classes", type=click.IntRange(min=0),
+              help=f"Learned hit classes of the CNN, 0 for none [{PionStudyConfig.hit_classes}].")
 @click.option("--zero-suppression", "zs", default="0.6", show_default=True,
               help="Readout threshold in MeV applied to every event, or 'none'.")
-@click.option("--weight-decay", type=click.FloatRange(min=0), help="CNN AdamW weight decay [0.0001].")
-@click.option("--threads", type=click.IntRange(min=1), help="torch and tree threads [1].")
+@click.option("--weight-decay", type=click.FloatRange(min=0),
+              help=f"CNN AdamW weight decay [{PionStudyConfig.weight_decay}].")
+@click.option("--threads", type=click.IntRange(min=1), help=f"torch and tree threads [{PionStudyConfig.threads}].")
 @click.option("-s", "--seed", type=int, default=1, show_default=True)
 def study_pions(out_dir: Path, quick: bool, train_events: int | None, test_events: int | None, epochs: int | None,
                 ensemble: int | None, pool: str | None, hit_classes: int | None, zs: str, weight_decay: float | None,
