@@ -6,6 +6,10 @@ cores); the output does not depend on the number of processes. Absolute times on
 compare ratios measured in one run. The memory benchmark simulates 100k ``cusi`` pions in
 a child process and reports its peak resident memory.
 
+The CNN's input pipeline is timed on ``pbwo4`` muons: batches from memory (converted on
+the first pass and kept, as in training) against batches from an HDF5 file (converted on
+every pass).
+
 Trained models are benchmarked when their run folders are given (``make bench
 BENCH_ARGS="--generator runs/gen --cnn runs/pions/cnn"``): the generator's speed against the
 simulator's on its own detector (log-uniform 1-100 GeV, one thread, best of three alternating
@@ -105,6 +109,38 @@ def time_cnn(run_dir: Path, events: int) -> dict:
             "goal_events_per_s": 1000}
 
 
+def time_batches(events: int, passes: int = 3) -> dict:
+    """CNN input batches of ``pbwo4`` muons (1-8 TeV, the muon study's pooling): from memory vs a file.
+
+    An in-memory source is converted (pooled, hits merged per pooled cell) on the first pass
+    and kept; a file is read and converted on every pass. Best of ``passes`` each.
+    """
+    import tempfile
+
+    from calolab.io import write_showers
+    from calolab.ml.data import ShowerBatches
+
+    showers = simulate(load_detector("pbwo4"), Beam("mu-", energy_min=1e6, energy_max=8e6, spectrum="uniform"),
+                       events, seed=3)
+    kwargs = {"batch_size": 64, "pool": (2, 4, 4), "shuffle": True, "seed": 1}
+
+    def best_pass(batches) -> float:
+        times = []
+        for epoch in range(passes):
+            batches.set_epoch(epoch)
+            start = time.perf_counter()
+            for _ in batches:
+                pass
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        from_file = best_pass(ShowerBatches(write_showers(showers, Path(tmp) / "muons.h5"), **kwargs))
+    memory = best_pass(ShowerBatches(showers, **kwargs))
+    return {"events": events, "hits_per_event": showers.n_hits / events, "file_events_per_s": events / from_file,
+            "memory_events_per_s": events / memory, "ratio": from_file / memory}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10x fewer events (smoke run)")
@@ -139,6 +175,10 @@ def main() -> None:
                              "goal_gib": 8.0}
         print(f"cusi pi+ 100 GeV x {n}: peak memory {gib:.2f} GiB ({'meets' if gib <= 8 else 'ABOVE'} goal 8 GiB), "
               f"{hits / n:.0f} hits/event, {results['memory']['seconds']:.0f} s", flush=True)
+    row = results["cnn_batches"] = time_batches(400 if args.quick else 4000)
+    print(f"cnn input batches, pbwo4 mu- 1-8 TeV pooled 2x4x4: {row['memory_events_per_s']:.0f} ev/s in memory "
+          f"(converted once) vs {row['file_events_per_s']:.0f} ev/s from a file (every pass) = {row['ratio']:.1f}x, "
+          f"{row['hits_per_event']:.0f} hits/event", flush=True)
     if args.generator is not None:
         row = results["generator"] = time_generator(args.generator, 500 if args.quick else 5000)
         print(f"generator {row['model']} ({args.generator}), log-uniform 1-100 GeV: {row['generator']:.0f} ev/s vs "

@@ -79,6 +79,9 @@ def test_sparse_pooling_equals_pooling_the_dense_grid(events, detector):
     assert [len(b) for b in batches] == [40, 40, 16]
     x = torch.cat([b.x for b in batches]).numpy()[:, 0]
     np.testing.assert_allclose(x, expected, rtol=1e-5, atol=1e-6)
+    unmerged = list(ShowerBatches(events, batch_size=40, pool=pool, hit_inputs=True))  # one entry per hit
+    assert sum(len(b.hits.mips) for b in unmerged) == events.n_hits
+    np.testing.assert_allclose(torch.cat([b.x for b in unmerged]).numpy()[:, 0], x, rtol=1e-5, atol=1e-6)
     esum = torch.cat([b.esum for b in batches]).numpy()
     np.testing.assert_allclose(esum, weighted_sum(events) / 1e3, rtol=1e-6)
     np.testing.assert_allclose(torch.cat([b.target for b in batches]).numpy(), events.incident_energy / 1e3, rtol=1e-7)

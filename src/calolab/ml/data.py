@@ -11,8 +11,12 @@ the sparse arrays:
   ``(Z, QX, QY) = ceil((layers, nx, ny) / (pl, px, py))`` (a last, partial block along an
   axis holds the leftover cells).
 
-Only then is a batch densified, by a scatter-add into a torch tensor ``(B, 1, Z, QX, QY)``:
-the dataset is never dense as a whole. For a model with learned hit classes
+and the hits of an event that fall into one pooled cell are merged into one (their MIPs
+summed in float64), unless the batch must carry its hits (below). Only then is a batch
+densified, by a scatter-add into a torch tensor ``(B, 1, Z, QX, QY)``: the dataset is never
+dense as a whole. The events of an in-memory source are converted on the first pass and
+kept for the next ones (training makes one pass per epoch); a file's are converted on every
+pass, one chunk at a time. For a model with learned hit classes
 (:class:`~calolab.ml.model.EnergyCNN`, ``hit_classes > 0``) the batch also carries its hits
 themselves, at the native cell size: each hit's energy, its voxel, and what surrounds it
 (:func:`hit_inputs`). Per event the batch carries the sampling-weighted
@@ -74,6 +78,25 @@ def pool_cells(cell: np.ndarray, shape: tuple[int, int, int], pool: tuple[int, i
     layer, rest = np.divmod(np.asarray(cell, np.int64), nx * ny)
     ix, iy = np.divmod(rest, ny)
     return ((layer // pool[0]) * qx + ix // pool[1]) * qy + iy // pool[2]
+
+
+def merge_pooled(offsets: np.ndarray, cell: np.ndarray, mips: np.ndarray,
+                 n_cells: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One hit per occupied pooled cell of each event: ``(offsets, cell, mips)`` with the MIPs summed.
+
+    ``offsets`` (n + 1,) delimit the events' hits; ``cell`` are pooled flat indices below
+    ``n_cells``. Within an event the merged hits come in increasing ``cell``; the sums are
+    taken in float64 and stored as float32.
+
+    >>> o, c, m = merge_pooled(np.array([0, 3, 4]), np.array([5, 2, 5, 2]), np.array([1.0, 2.0, 0.5, 4.0]), 8)
+    >>> o.tolist(), c.tolist(), m.tolist()
+    ([0, 2, 3], [2, 5, 2], [2.0, 1.5, 4.0])
+    """
+    event = np.repeat(np.arange(len(offsets) - 1, dtype=np.int64), np.diff(offsets))
+    key, inverse = np.unique(event * n_cells + cell, return_inverse=True)
+    summed = np.bincount(inverse.reshape(-1), weights=mips, minlength=len(key)).astype(np.float32)
+    counts = np.bincount(key // n_cells, minlength=len(offsets) - 1)
+    return np.concatenate([[0], np.cumsum(counts)]), key % n_cells, summed
 
 
 # What :func:`hit_inputs` gives for each hit (energies in MIPs of the hit's layer).
@@ -212,8 +235,7 @@ class ShowerBatches(IterableDataset):
         For CaloChallenge files that carry no geometry.
     hit_inputs
         Also carry each batch's hits at the native cell size (:class:`HitBatch`), for a
-        model with learned hit classes. The events of an in-memory source are then
-        converted once and kept; a file's are converted on every pass.
+        model with learned hit classes (the hits of a pooled cell are then not merged).
 
     Iterate it directly, or through a ``DataLoader`` with ``batch_size=None`` and no worker
     processes (each worker would yield every batch).
@@ -263,7 +285,7 @@ class ShowerBatches(IterableDataset):
         if self._converted is not None:
             yield from self._converted
             return
-        keep = [] if self.hit_inputs and isinstance(self.source, Showers) else None
+        keep = [] if isinstance(self.source, Showers) else None
         for events in self._convert_source():
             if keep is not None:
                 keep.append(events)
@@ -288,9 +310,11 @@ class ShowerBatches(IterableDataset):
         layer = showers.cell // (det.shape[1] * det.shape[2])
         mips = (showers.energy / det.mip_mpv[layer]).astype(np.float32)
         features = None if self.features is None else self.features[index]
-        return _Events(showers.offsets, pool_cells(showers.cell, det.shape, self.pool), mips, index.astype(np.int64),
-                       showers.incident_energy / 1e3, weighted_sums_gev(showers), features,
-                       hit_inputs(showers) if self.hit_inputs else None)
+        offsets, cell = showers.offsets, pool_cells(showers.cell, det.shape, self.pool)
+        if not self.hit_inputs:
+            offsets, cell, mips = merge_pooled(offsets, cell, mips, int(np.prod(pooled_shape(det.shape, self.pool))))
+        return _Events(offsets, cell, mips, index.astype(np.int64), showers.incident_energy / 1e3,
+                       weighted_sums_gev(showers), features, hit_inputs(showers) if self.hit_inputs else None)
 
     def _batch(self, events: _Events) -> Batch:
         grid = self._grid()
