@@ -114,6 +114,22 @@ def test_shuffling_is_seeded_complete_and_same_from_a_file(events, tmp_path):
     assert all(torch.equal(a.x, b.x) for a, b in zip(ds, from_file, strict=True))
 
 
+def test_a_file_is_read_once_when_its_converted_events_fit_the_cache(events, tmp_path):
+    kwargs = {"batch_size": 16, "pool": (2, 3, 4), "shuffle": True, "seed": 5, "chunk_events": 30}
+    kept = ShowerBatches(write_showers(events, tmp_path / "kept.h5"), **kwargs)
+    first = list(kept)
+    (tmp_path / "kept.h5").unlink()  # the next passes come from memory
+    kept.set_epoch(0)
+    assert all(torch.equal(a.x, b.x) for a, b in zip(first, kept, strict=True))
+    kept.set_epoch(1)
+    assert sorted(np.concatenate([b.index for b in kept])) == list(range(len(events)))
+    tiny = ShowerBatches(write_showers(events, tmp_path / "tiny.h5"), **kwargs, cache_gib=1e-6)  # 1 kB: too small
+    assert len(list(tiny)) == len(first)
+    (tmp_path / "tiny.h5").unlink()
+    with pytest.raises(CalolabError, match="tiny.h5"):
+        list(tiny)
+
+
 def test_batches_carry_their_hits_for_hit_classes(events, tmp_path):
     """The hits of a batch rebuild its pooled grid, with their neighbourhoods; in memory and from a file alike."""
     kwargs = {"batch_size": 16, "pool": (2, 3, 4), "shuffle": True, "seed": 2, "shuffle_buffer": 40,

@@ -14,9 +14,11 @@ the sparse arrays:
 and the hits of an event that fall into one pooled cell are merged into one (their MIPs
 summed in float64), unless the batch must carry its hits (below). Only then is a batch
 densified, by a scatter-add into a torch tensor ``(B, 1, Z, QX, QY)``: the dataset is never
-dense as a whole. The events of an in-memory source are converted on the first pass and
-kept for the next ones (training makes one pass per epoch); a file's are converted on every
-pass, one chunk at a time. For a model with learned hit classes
+dense as a whole. The converted events of the first pass are kept for the next ones
+(training makes one pass per epoch) while they take at most ``cache_gib`` GiB (2 by default;
+``pbwo4`` muons of 50 GeV-8 TeV pooled (2, 4, 4) with their features take about 5 kB each,
+``cusi`` pions of 10-200 GeV with their hits about 6 kB); a larger source is converted
+again on every pass, one chunk at a time. For a model with learned hit classes
 (:class:`~calolab.ml.model.EnergyCNN`, ``hit_classes > 0``) the batch also carries its hits
 themselves, at the native cell size: each hit's energy, its voxel, and what surrounds it
 (:func:`hit_inputs`). Per event the batch carries the sampling-weighted
@@ -180,6 +182,11 @@ class _Events:
     def __len__(self) -> int:
         return len(self.index)
 
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.offsets, self.cell, self.mips, self.index, self.target, self.esum,
+                                      self.features, self.inputs) if a is not None)
+
     def take(self, idx: np.ndarray) -> _Events:
         counts = np.diff(self.offsets)[idx]
         hit = np.repeat(self.offsets[idx] - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
@@ -236,6 +243,9 @@ class ShowerBatches(IterableDataset):
     hit_inputs
         Also carry each batch's hits at the native cell size (:class:`HitBatch`), for a
         model with learned hit classes (the hits of a pooled cell are then not merged).
+    cache_gib
+        Keep the converted events of the first pass for the next ones while they take at
+        most this many GiB (0: convert on every pass, e.g. for a single pass).
 
     Iterate it directly, or through a ``DataLoader`` with ``batch_size=None`` and no worker
     processes (each worker would yield every batch).
@@ -244,7 +254,7 @@ class ShowerBatches(IterableDataset):
     def __init__(self, source: Source, batch_size: int = 64, pool: tuple[int, int, int] = (1, 1, 1),
                  features: np.ndarray | None = None, select: np.ndarray | None = None, shuffle: bool = False,
                  seed: int = 0, shuffle_buffer: int = 16384, chunk_events: int = 4096,
-                 detector: Detector | str | None = None, hit_inputs: bool = False):
+                 detector: Detector | str | None = None, hit_inputs: bool = False, cache_gib: float = 2.0):
         super().__init__()
         if batch_size < 1 or shuffle_buffer < 1 or chunk_events < 1:
             raise CalolabError("batch_size, shuffle_buffer and chunk_events must be >= 1")
@@ -254,6 +264,7 @@ class ShowerBatches(IterableDataset):
         self.shuffle, self.seed, self.shuffle_buffer = shuffle, int(seed), int(shuffle_buffer)
         self.chunk_events, self.detector = int(chunk_events), detector
         self.hit_inputs = bool(hit_inputs)
+        self.cache_bytes = int(cache_gib * 2**30)
         self.epoch = 0
         self._converted: list[_Events] | None = None
 
@@ -285,10 +296,15 @@ class ShowerBatches(IterableDataset):
         if self._converted is not None:
             yield from self._converted
             return
-        keep = [] if isinstance(self.source, Showers) else None
+        keep: list[_Events] | None = [] if self.cache_bytes > 0 else None
+        size = 0
         for events in self._convert_source():
             if keep is not None:
-                keep.append(events)
+                size += events.nbytes
+                if size <= self.cache_bytes:
+                    keep.append(events)
+                else:
+                    keep = None
             yield events
         self._converted = keep
 

@@ -155,7 +155,7 @@ class CNNEnsemble:
                                f"got {np.shape(features)}")
         batches = ShowerBatches(showers, self.batch_size, self.models[0].config.pool,
                                 features if self.n_features else None,
-                                hit_inputs=self.models[0].config.hit_classes > 0)
+                                hit_inputs=self.models[0].config.hit_classes > 0, cache_gib=0)  # one pass
         out = np.empty((len(self.models), len(showers)))
         with torch.inference_mode():
             for batch in batches:
