@@ -11,7 +11,7 @@ the sparse arrays:
   ``(Z, QX, QY) = ceil((layers, nx, ny) / (pl, px, py))`` (a last, partial block along an
   axis holds the leftover cells).
 
-and the hits of an event that fall into one pooled cell are merged into one (their MIPs
+The hits of an event that fall into one pooled cell are then merged into one (their MIPs
 summed in float64), unless the batch must carry its hits (below). Only then is a batch
 densified, by a scatter-add into a torch tensor ``(B, 1, Z, QX, QY)``: the dataset is never
 dense as a whole. The converted events of the first pass are kept for the next ones
@@ -264,6 +264,8 @@ class ShowerBatches(IterableDataset):
         self.shuffle, self.seed, self.shuffle_buffer = shuffle, int(seed), int(shuffle_buffer)
         self.chunk_events, self.detector = int(chunk_events), detector
         self.hit_inputs = bool(hit_inputs)
+        if not cache_gib >= 0:
+            raise CalolabError(f"cache_gib must be >= 0, got {cache_gib}")
         self.cache_bytes = int(cache_gib * 2**30)
         self.epoch = 0
         self._converted: list[_Events] | None = None
