@@ -143,6 +143,25 @@ def test_muon_clusters_and_boxes_match_dense():
     assert x[:, names.index("e_track_0")].min() > 0
 
 
+def test_large_batches_are_built_in_event_ranges_with_the_same_features(pions, monkeypatch):
+    """A batch over CHUNK_HITS hits goes through in event ranges (one event alone may exceed it)."""
+    from calolab.reconstruction import hits
+
+    muons = simulate(load_detector("pbwo4"), Beam("mu-", energy_min=50e3, energy_max=8e6, spectrum="uniform"), 12,
+                     seed=6)
+    whole = [high_level_features(pions), muon_features(muons), high_level_features(muons)]
+    calls = []
+    monkeypatch.setattr(hits, "CHUNK_HITS", int(np.max(np.diff(muons.offsets))) - 1)  # the largest muon alone
+    original = hits.HitGrid.__init__
+    monkeypatch.setattr(hits.HitGrid, "__init__", lambda self, showers, *a, **k: (calls.append(len(showers)),
+                                                                                  original(self, showers, *a, **k))[1])
+    for (x, names), (y, names_y) in zip(whole, [high_level_features(pions), muon_features(muons),
+                                                 high_level_features(muons)], strict=True):
+        assert names == names_y and x.shape == y.shape
+        np.testing.assert_allclose(y, x, rtol=1e-6, atol=1e-6)
+    assert max(calls) < max(len(pions), len(muons)) and len(calls) > 6
+
+
 def test_features_command(pions, tmp_path):
     from click.testing import CliRunner
 

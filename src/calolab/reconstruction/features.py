@@ -48,7 +48,7 @@ from __future__ import annotations
 import numpy as np
 
 from calolab.errors import CalolabError
-from calolab.reconstruction.hits import HitGrid, event_max
+from calolab.reconstruction.hits import HitGrid, event_max, in_event_chunks
 from calolab.reconstruction.sums import layer_weights
 from calolab.showers import Showers
 
@@ -122,6 +122,9 @@ def high_level_features(showers: Showers, thresholds_mip=DEFAULT_THRESHOLDS_MIP,
     names : list of F str
         See the module docstring.
     """
+    chunked = in_event_chunks(high_level_features, showers, thresholds_mip, segments, start_mip)
+    if chunked is not None:
+        return chunked
     det = showers.detector
     n = len(showers)
     grid = HitGrid(showers)

@@ -47,7 +47,7 @@ from __future__ import annotations
 import numpy as np
 
 from calolab.reconstruction.features import _label
-from calolab.reconstruction.hits import HitGrid, event_max
+from calolab.reconstruction.hits import HitGrid, event_max, in_event_chunks
 from calolab.showers import Showers
 
 DEFAULT_TRACK_RADII = (0, 1, 2)
@@ -97,6 +97,9 @@ def muon_features(showers: Showers, track_radii=DEFAULT_TRACK_RADII,
     features : float32 (N, F)
     names : list of F str
     """
+    chunked = in_event_chunks(muon_features, showers, track_radii, layer_thresholds_mip, cluster_mip)
+    if chunked is not None:
+        return chunked
     det = showers.detector
     n = len(showers)
     grid = HitGrid(showers)
