@@ -43,9 +43,9 @@ Measured with this code (seed 1, default sizes: 80,000 training muons, 4 CNNs of
 26.7% (CNN), and 32, 27, 18% (CNN) in the bins 2.2-3.4, 3.4-5.2, 5.2-8 TeV, whose medians run
 from 1.12 E to 0.90 E: a regressor pulls its predictions towards the middle of its training
 spectrum, and no correction of the prediction alone undoes that without widening every bin.
-The CNN is limited by its training muons (paper 003 trains on about 850,000): one CNN of 30
-epochs reaches 29.5% above 2 TeV with 40,000 training muons and 27.5% with 80,000, and five
-CNNs on 40,000 reach 28.0%. Changes of one CNN on 40,000 muons gained less than the data:
+One CNN of 30 epochs reaches 29.5% above 2 TeV with 40,000 training muons, 27.5% with 80,000
+and 27.5% with 120,000 (paper 003 trains on about 850,000); five CNNs on 40,000 reach 28.0%.
+Changes of one CNN on 40,000 muons gained less than doubling the data:
 ``lr_max`` 1e-3, 30.4%; pooling (1, 4, 4), 28.7%; channels (16, 32, 64), 30.7%; 50 epochs
 without early stopping, 29.1%. With 10 epochs five CNNs on 40,000 muons reached 34.0% (their
 validation loss was still falling). Log-uniform (40,000 muons, 5 CNNs, 26 minutes): 40.9% (trees)
