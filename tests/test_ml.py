@@ -21,7 +21,7 @@ from calolab.ml.data import ShowerBatches, hit_inputs, pooled_shape  # noqa: E40
 from calolab.ml.ensemble import CNNEnsemble, train_ensemble  # noqa: E402
 from calolab.ml.losses import BinnedHuberMFSE, make_loss, mfse, mse  # noqa: E402
 from calolab.ml.model import EnergyCNN, RegressorConfig  # noqa: E402
-from calolab.ml.train import TrainConfig, load_model, train  # noqa: E402
+from calolab.ml.train import MIRROR_Y_ODD, TrainConfig, load_model, mirror_batch, train  # noqa: E402
 
 SMALL = {"channels": (4, 8), "hidden": (16,)}
 FAST = {"epochs": 3, "batch_size": 16, "lr_max": 3e-3}
@@ -303,6 +303,75 @@ def test_resume_after_a_kill_ends_with_the_same_weights(events, tmp_path):
     # a finished run is not trained again
     again = train(events, tmp_path / "resumed", RegressorConfig(**SMALL, dropout=0.2), config)
     assert again.history == resumed.history
+
+
+def mirrored_in_y(showers: Showers) -> Showers:
+    """The same events reflected through the x-z plane: cell iy -> ny - 1 - iy, entry and direction y negated."""
+    _, nx, ny = showers.detector.shape
+    layer_x, iy = np.divmod(showers.cell.astype(np.int64), ny)
+    entry, direction = showers.entry.copy(), showers.direction.copy()
+    entry[:, 1] *= -1
+    direction[:, 1] *= -1
+    return Showers(showers.detector, showers.offsets, layer_x * ny + (ny - 1 - iy), showers.energy, showers.particle,
+                   showers.incident_energy, entry, direction)
+
+
+def test_mirroring_a_batch_in_y_equals_the_batch_of_the_mirrored_muons():
+    """Grid and features of the mirrored muons (in a 2 T field along y) are those of the mirrored batch, so
+    MIRROR_Y_ODD lists every feature that changes sign and mirror_y shows the CNN real events only."""
+    from calolab.geometry import load_detector
+    from calolab.simulation import Beam, simulate
+    from calolab.studies.muons import muon_inputs
+    from calolab.studies.regression import transform_features
+
+    beam = Beam("mu-", energy_min=500e3, energy_max=8e6, spectrum="uniform", position=(3.0, 7.0), spot_sigma=5.0)
+    muons = simulate(load_detector("pbwo4"), beam, 12, seed=5)
+    mirrored = mirrored_in_y(muons)
+    (x, names), (x_m, _) = (muon_inputs(s) for s in (muons, mirrored))
+    odd = np.isin(names, list(MIRROR_Y_ODD))
+    assert odd.sum() == 2 and np.all(x[:, odd] != 0)  # the beam is off the axis: the odd features are not 0
+    signs = torch.tensor(np.where(odd, -1.0, 1.0))
+
+    def batch(showers, values):
+        return next(iter(ShowerBatches(showers, 12, (2, 4, 4), transform_features(values, "signed-log"))))
+
+    b, b_m = batch(muons, x), batch(mirrored, x_m)
+    flip = np.arange(12) % 2 == 0
+    x_grid, x_features = mirror_batch(b.x, b.features, signs, flip)
+    torch.testing.assert_close(x_grid[flip], b_m.x[flip], rtol=1e-6, atol=0)
+    torch.testing.assert_close(x_features[flip], b_m.features[flip], rtol=1e-5, atol=1e-6)
+    assert torch.equal(x_grid[~flip], b.x[~flip]) and torch.equal(x_features[~flip], b.features[~flip])
+    assert not torch.equal(b.x[flip], b_m.x[flip])  # the showers are not symmetric themselves
+
+
+def test_training_with_mirror_y_resumes_bit_for_bit_and_checks_its_grid(events, detector, tmp_path):
+    model = RegressorConfig(**SMALL, pool=(3, 4, 3))  # 9 cells in y: 3 whole pooled cells
+    config = TrainConfig(**{**FAST, "epochs": 2}, seed=7, mirror_y=True)
+    straight = train(events, tmp_path / "straight", model, config)
+    plain = train(events, tmp_path / "plain", model, TrainConfig(**{**FAST, "epochs": 2}, seed=7))
+    assert straight.history[0]["train_loss"] != plain.history[0]["train_loss"]  # half the events were mirrored
+
+    def kill(record):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(events, tmp_path / "resumed", model, config, callback=kill)
+    resumed = train(events, tmp_path / "resumed", model, config)
+    a, b = straight.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # such a model predicts the mean of each event and its mirror image
+    ensemble = CNNEnsemble.load(tmp_path / "straight")
+    assert ensemble.mirror_y and not CNNEnsemble.load(tmp_path / "plain").mirror_y
+    mirrored = mirrored_in_y(events)
+    np.testing.assert_allclose(ensemble.predict(mirrored), ensemble.predict(events), rtol=1e-5)
+    one_way = CNNEnsemble(ensemble.models, ensemble.weights, ensemble.info, mirror_y=False)
+    np.testing.assert_allclose(ensemble.predict(events), 0.5 * (one_way.predict(events) + one_way.predict(mirrored)),
+                               rtol=1e-5)
+    assert not np.allclose(one_way.predict(events), one_way.predict(mirrored), rtol=1e-3)
+    with pytest.raises(CalolabError, match="9 cells, pooled by 2"):
+        train(events, tmp_path / "odd", RegressorConfig(**SMALL, pool=(3, 2, 2)), config)
+    with pytest.raises(CalolabError, match="set hit_classes to 0"):
+        train(events, tmp_path / "classes", RegressorConfig(**SMALL, pool=(3, 4, 3), hit_classes=2), config)
 
 
 def test_corrupt_or_mismatched_checkpoints_raise_a_calolab_error(events, tmp_path):

@@ -8,7 +8,9 @@ to the inverse of that loss. Killed part way, it resumes member by member.
 :class:`CNNEnsemble` follows :class:`calolab.reconstruction.regressor.Regressor`: it loads
 from a run folder (an ensemble, or a single :func:`~calolab.ml.train.train` run) and
 predicts the incident energy in MeV, the members' predictions averaged with those weights,
-in batches under ``torch.inference_mode``.
+in batches under ``torch.inference_mode``. Models trained with ``mirror_y`` predict the mean
+of each event and its mirror image in y (``y -> -y``, a symmetry of the detector that such a
+model has learnt only approximately); this doubles the network's share of the inference time.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import yaml
 from calolab.errors import CalolabError
 from calolab.ml.data import ShowerBatches, Source, source_chunks
 from calolab.ml.model import EnergyCNN, RegressorConfig
-from calolab.ml.train import BEST, TrainConfig, load_model, train
+from calolab.ml.train import BEST, TrainConfig, load_model, mirror_batch, mirror_signs, train
 from calolab.showers import Showers
 from calolab.studies.rundir import write_yaml
 
@@ -90,12 +92,15 @@ class CNNEnsemble:
         What the models were trained on (``detector_shape``, ``feature_names``, ...).
     batch_size
         Events per inference batch.
+    mirror_y
+        Average each event with its mirror image in y; ``None``: when ``info`` says the
+        models were trained with ``mirror_y``.
     """
 
     name = "cnn"
 
     def __init__(self, models: list[EnergyCNN], weights: np.ndarray | list[float], info: dict[str, Any],
-                 batch_size: int = 512):
+                 batch_size: int = 512, mirror_y: bool | None = None):
         weights = np.asarray(weights, np.float64)
         if not models or len(weights) != len(models) or np.any(weights < 0) or not weights.sum() > 0:
             raise CalolabError("an ensemble needs at least one model and one non-negative weight per model")
@@ -103,6 +108,9 @@ class CNNEnsemble:
             raise CalolabError("the models of an ensemble must share their pooling, features and use of hit classes")
         self.models, self.weights, self.info = [m.eval() for m in models], weights / weights.sum(), info
         self.batch_size = int(batch_size)
+        self.mirror_y = bool(info.get("mirror_y", False)) if mirror_y is None else bool(mirror_y)
+        if self.mirror_y and models[0].config.hit_classes:
+            raise CalolabError("mirror_y works on the pooled grid only, not with learned hit classes")
 
     @classmethod
     def load(cls, run_dir: str | Path, batch_size: int = 512) -> CNNEnsemble:
@@ -157,8 +165,14 @@ class CNNEnsemble:
                                 features if self.n_features else None,
                                 hit_inputs=self.models[0].config.hit_classes > 0, cache_gib=0)  # one pass
         out = np.empty((len(self.models), len(showers)))
+        signs = mirror_signs(self.info.get("feature_names", []) if self.n_features else [])
         with torch.inference_mode():
             for batch in batches:
+                if self.mirror_y:
+                    x_m, f_m = mirror_batch(batch.x, batch.features, signs, np.ones(len(batch), bool))
                 for k, model in enumerate(self.models):
-                    out[k, batch.index] = model(batch.x, batch.esum, batch.features, batch.hits).double().numpy()
+                    pred = model(batch.x, batch.esum, batch.features, batch.hits)
+                    if self.mirror_y:
+                        pred = 0.5 * (pred + model(x_m, batch.esum, f_m, batch.hits))
+                    out[k, batch.index] = pred.double().numpy()
         return out

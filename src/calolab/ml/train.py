@@ -21,6 +21,13 @@ run that was never interrupted (same data, configs, seed and number of threads).
 draws its random numbers (initial weights, dropout) from torch's global generator inside
 ``torch.random.fork_rng``, so the caller's generator state is left as it was; shuffling
 uses a numpy Generator seeded with ``seed`` whose state is also checkpointed.
+
+``mirror_y`` mirrors a random half of every training batch in y (``y -> -y``): the input grid
+reversed along Y and the y-odd features (:data:`MIRROR_Y_ODD`, e.g. ``y_mean_mm``) negated.
+This is a symmetry of every calolab detector (cells centred on the beam axis, the field along
+y: a reflection through the x-z plane leaves a field along y unchanged), so each event
+counts twice without being simulated twice. Features not in :data:`MIRROR_Y_ODD` are taken to
+be even in y; a feature transform must be odd (``signed-log`` is).
 """
 
 from __future__ import annotations
@@ -45,6 +52,8 @@ from calolab.studies.rundir import write_json, write_yaml
 
 CHECKPOINT, BEST, CONFIG, METRICS = "checkpoint.pt", "best.pt", "config.yaml", "metrics.json"
 FORMAT = "calolab-energy-cnn"
+# high-level and muon features that change sign under y -> -y; every other calolab feature is even
+MIRROR_Y_ODD = frozenset({"y_mean_mm", "imbalance_y_mm"})
 
 
 @dataclass(frozen=True)
@@ -68,6 +77,7 @@ class TrainConfig:
     seed: int = 0  # initial weights, dropout, shuffling
     shuffle_buffer: int = 16384
     chunk_events: int = 4096
+    mirror_y: bool = False  # mirror a random half of each training batch in y (see the module docstring)
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -146,7 +156,7 @@ def train(source: Source, run_dir: str | Path, model_config: RegressorConfig | N
             "train_events": int((~val).sum()), "validation_events": int(val.sum()),
             "target_sum_gev": float(table.target.sum()), "detector": table.detector.name,
             "detector_shape": list(table.detector.shape), "feature_names": list(feature_names or []),
-            "detector_layers": table.detector.to_dict()["layers"]}
+            "detector_layers": table.detector.to_dict()["layers"], "mirror_y": bool(config.mirror_y)}
     meta = {"model_config": model_config.to_dict(), "train_config": asdict(config), "data": info}
 
     def batches(select: np.ndarray, shuffle: bool) -> ShowerBatches:
@@ -154,6 +164,7 @@ def train(source: Source, run_dir: str | Path, model_config: RegressorConfig | N
                              config.shuffle_buffer, config.chunk_events, hit_inputs=model_config.hit_classes > 0)
 
     train_ds, val_ds = batches(~val, True), batches(val, False)
+    mirror = _mirror_signs(config, model_config, table.detector, feature_names, features)
     steps_per_epoch = train_ds.n_batches(int((~val).sum()))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
@@ -174,7 +185,7 @@ def train(source: Source, run_dir: str | Path, model_config: RegressorConfig | N
         else:
             write_yaml(run_dir / CONFIG, {**meta, "parameters": count_parameters(model)})
         while state["epoch"] < config.epochs and not state["stopped"]:
-            record = _epoch(model, loss_fn, optimiser, scheduler, train_ds, val_ds, rng, state["epoch"])
+            record = _epoch(model, loss_fn, optimiser, scheduler, train_ds, val_ds, rng, state["epoch"], mirror)
             state["history"].append(record)
             if record["val_loss"] < state["best_val_loss"]:
                 state.update(best_val_loss=record["val_loss"], best_epoch=record["epoch"], bad_epochs=0)
@@ -195,14 +206,50 @@ def train(source: Source, run_dir: str | Path, model_config: RegressorConfig | N
     return TrainResult(best, run_dir, state["best_val_loss"], state["best_epoch"], state["history"])
 
 
-def _epoch(model, loss_fn, optimiser, scheduler, train_ds, val_ds, rng, epoch) -> dict[str, float]:
-    train_ds.set_epoch(int(rng.integers(2**62)))
+def _mirror_signs(config: TrainConfig, model_config: RegressorConfig, detector, feature_names: list[str] | None,
+                  features: np.ndarray | None) -> torch.Tensor | None:
+    """With ``config.mirror_y``: the sign of each feature under ``y -> -y`` (F,); else None."""
+    if not config.mirror_y:
+        return None
+    if model_config.hit_classes:
+        raise CalolabError("mirror_y works on the pooled grid only: set hit_classes to 0")
+    if detector.ny % model_config.pool[2]:
+        raise CalolabError(f"mirror_y needs whole pooled cells in y: {detector.name} has {detector.ny} cells, "
+                           f"pooled by {model_config.pool[2]}")
+    if features is not None and (feature_names is None or len(feature_names) != features.shape[1]):
+        raise CalolabError("mirror_y needs the features' names, to know which change sign under y -> -y")
+    return mirror_signs(feature_names if features is not None else [])
+
+
+def mirror_signs(feature_names: list[str]) -> torch.Tensor:
+    """Sign of each feature under ``y -> -y`` (F,): -1 for :data:`MIRROR_Y_ODD`, else +1."""
+    return torch.tensor([-1.0 if name in MIRROR_Y_ODD else 1.0 for name in feature_names])
+
+
+def mirror_batch(x: torch.Tensor, features: torch.Tensor | None, signs: torch.Tensor,
+                 flip: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The events with ``flip`` (B,) bool mirrored in y: grid (B, C, Z, X, Y) reversed along Y,
+    features (B, F) times ``signs`` (F,); new tensors, the inputs are left as they were."""
+    mask = torch.from_numpy(flip)
+    x = torch.where(mask.view(-1, *([1] * (x.dim() - 1))), x.flip(-1), x)
+    if features is not None:
+        features = torch.where(mask[:, None], features * signs.to(features.dtype), features)
+    return x, features
+
+
+def _epoch(model, loss_fn, optimiser, scheduler, train_ds, val_ds, rng, epoch, mirror=None) -> dict[str, float]:
+    epoch_seed = int(rng.integers(2**62))
+    train_ds.set_epoch(epoch_seed)
+    flips = np.random.default_rng([epoch_seed, 1]) if mirror is not None else None  # resumes bit for bit
     model.train()
     loss_fn.train()
     start, total, n = time.perf_counter(), 0.0, 0
     for batch in train_ds:
         optimiser.zero_grad(set_to_none=True)
-        loss = loss_fn(model(batch.x, batch.esum, batch.features, batch.hits), batch.target)
+        x, features = batch.x, batch.features
+        if mirror is not None:
+            x, features = mirror_batch(x, features, mirror, flips.random(len(batch)) < 0.5)
+        loss = loss_fn(model(x, batch.esum, features, batch.hits), batch.target)
         loss.backward()
         optimiser.step()
         scheduler.step()

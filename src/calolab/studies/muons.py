@@ -117,6 +117,7 @@ class MuonStudyConfig:
     hidden: tuple[int, ...] = (64, 32)
     features: bool = True
     feature_transform: str = "signed-log"
+    mirror_y: bool = False
     threads: int | None = 1
     n_boot: int = 200
     seed: int = 1
@@ -452,14 +453,17 @@ def _plot_combination(metrics, config, ax):
 @click.option("--threads", type=click.IntRange(min=1), help=f"torch and tree threads [{MuonStudyConfig.threads}].")
 @click.option("--spectrum", type=click.Choice(["uniform", "log-uniform"]),
               help=f"Energies of the training and test muons [{MuonStudyConfig.spectrum}; paper 003's is uniform].")
+@click.option("--mirror-y/--no-mirror-y", default=None,
+              help=f"Mirror half of each CNN training batch in y [{MuonStudyConfig.mirror_y}].")
 @click.option("-s", "--seed", type=int, default=1, show_default=True)
 def study_muons(out_dir: Path, quick: bool, train_events: int | None, test_events: int | None, epochs: int | None,
-                ensemble: int | None, pool: str | None, threads: int | None, spectrum: str | None, seed: int) -> None:
+                ensemble: int | None, pool: str | None, threads: int | None, spectrum: str | None,
+                mirror_y: bool | None, seed: int) -> None:
     """Muon energy from the pbwo4 calorimeter, a tracker and their combination, 50 GeV-8 TeV (paper 003)."""
     from calolab.ml.commands import _triple
 
     config = MuonStudyConfig.quick() if quick else MuonStudyConfig()
     config = with_overrides(config, train_events=train_events, test_events=test_events, epochs=epochs,
                             ensemble=ensemble, pool=_triple(pool) if pool else None, threads=threads, spectrum=spectrum,
-                            seed=seed)
+                            mirror_y=mirror_y, seed=seed)
     run_muon_study(out_dir, config, echo=click.echo, progress=not quick)

@@ -122,7 +122,8 @@ def cnn_label(config) -> str:
     body = "high-level features in the body" if config.features else "no features"
     if config.features and config.feature_transform != "none":
         body = f"{config.feature_transform} {body}"
-    return f"cnn x{config.ensemble} (pool {pool}, {body}, {config.epochs} epochs)"
+    mirrored = ", mirrored in y" if getattr(config, "mirror_y", False) else ""
+    return f"cnn x{config.ensemble} (pool {pool}, {body}, {config.epochs} epochs{mirrored})"
 
 
 def run_pion_study(out_dir: str | Path, config: PionStudyConfig = PionStudyConfig(),

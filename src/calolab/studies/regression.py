@@ -218,8 +218,10 @@ def fit_cnn(config, label: str, features: Callable[[Showers], tuple[np.ndarray, 
 
     model_config = RegressorConfig(pool=config.pool, channels=config.channels, hidden=config.hidden,
                                    hit_classes=config.hit_classes)
+    # mirror_y: the muon study's option; the pion study's CNN (learned hit classes) has none
     train_config = TrainConfig(epochs=config.epochs, batch_size=config.batch_size, lr_max=config.lr_max,
-                               patience=config.patience, weight_decay=config.weight_decay, seed=seed, split_seed=seed)
+                               patience=config.patience, weight_decay=config.weight_decay, seed=seed, split_seed=seed,
+                               mirror_y=getattr(config, "mirror_y", False))
     values, names = features(fit_set) if features else (None, None)
     echo(f"training {label} on {len(fit_set)} events")
     start = time.perf_counter()
