@@ -333,14 +333,24 @@ def test_mirroring_a_batch_in_y_equals_the_batch_of_the_mirrored_muons():
     signs = torch.tensor(np.where(odd, -1.0, 1.0))
 
     def batch(showers, values):
-        return next(iter(ShowerBatches(showers, 12, (2, 4, 4), transform_features(values, "signed-log"))))
+        return next(iter(ShowerBatches(showers, 12, (2, 4, 4), transform_features(values, "signed-log"),
+                                       hit_inputs=True)))
+
+    def hits_on_grid(b):  # each voxel's hit energies and inputs, summed: independent of the hits' order
+        h = b.hits
+        values = torch.cat([h.mips[:, None], h.inputs], dim=1).double()
+        return torch.zeros(b.x.numel(), values.shape[1], dtype=torch.float64).index_add(0, h.voxel, values)
 
     b, b_m = batch(muons, x), batch(mirrored, x_m)
     flip = np.arange(12) % 2 == 0
-    x_grid, x_features = mirror_batch(b.x, b.features, signs, flip)
-    torch.testing.assert_close(x_grid[flip], b_m.x[flip], rtol=1e-6, atol=0)
-    torch.testing.assert_close(x_features[flip], b_m.features[flip], rtol=1e-5, atol=1e-6)
-    assert torch.equal(x_grid[~flip], b.x[~flip]) and torch.equal(x_features[~flip], b.features[~flip])
+    m = mirror_batch(b, signs, flip)
+    torch.testing.assert_close(m.x[flip], b_m.x[flip], rtol=1e-6, atol=0)
+    torch.testing.assert_close(m.features[flip], b_m.features[flip], rtol=1e-5, atol=1e-6)
+    assert torch.equal(m.x[~flip], b.x[~flip]) and torch.equal(m.features[~flip], b.features[~flip])
+    per_event = b.x[0].numel()
+    grid, grid_m, grid_b = (hits_on_grid(v).view(12, per_event, -1) for v in (m, b_m, b))
+    torch.testing.assert_close(grid[flip], grid_m[flip], rtol=1e-5, atol=1e-4)
+    assert torch.equal(grid[~flip], grid_b[~flip])
     assert not torch.equal(b.x[flip], b_m.x[flip])  # the showers are not symmetric themselves
 
 
@@ -370,8 +380,10 @@ def test_training_with_mirror_y_resumes_bit_for_bit_and_checks_its_grid(events, 
     assert not np.allclose(one_way.predict(events), one_way.predict(mirrored), rtol=1e-3)
     with pytest.raises(CalolabError, match="9 cells, pooled by 2"):
         train(events, tmp_path / "odd", RegressorConfig(**SMALL, pool=(3, 2, 2)), config)
-    with pytest.raises(CalolabError, match="set hit_classes to 0"):
-        train(events, tmp_path / "classes", RegressorConfig(**SMALL, pool=(3, 4, 3), hit_classes=2), config)
+    classes = train(events, tmp_path / "classes", RegressorConfig(**SMALL, pool=(3, 4, 3), hit_classes=2), config)
+    ensemble = CNNEnsemble.load(tmp_path / "classes")
+    np.testing.assert_allclose(ensemble.predict(mirrored), ensemble.predict(events), rtol=1e-5)
+    assert len(classes.history) == 2
 
 
 def test_corrupt_or_mismatched_checkpoints_raise_a_calolab_error(events, tmp_path):

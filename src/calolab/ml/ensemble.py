@@ -109,8 +109,6 @@ class CNNEnsemble:
         self.models, self.weights, self.info = [m.eval() for m in models], weights / weights.sum(), info
         self.batch_size = int(batch_size)
         self.mirror_y = bool(info.get("mirror_y", False)) if mirror_y is None else bool(mirror_y)
-        if self.mirror_y and models[0].config.hit_classes:
-            raise CalolabError("mirror_y works on the pooled grid only, not with learned hit classes")
 
     @classmethod
     def load(cls, run_dir: str | Path, batch_size: int = 512) -> CNNEnsemble:
@@ -168,11 +166,10 @@ class CNNEnsemble:
         signs = mirror_signs(self.info.get("feature_names", []) if self.n_features else [])
         with torch.inference_mode():
             for batch in batches:
-                if self.mirror_y:
-                    x_m, f_m = mirror_batch(batch.x, batch.features, signs, np.ones(len(batch), bool))
+                mirrored = mirror_batch(batch, signs, np.ones(len(batch), bool)) if self.mirror_y else None
                 for k, model in enumerate(self.models):
                     pred = model(batch.x, batch.esum, batch.features, batch.hits)
-                    if self.mirror_y:
-                        pred = 0.5 * (pred + model(x_m, batch.esum, f_m, batch.hits))
+                    if mirrored is not None:
+                        pred = 0.5 * (pred + model(mirrored.x, mirrored.esum, mirrored.features, mirrored.hits))
                     out[k, batch.index] = pred.double().numpy()
         return out

@@ -36,7 +36,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,7 @@ import torch
 
 from calolab.errors import CalolabError
 from calolab.io.atomic import atomic_path
-from calolab.ml.data import ShowerBatches, Source, scan
+from calolab.ml.data import Batch, ShowerBatches, Source, scan
 from calolab.ml.losses import LOSSES, make_loss, mfse
 from calolab.ml.model import EnergyCNN, RegressorConfig, count_parameters
 from calolab.studies.rundir import write_json, write_yaml
@@ -211,8 +211,6 @@ def _mirror_signs(config: TrainConfig, model_config: RegressorConfig, detector, 
     """With ``config.mirror_y``: the sign of each feature under ``y -> -y`` (F,); else None."""
     if not config.mirror_y:
         return None
-    if model_config.hit_classes:
-        raise CalolabError("mirror_y works on the pooled grid only: set hit_classes to 0")
     if detector.ny % model_config.pool[2]:
         raise CalolabError(f"mirror_y needs whole pooled cells in y: {detector.name} has {detector.ny} cells, "
                            f"pooled by {model_config.pool[2]}")
@@ -226,15 +224,26 @@ def mirror_signs(feature_names: list[str]) -> torch.Tensor:
     return torch.tensor([-1.0 if name in MIRROR_Y_ODD else 1.0 for name in feature_names])
 
 
-def mirror_batch(x: torch.Tensor, features: torch.Tensor | None, signs: torch.Tensor,
-                 flip: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The events with ``flip`` (B,) bool mirrored in y: grid (B, C, Z, X, Y) reversed along Y,
-    features (B, F) times ``signs`` (F,); new tensors, the inputs are left as they were."""
-    mask = torch.from_numpy(flip)
-    x = torch.where(mask.view(-1, *([1] * (x.dim() - 1))), x.flip(-1), x)
+def mirror_batch(batch: Batch, signs: torch.Tensor, flip: np.ndarray) -> Batch:
+    """``batch`` with the events where ``flip`` (B,) is true mirrored in y, as new tensors.
+
+    The grid (B, C, Z, X, Y) is reversed along Y, the features (B, F) are multiplied by
+    ``signs`` (F,), and the hits of learned hit classes move to the mirrored voxel (their
+    inputs, sums over neighbourhoods symmetric in y, stay as they are).
+    """
+    mask = torch.from_numpy(np.asarray(flip, bool))
+    x = torch.where(mask.view(-1, *([1] * (batch.x.dim() - 1))), batch.x.flip(-1), batch.x)
+    features = batch.features
     if features is not None:
         features = torch.where(mask[:, None], features * signs.to(features.dtype), features)
-    return x, features
+    hits = batch.hits
+    if hits is not None:
+        per_event = batch.x[0, 0].numel()
+        qy = batch.x.shape[-1]
+        iy = hits.occupied % qy
+        moved = mask[hits.occupied // per_event]
+        hits = replace(hits, occupied=torch.where(moved, hits.occupied - iy + (qy - 1 - iy), hits.occupied))
+    return replace(batch, x=x, features=features, hits=hits)
 
 
 def _epoch(model, loss_fn, optimiser, scheduler, train_ds, val_ds, rng, epoch, mirror=None) -> dict[str, float]:
@@ -246,10 +255,9 @@ def _epoch(model, loss_fn, optimiser, scheduler, train_ds, val_ds, rng, epoch, m
     start, total, n = time.perf_counter(), 0.0, 0
     for batch in train_ds:
         optimiser.zero_grad(set_to_none=True)
-        x, features = batch.x, batch.features
         if mirror is not None:
-            x, features = mirror_batch(x, features, mirror, flips.random(len(batch)) < 0.5)
-        loss = loss_fn(model(x, batch.esum, features, batch.hits), batch.target)
+            batch = mirror_batch(batch, mirror, flips.random(len(batch)) < 0.5)
+        loss = loss_fn(model(batch.x, batch.esum, batch.features, batch.hits), batch.target)
         loss.backward()
         optimiser.step()
         scheduler.step()

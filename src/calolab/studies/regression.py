@@ -200,7 +200,7 @@ def fit_cnn(config, label: str, features: Callable[[Showers], tuple[np.ndarray, 
     """Train an ensemble of ``config.ensemble`` CNNs on ``fit_set`` into ``run_dir`` and score it.
 
     ``config`` gives the architecture (``pool``, ``channels``, ``hidden``), the training
-    (``epochs``, ``batch_size``, ``lr_max``, ``patience``) and ``feature_transform``;
+    (``epochs``, ``batch_size``, ``lr_max``, ``patience``, ``mirror_y``) and ``feature_transform``;
     ``features`` computes the (N, F) features of the network body (``None``: none). The CNN
     keeps its own validation split of ``fit_set`` (20%, seeded by ``seed``) for early
     stopping and the ensemble weights; a killed run resumes from the checkpoints in ``run_dir``.
@@ -218,10 +218,9 @@ def fit_cnn(config, label: str, features: Callable[[Showers], tuple[np.ndarray, 
 
     model_config = RegressorConfig(pool=config.pool, channels=config.channels, hidden=config.hidden,
                                    hit_classes=config.hit_classes)
-    # mirror_y: the muon study's option; the pion study's CNN (learned hit classes) has none
     train_config = TrainConfig(epochs=config.epochs, batch_size=config.batch_size, lr_max=config.lr_max,
                                patience=config.patience, weight_decay=config.weight_decay, seed=seed, split_seed=seed,
-                               mirror_y=getattr(config, "mirror_y", False))
+                               mirror_y=config.mirror_y)
     values, names = features(fit_set) if features else (None, None)
     echo(f"training {label} on {len(fit_set)} events")
     start = time.perf_counter()
