@@ -474,3 +474,21 @@ def test_cli_train_then_predict_round_trip(events, tmp_path):
     missing = runner.invoke(predict_command, [str(tmp_path / "nothing"), str(data), "-o", str(out)])
     assert isinstance(missing.exception, CalolabError) and "not a trained energy-CNN run folder" in str(
         missing.exception)
+
+
+def test_cli_trains_mirrored_and_says_so_in_the_predictions(events, tmp_path):
+    from click.testing import CliRunner
+
+    data = write_showers(events, tmp_path / "pions.h5")
+    runner = CliRunner()
+    args = [str(data), "--out", str(tmp_path / "run"), "--channels", "4,8", "--epochs", "1", "--batch-size", "16",
+            "--mirror-y", "--no-progress"]
+    bad = runner.invoke(train_command, [*args, "--pool", "1,2,2"])
+    assert isinstance(bad.exception, CalolabError) and "toy has 9 cells, pooled by 2" in str(bad.exception)
+    result = runner.invoke(train_command, [*args, "--pool", "3,4,3"])
+    assert result.exit_code == 0, result.output
+    assert "mirror_y: true" in (tmp_path / "run" / "member-0" / "config.yaml").read_text()
+    out = tmp_path / "pred.h5"
+    assert runner.invoke(predict_command, [str(tmp_path / "run"), str(data), "-o", str(out)]).exit_code == 0
+    with h5py.File(out) as f:
+        assert bool(f.attrs["mirror_y"])
