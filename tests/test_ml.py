@@ -378,6 +378,11 @@ def test_training_with_mirror_y_resumes_bit_for_bit_and_checks_its_grid(events, 
     np.testing.assert_allclose(ensemble.predict(events), 0.5 * (one_way.predict(events) + one_way.predict(mirrored)),
                                rtol=1e-5)
     assert not np.allclose(one_way.predict(events), one_way.predict(mirrored), rtol=1e-3)
+    plain = CNNEnsemble.load(tmp_path / "plain")
+    forced = CNNEnsemble([train(events, tmp_path / "pool2", RegressorConfig(**SMALL, pool=(3, 2, 2)),
+                                TrainConfig(**{**FAST, "epochs": 1})).model], [1.0], plain.info, mirror_y=True)
+    with pytest.raises(CalolabError, match="9 cells, pooled by 2"):
+        forced.predict(events)
     with pytest.raises(CalolabError, match="9 cells, pooled by 2"):
         train(events, tmp_path / "odd", RegressorConfig(**SMALL, pool=(3, 2, 2)), config)
     classes = train(events, tmp_path / "classes", RegressorConfig(**SMALL, pool=(3, 4, 3), hit_classes=2), config)

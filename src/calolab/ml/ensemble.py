@@ -151,6 +151,9 @@ class CNNEnsemble:
         if layers is not None and layers != showers.detector.to_dict()["layers"]:
             raise CalolabError(f"the CNN was trained on {self.info.get('detector')} with other layers (absorbers or "
                                f"active thicknesses) than these showers' {showers.detector.name}: retrain it")
+        if self.mirror_y and showers.detector.ny % self.models[0].config.pool[2]:
+            raise CalolabError(f"mirror_y needs whole pooled cells in y: {showers.detector.name} has "
+                               f"{showers.detector.ny} cells, pooled by {self.models[0].config.pool[2]}")
         if self.n_features and features is None:
             features, names = high_level_features(showers)
             if names != self.info.get("feature_names", names):
