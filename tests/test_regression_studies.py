@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from calolab.errors import CalolabError
 from calolab.reconstruction.metrics import ResolutionFit, tracker_resolution
 from calolab.studies.muons import combine_with_tracker, crossover, study_muons, tracker_energies
 from calolab.studies.pions import study_pions
@@ -60,7 +61,10 @@ def test_pion_study_quick_end_to_end(tmp_path):
 
 def test_muon_study_quick_end_to_end(tmp_path):
     out = tmp_path / "muons"
-    metrics, _ = _run(study_muons, out)
+    metrics, _ = _run(study_muons, out, "--train-range", "50,9000")
+    assert metrics["config"]["train_range_gev"] == [50.0, 9000.0] and metrics["config"]["energy_range_gev"] == [
+        50.0, 8000.0]
+    assert "50-8000 GeV uniform test, 50-9000 GeV training" in (out / "table.md").read_text()
     for name in ("config.yaml", "table.md", "combination.png", "truth_cnn.png", *FIGURES):
         assert (out / name).stat().st_size > 0, name
     assert sorted(metrics["regressors"]) == ["cnn", "sum", "trees"]
@@ -84,6 +88,15 @@ def test_muon_study_quick_end_to_end(tmp_path):
     assert np.all(np.abs(np.asarray(table["resolution"]) / nominal - 1) < 4 * np.asarray(table["resolution_err"])
                   / nominal + 0.05)
     assert "Gaussian in energy" in (out / "table.md").read_text()
+
+
+def test_muon_study_training_range_must_hold_the_test_range(tmp_path):
+    result = CliRunner().invoke(study_muons, ["--quick", "--out", str(tmp_path / "m"), "--train-range", "100,9000"])
+    assert isinstance(result.exception, CalolabError)
+    assert "training range 100-9000 GeV must hold the test range 50-8000 GeV" in str(result.exception)
+    assert not (tmp_path / "m").exists()
+    result = CliRunner().invoke(study_muons, ["--quick", "--out", str(tmp_path / "m"), "--train-range", "9000"])
+    assert isinstance(result.exception, CalolabError) and "LO,HI" in str(result.exception)
 
 
 def test_combination_beats_both_inputs_where_equal():

@@ -83,7 +83,11 @@ FIT_CHI2_PER_NDF = 3.0  # a resolution fit worse than this does not set the cros
 class MuonStudyConfig:
     """What the muon study simulates, fits and scores; written as ``config.yaml`` in the run folder.
 
-    Energies in GeV; ``bins`` log-spaced bins over ``energy_range_gev``; the 4 TeV goal uses
+    Energies in GeV; the test muons span ``energy_range_gev``, the training muons (and the
+    held-out calibration events among them) ``train_range_gev``, which reaches beyond it at
+    the top, as the pion study's does, so that the regressors' behaviour at the edge of their
+    training spectrum (predictions pulled below the edge) is not scored; ``bins`` log-spaced bins
+    over ``energy_range_gev``; the 4 TeV goal uses
     the events with ``|E / goal_energy_gev - 1| < goal_window``. ``response_model``: see
     :class:`~calolab.reconstruction.response.ResponseCalibration`. ``combination_width``: the
     calorimeter's sigma/E in the likelihood combination with the tracker, per bin of the
@@ -97,6 +101,7 @@ class MuonStudyConfig:
     train_events: int = 80000
     test_events: int = 20000
     energy_range_gev: tuple[float, float] = (50.0, 8000.0)
+    train_range_gev: tuple[float, float] = (50.0, 8000.0)
     spectrum: str = "uniform"
     bins: int = 12
     goal_energy_gev: float = 4000.0
@@ -174,17 +179,21 @@ def run_muon_study(out_dir: str | Path, config: MuonStudyConfig = MuonStudyConfi
     if config.combination_width not in ("rmse", "resolution"):
         raise CalolabError(f"muon study: combination_width must be 'rmse' or 'resolution', "
                            f"got {config.combination_width!r}")
+    (lo, hi), (tr_lo, tr_hi) = config.energy_range_gev, config.train_range_gev
+    if not 0 < tr_lo <= lo < hi <= tr_hi:
+        raise CalolabError(f"muon study: the training range {tr_lo:g}-{tr_hi:g} GeV must hold the test range "
+                           f"{lo:g}-{hi:g} GeV")
     started = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_yaml(out / "config.yaml", asdict(config))
     det = load_detector(config.detector)
     seeds = [int(s) for s in np.random.SeedSequence(config.seed).generate_state(7)]
-    lo, hi = config.energy_range_gev
     beam = Beam(config.particle, energy_min=lo * 1e3, energy_max=hi * 1e3, spectrum=config.spectrum)
-    echo(f"simulating {config.train_events} training and {config.test_events} test {config.particle}, "
-         f"{lo:g}-{hi:g} GeV {config.spectrum}, in {det.name}")
-    train = simulate(det, beam, config.train_events, seed=seeds[0])
+    train_beam = Beam(config.particle, energy_min=tr_lo * 1e3, energy_max=tr_hi * 1e3, spectrum=config.spectrum)
+    echo(f"simulating {config.train_events} training ({tr_lo:g}-{tr_hi:g} GeV) and {config.test_events} test "
+         f"({lo:g}-{hi:g} GeV) {config.particle}, {config.spectrum}, in {det.name}")
+    train = simulate(det, train_beam, config.train_events, seed=seeds[0])
     test = simulate(det, beam, config.test_events, seed=seeds[1])
     fit_set, cal_set = reg.split_training(train, config.calibration_fraction, seeds[2])
     edges = config.edges_mev
@@ -351,7 +360,7 @@ def _metrics(config, scored, e_true, e_trk, edges, seed, e_cal, n_fit, e_trk_cal
                                   "resolution_err": above["resolution_a_err"], "events": above["events"],
                                   "rmse": float(np.sqrt(np.mean((s.test_pred[sel] / e_true[sel] - 1) ** 2)))}}
     # the goal regressor: the best resolution above high_energy_gev on the calibration events, not the test events
-    above_cal = e_cal >= high[0]
+    above_cal = (e_cal >= high[0]) & (e_cal <= high[1])
     choice = {name: float(reg.resolution68(s.calibration_pred[above_cal] / e_cal[above_cal]))
               for name, s in scored.items()} if above_cal.sum() >= 10 else {name: 0.0 for name in scored}
     best = min(choice, key=choice.get)
@@ -410,7 +419,8 @@ def _table(config, metrics, scored) -> str:
     from calolab.studies import regression as reg
 
     lo, hi = config.energy_range_gev
-    lines = [f"# Muons in {config.detector}: {lo:g}-{hi:g} GeV {config.spectrum}, "
+    lines = [f"# Muons in {config.detector}: {lo:g}-{hi:g} GeV {config.spectrum} test, "
+             f"{config.train_range_gev[0]:g}-{config.train_range_gev[1]:g} GeV training, "
              f"tracker {metrics['tracker']['model']}", ""]
     if metrics["cnn"]:
         lines += [f"CNN: {metrics['cnn']}.", ""]
@@ -460,15 +470,30 @@ def _plot_combination(metrics, config, ax):
               help=f"Energies of the training and test muons [{MuonStudyConfig.spectrum}; paper 003's is uniform].")
 @click.option("--mirror-y/--no-mirror-y", default=None,
               help=f"Mirror half of each CNN training batch in y [{MuonStudyConfig.mirror_y}].")
+@click.option("--train-range", help="Energies of the training muons, GeV: LO,HI "
+                                    f"[{as_option(MuonStudyConfig.train_range_gev)}; the test's are "
+                                    f"{as_option(MuonStudyConfig.energy_range_gev)}].")
 @click.option("-s", "--seed", type=int, default=1, show_default=True)
 def study_muons(out_dir: Path, quick: bool, train_events: int | None, test_events: int | None, epochs: int | None,
                 ensemble: int | None, pool: str | None, threads: int | None, spectrum: str | None,
-                mirror_y: bool | None, seed: int) -> None:
+                mirror_y: bool | None, train_range: str | None, seed: int) -> None:
     """Muon energy from the pbwo4 calorimeter, a tracker and their combination, 50 GeV-8 TeV (paper 003)."""
     from calolab.ml.commands import _triple
 
     config = MuonStudyConfig.quick() if quick else MuonStudyConfig()
     config = with_overrides(config, train_events=train_events, test_events=test_events, epochs=epochs,
                             ensemble=ensemble, pool=_triple(pool) if pool else None, threads=threads, spectrum=spectrum,
-                            mirror_y=mirror_y, seed=seed)
+                            mirror_y=mirror_y, train_range_gev=_range(train_range) if train_range else None,
+                            seed=seed)
     run_muon_study(out_dir, config, echo=click.echo, progress=not quick)
+
+
+def _range(text: str) -> tuple[float, float]:
+    """``--train-range LO,HI`` (GeV) as a pair of floats."""
+    from calolab.errors import CalolabError
+
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise CalolabError(f"--train-range must be two energies in GeV, LO,HI (e.g. 50,10000), got {text!r}") from None
+    return lo, hi
