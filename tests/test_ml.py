@@ -391,6 +391,14 @@ def test_training_with_mirror_y_resumes_bit_for_bit_and_checks_its_grid(events, 
     assert len(classes.history) == 2
 
 
+def test_early_stopping_waits_for_the_learning_rate_to_peak(events, tmp_path):
+    """A model that cannot learn (lr 1e-12) stops after the warm-up (3 of 6 epochs) and ``patience`` more, not before."""
+    config = TrainConfig(epochs=6, batch_size=16, lr_max=1e-12, pct_start=0.5, patience=1, seed=2)
+    result = train(events, tmp_path / "run", RegressorConfig(**SMALL), config)
+    assert len(result.history) == 4 and result.best_epoch == 0
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["stopped_early"]
+
+
 def test_corrupt_or_mismatched_checkpoints_raise_a_calolab_error(events, tmp_path):
     config = TrainConfig(**{**FAST, "epochs": 1})
     train(events, tmp_path / "run", RegressorConfig(**SMALL), config)
