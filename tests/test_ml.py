@@ -392,7 +392,7 @@ def test_training_with_mirror_y_resumes_bit_for_bit_and_checks_its_grid(events, 
 
 
 def test_early_stopping_waits_for_the_learning_rate_to_peak(events, tmp_path):
-    """A model that cannot learn (lr 1e-12) stops after the warm-up (3 of 6 epochs) and ``patience`` more, not before."""
+    """A model that cannot learn (lr 1e-12) stops after the warm-up (3 of 6 epochs) and `patience` more, no sooner."""
     config = TrainConfig(epochs=6, batch_size=16, lr_max=1e-12, pct_start=0.5, patience=1, seed=2)
     result = train(events, tmp_path / "run", RegressorConfig(**SMALL), config)
     assert len(result.history) == 4 and result.best_epoch == 0
