@@ -26,7 +26,7 @@ import yaml
 from calolab.errors import CalolabError
 from calolab.ml.data import ShowerBatches, Source, source_chunks
 from calolab.ml.model import EnergyCNN, RegressorConfig
-from calolab.ml.train import BEST, TrainConfig, load_model, mirror_batch, mirror_signs, train
+from calolab.ml.train import BEST, TrainConfig, check_mirror_grid, load_model, mirror_batch, mirror_signs, train
 from calolab.showers import Showers
 from calolab.studies.rundir import write_yaml
 
@@ -151,9 +151,8 @@ class CNNEnsemble:
         if layers is not None and layers != showers.detector.to_dict()["layers"]:
             raise CalolabError(f"the CNN was trained on {self.info.get('detector')} with other layers (absorbers or "
                                f"active thicknesses) than these showers' {showers.detector.name}: retrain it")
-        if self.mirror_y and showers.detector.ny % self.models[0].config.pool[2]:
-            raise CalolabError(f"mirror_y needs whole pooled cells in y: {showers.detector.name} has "
-                               f"{showers.detector.ny} cells, pooled by {self.models[0].config.pool[2]}")
+        if self.mirror_y:
+            check_mirror_grid(showers.detector, self.models[0].config.pool)
         if self.n_features and features is None:
             features, names = high_level_features(showers)
             if names != self.info.get("feature_names", names):

@@ -215,12 +215,17 @@ def _mirror_signs(config: TrainConfig, model_config: RegressorConfig, detector, 
     """With ``config.mirror_y``: the sign of each feature under ``y -> -y`` (F,); else None."""
     if not config.mirror_y:
         return None
-    if detector.ny % model_config.pool[2]:
-        raise CalolabError(f"mirror_y needs whole pooled cells in y: {detector.name} has {detector.ny} cells, "
-                           f"pooled by {model_config.pool[2]}")
+    check_mirror_grid(detector, model_config.pool)
     if features is not None and (feature_names is None or len(feature_names) != features.shape[1]):
         raise CalolabError("mirror_y needs the features' names, to know which change sign under y -> -y")
     return mirror_signs(feature_names if features is not None else [])
+
+
+def check_mirror_grid(detector, pool: tuple[int, int, int]) -> None:
+    """Mirroring the pooled grid in y is mirroring the detector only if the pooled cells divide its y cells."""
+    if detector.ny % pool[2]:
+        raise CalolabError(f"mirror_y needs whole pooled cells in y: {detector.name} has {detector.ny} cells, "
+                           f"pooled by {pool[2]}")
 
 
 def mirror_signs(feature_names: list[str]) -> torch.Tensor:
