@@ -7,7 +7,10 @@ compare ratios measured in one run. The memory benchmark simulates 100k ``cusi``
 a child process and reports its peak resident memory.
 
 The CNN's input pipeline is timed on ``pbwo4`` muons: batches of events converted on the
-first pass and kept (as in training) against events converted again on every pass.
+first pass and kept (as in training) against events converted again on every pass. So is the
+training of an ensemble of the muon study's CNNs on every core: its members one after the
+other with all the torch threads, against ``--workers`` members at once in separate processes
+sharing the threads (``train_ensemble(..., workers=...)``).
 
 Trained models are benchmarked when their run folders are given (``make bench
 BENCH_ARGS="--generator runs/gen --cnn runs/pions/cnn"``): the generator's speed against the
@@ -137,6 +140,42 @@ def time_batches(events: int, passes: int = 3) -> dict:
             "kept_events_per_s": events / kept, "ratio": every / kept}
 
 
+def time_ensemble_training(events: int, workers: int, epochs: int = 3) -> dict:
+    """Train ``workers`` muon-study CNNs (pool 1x4x4, 30% validation) one by one with ``workers`` torch threads,
+    then at once with one thread each; wall times and the training events/s of the members' epochs."""
+    import json
+    import tempfile
+
+    import torch
+
+    from calolab.ml.ensemble import train_ensemble
+    from calolab.ml.model import RegressorConfig
+    from calolab.ml.train import TrainConfig
+
+    showers = simulate(load_detector("pbwo4"), Beam("mu-", energy_min=50e3, energy_max=8e6, spectrum="uniform"),
+                       events, seed=4)
+    model = RegressorConfig(pool=(1, 4, 4))
+    config = TrainConfig(epochs=epochs, batch_size=64, validation_fraction=0.3, seed=1, split_seed=1)
+    row: dict = {"events": events, "members": workers, "epochs": epochs, "threads": workers}
+    before = torch.get_num_threads()
+    torch.set_num_threads(workers)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for key, n in (("one_by_one", 1), ("at_once", workers)):
+                start = time.perf_counter()
+                train_ensemble(showers, Path(tmp) / key, workers, model, config, workers=n)
+                row[f"{key}_s"] = time.perf_counter() - start
+                histories = [json.loads((Path(tmp) / key / f"member-{i}" / "metrics.json").read_text())["history"]
+                             for i in range(workers)]
+                rates = [np.median([r["train_events_per_s"] for r in history]) for history in histories]
+                row[f"{key}_events_per_s"] = float(np.mean(rates)) * (1 if n == 1 else n)  # whole machine
+    finally:
+        torch.set_num_threads(before)
+    row["wall_ratio"] = row["one_by_one_s"] / row["at_once_s"]
+    row["throughput_ratio"] = row["at_once_events_per_s"] / row["one_by_one_events_per_s"]
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10x fewer events (smoke run)")
@@ -175,6 +214,12 @@ def main() -> None:
     print(f"cnn input batches, pbwo4 mu- 1-8 TeV pooled 2x4x4: {row['kept_events_per_s']:.0f} ev/s kept from the "
           f"first pass vs {row['converted_events_per_s']:.0f} ev/s converted every pass = {row['ratio']:.1f}x, "
           f"{row['hits_per_event']:.0f} hits/event", flush=True)
+    if args.workers > 1:
+        row = results["ensemble_training"] = time_ensemble_training(600 if args.quick else 6000, args.workers)
+        print(f"ensemble training, {row['members']} muon-study CNNs (pool 1x4x4) on {row['threads']} threads: "
+              f"one by one {row['one_by_one_s']:.1f} s ({row['one_by_one_events_per_s']:.0f} training ev/s), at once "
+              f"{row['at_once_s']:.1f} s ({row['at_once_events_per_s']:.0f} ev/s) = {row['wall_ratio']:.2f}x in "
+              f"wall time, {row['throughput_ratio']:.2f}x in training throughput", flush=True)
     if args.generator is not None:
         row = results["generator"] = time_generator(args.generator, 500 if args.quick else 5000)
         print(f"generator {row['model']} ({args.generator}), log-uniform 1-100 GeV: {row['generator']:.0f} ev/s vs "

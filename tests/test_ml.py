@@ -425,6 +425,23 @@ def test_corrupt_or_mismatched_checkpoints_raise_a_calolab_error(events, tmp_pat
 
 
 # ------------------------------------------------------------------ ensembles and the CLI
+def test_ensemble_members_trained_in_parallel_processes_equal_those_trained_one_by_one(events, tmp_path):
+    """workers=2 trains two members at once, each in a spawned process with one torch thread: the same
+    weights, ensemble.yaml and predictions as one after the other with one thread; progress says whose epoch."""
+    torch.set_num_threads(1)
+    config = TrainConfig(**{**FAST, "epochs": 2})
+    one_by_one = train_ensemble(events, tmp_path / "seq", 3, RegressorConfig(**SMALL), config)
+    torch.set_num_threads(2)
+    parallel = train_ensemble(events, tmp_path / "par", 3, RegressorConfig(**SMALL), config, workers=2)
+    for a, b in zip(one_by_one.models, parallel.models, strict=True):
+        for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+            assert torch.equal(x, y), name
+    assert (tmp_path / "seq" / "ensemble.yaml").read_text() == (tmp_path / "par" / "ensemble.yaml").read_text()
+    np.testing.assert_array_equal(one_by_one.predict(events), parallel.predict(events))
+    with pytest.raises(CalolabError, match="workers >= 1"):
+        train_ensemble(events, tmp_path / "none", 2, RegressorConfig(**SMALL), config, workers=0)
+
+
 def test_ensemble_with_features_weights_members_by_inverse_validation_loss(events, detector, tmp_path):
     depth = (events.layer_sums() * np.arange(7)).sum(1) / events.layer_sums().sum(1)  # a hand-made feature
     features = np.stack([depth, np.log(events.energy_sum())], axis=1).astype(np.float32)

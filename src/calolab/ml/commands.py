@@ -54,10 +54,12 @@ def _ints(text: str, option: str) -> tuple[int, ...]:
               help="Decoupled weight decay of AdamW.")
 @click.option("--mirror-y/--no-mirror-y", default=False, show_default=True,
               help="Mirror a random half of each training batch in y (y -> -y), a symmetry of calolab's detectors.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Models of the ensemble trained at once, each in its own process with its share of the threads.")
 @click.option("-s", "--seed", type=int, default=0, show_default=True)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def train(data, out_dir, features, pool, channels, hit_classes, epochs, batch_size, lr, k, loss, validation_fraction,
-          patience, weight_decay, mirror_y, seed, progress) -> None:
+          patience, weight_decay, mirror_y, workers, seed, progress) -> None:
     """Train a CNN (or an ensemble) to regress the incident energy of the showers in DATA (.h5)."""
     from calolab.ml.ensemble import source_features, train_ensemble
     from calolab.ml.model import RegressorConfig
@@ -68,7 +70,8 @@ def train(data, out_dir, features, pool, channels, hit_classes, epochs, batch_si
                          validation_fraction=validation_fraction, patience=patience, mirror_y=mirror_y, seed=seed,
                          split_seed=seed)
     values, names = source_features(data) if features else (None, None)
-    ensemble = train_ensemble(data, out_dir, k, model_config, config, values, names, progress=progress)
+    ensemble = train_ensemble(data, out_dir, k, model_config, config, values, names, progress=progress,
+                              workers=workers)
     info, weights = ensemble.info, ", ".join(f"{w:.3f}" for w in ensemble.weights)
     click.echo(f"{out_dir}: {len(ensemble.models)} model(s) trained on {info['train_events']} events "
                f"({info['validation_events']} for validation), weights {weights}")

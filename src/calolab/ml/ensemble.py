@@ -3,7 +3,12 @@
 :func:`train_ensemble` trains ``k`` models in ``run_dir/member-<i>`` with seeds ``seed + i``
 (initial weights, dropout, shuffling; the validation split is shared), then writes
 ``run_dir/ensemble.yaml``: each member's best validation loss and its weight, proportional
-to the inverse of that loss. Killed part way, it resumes member by member.
+to the inverse of that loss. Killed part way, it resumes member by member. With
+``workers > 1`` that many members train at once, each in its own process with its share of
+the torch threads: a small CNN on a few cores keeps more cores busy as separate members than
+as threads of one (``benchmarks/bench_ensemble.py`` measures the ratio). A member's bits depend
+on the threads it trained with, so the same seed and the same ``workers`` and threads give the
+same ensemble.
 
 :class:`CNNEnsemble` follows :class:`calolab.reconstruction.regressor.Regressor`: it loads
 from a run folder (an ensemble, or a single :func:`~calolab.ml.train.train` run) and
@@ -15,6 +20,8 @@ model has learnt only approximately); this doubles the network's share of the in
 
 from __future__ import annotations
 
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -55,28 +62,65 @@ def source_features(source: Source, chunk_events: int = 4096) -> tuple[np.ndarra
 
 def train_ensemble(source: Source, run_dir: str | Path, k: int = 5, model_config: RegressorConfig | None = None,
                    config: TrainConfig | None = None, features: np.ndarray | None = None,
-                   feature_names: list[str] | None = None, progress: bool = False) -> CNNEnsemble:
+                   feature_names: list[str] | None = None, progress: bool = False, workers: int = 1) -> CNNEnsemble:
     """Train ``k`` models with seeds ``config.seed + i`` into ``run_dir`` and return the ensemble.
 
     Parameters are those of :func:`calolab.ml.train.train`; ``features`` (N, F) are shared.
+    ``workers`` members train at once in separate processes, each with
+    ``max(1, torch.get_num_threads() // workers)`` torch threads.
     """
     if k < 1:
         raise CalolabError(f"an ensemble needs k >= 1 models, got {k}")
+    if workers < 1:
+        raise CalolabError(f"an ensemble trains with workers >= 1 processes, got {workers}")
     run_dir, config = Path(run_dir), config or TrainConfig()
-    members = []
-    for i in range(k):
-        if progress:
-            print(f"member {i + 1}/{k} (seed {config.seed + i})", flush=True)
-        result = train(source, run_dir / f"member-{i}", model_config, replace(config, seed=config.seed + i),
-                       features, feature_names, progress=progress)
-        members.append({"path": f"member-{i}", "seed": config.seed + i, "best_epoch": result.best_epoch,
-                        "val_loss": result.best_val_loss, "history_epochs": len(result.history)})
+    jobs = [(i, k, run_dir / f"member-{i}", replace(config, seed=config.seed + i)) for i in range(k)]
+    shared = (source, model_config, features, feature_names, progress)
+    workers = min(workers, k)
+    if workers == 1:
+        _init_worker(shared, None)
+        try:
+            results = [_train_member(job) for job in jobs]
+        finally:
+            _init_worker((), None)
+    else:
+        threads = max(1, torch.get_num_threads() // workers)
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_init_worker, initargs=(shared, threads)) as pool:
+            results = list(pool.map(_train_member, jobs))
+    members = [{"path": f"member-{i}", "seed": config.seed + i, **result} for i, result in enumerate(results)]
     inverse = np.array([1.0 / max(m["val_loss"], 1e-30) for m in members])
     for m, w in zip(members, inverse / inverse.sum(), strict=True):
         m["weight"] = float(w)
     write_yaml(run_dir / ENSEMBLE, {"combination": "weights proportional to 1 / best validation loss",
                                     "loss": config.loss, "members": members})
     return CNNEnsemble.load(run_dir)
+
+
+_SHARED: tuple = ()  # what every member of the ensemble being trained shares (set in each worker)
+
+
+def _init_worker(shared: tuple, threads: int | None) -> None:
+    global _SHARED
+    _SHARED = shared
+    if threads is not None:
+        torch.set_num_threads(threads)
+
+
+def _train_member(job: tuple[int, int, Path, TrainConfig]) -> dict[str, Any]:
+    """Train member ``i`` of ``k`` (a worker's task); its best epoch and validation loss."""
+    i, k, member_dir, config = job
+    source, model_config, features, feature_names, progress = _SHARED
+    if progress:
+        print(f"member {i + 1}/{k} (seed {config.seed})", flush=True)
+
+    def report(record: dict) -> None:
+        print(f"member {i + 1}/{k} epoch {record['epoch']}: train {record['train_loss']:.4g} "
+              f"val {record['val_loss']:.4g} ({record['train_events_per_s']:.0f} events/s)", flush=True)
+
+    result = train(source, member_dir, model_config, config, features, feature_names,
+                   callback=report if progress else None)
+    return {"best_epoch": result.best_epoch, "val_loss": result.best_val_loss, "history_epochs": len(result.history)}
 
 
 class CNNEnsemble:

@@ -118,7 +118,7 @@ class MuonStudyConfig:
     methods: tuple[str, ...] = ("sum", "trees", "cnn")
     segments: int = 10
     trees_max_iter: int = 300
-    ensemble: int = 3
+    ensemble: int = 4
     epochs: int = 30
     batch_size: int = 64
     lr_max: float = 3e-3
@@ -126,12 +126,13 @@ class MuonStudyConfig:
     weight_decay: float = 1e-4
     pool: tuple[int, int, int] = (1, 4, 4)
     hit_classes: int = 0
-    channels: tuple[int, ...] = (8, 16, 32)
+    channels: tuple[int, ...] = (8, 16, 32, 64)
     hidden: tuple[int, ...] = (64, 32)
     features: bool = True
     feature_transform: str = "signed-log"
     mirror_y: bool = True
     threads: int | None = 1
+    workers: int = 2
     n_boot: int = 200
     seed: int = 1
 
@@ -139,7 +140,7 @@ class MuonStudyConfig:
     def quick(cls) -> MuonStudyConfig:
         """A small version for tests: 800 + 600 events, 5 energy bins, 2 small CNNs of 2 epochs."""
         return cls(train_events=800, test_events=600, bins=5, goal_window=0.25, trees_max_iter=40, ensemble=2,
-                   epochs=2, channels=(4, 8), hidden=(16,), n_boot=30)
+                   epochs=2, channels=(4, 8), hidden=(16,), workers=1, n_boot=30)
 
     @property
     def edges_mev(self):
@@ -469,6 +470,8 @@ def _plot_combination(metrics, config, ax):
 @click.option("--ensemble", type=click.IntRange(min=1), help=f"CNNs in the ensemble [{MuonStudyConfig.ensemble}].")
 @click.option("--pool", help=f"Cells summed per CNN input voxel: LAYER,X,Y [{as_option(MuonStudyConfig.pool)}].")
 @click.option("--threads", type=click.IntRange(min=1), help=f"torch and tree threads [{MuonStudyConfig.threads}].")
+@click.option("--workers", type=click.IntRange(min=1),
+              help=f"CNNs trained at once, in separate processes, threads / workers each [{MuonStudyConfig.workers}].")
 @click.option("--spectrum", type=click.Choice(["uniform", "log-uniform"]),
               help=f"Energies of the training and test muons [{MuonStudyConfig.spectrum}; paper 003's is uniform].")
 @click.option("--mirror-y/--no-mirror-y", default=None,
@@ -478,14 +481,15 @@ def _plot_combination(metrics, config, ax):
                                     f"{as_option(MuonStudyConfig.energy_range_gev)}].")
 @click.option("-s", "--seed", type=int, default=1, show_default=True)
 def study_muons(out_dir: Path, quick: bool, train_events: int | None, test_events: int | None, epochs: int | None,
-                ensemble: int | None, pool: str | None, threads: int | None, spectrum: str | None,
+                ensemble: int | None, pool: str | None, threads: int | None, workers: int | None, spectrum: str | None,
                 mirror_y: bool | None, train_range: str | None, seed: int) -> None:
     """Muon energy from the pbwo4 calorimeter, a tracker and their combination, 50 GeV-8 TeV (paper 003)."""
     from calolab.ml.commands import _triple
 
     config = MuonStudyConfig.quick() if quick else MuonStudyConfig()
     config = with_overrides(config, train_events=train_events, test_events=test_events, epochs=epochs,
-                            ensemble=ensemble, pool=_triple(pool) if pool else None, threads=threads, spectrum=spectrum,
+                            ensemble=ensemble, pool=_triple(pool) if pool else None, threads=threads, workers=workers,
+                            spectrum=spectrum,
                             mirror_y=mirror_y, train_range_gev=_range(train_range) if train_range else None,
                             seed=seed)
     run_muon_study(out_dir, config, echo=click.echo, progress=not quick)

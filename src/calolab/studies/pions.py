@@ -85,6 +85,7 @@ class PionStudyConfig:
     feature_transform: str = "none"
     mirror_y: bool = False
     threads: int | None = 1
+    workers: int = 1
     em_fraction_bound: bool = True
     n_boot: int = 200
     seed: int = 1
@@ -365,12 +366,14 @@ def _table(config, metrics, scored) -> str:
 @click.option("--weight-decay", type=click.FloatRange(min=0),
               help=f"CNN AdamW weight decay [{PionStudyConfig.weight_decay}].")
 @click.option("--threads", type=click.IntRange(min=1), help=f"torch and tree threads [{PionStudyConfig.threads}].")
+@click.option("--workers", type=click.IntRange(min=1),
+              help=f"CNNs trained at once, in separate processes, threads / workers each [{PionStudyConfig.workers}].")
 @click.option("--mirror-y/--no-mirror-y", default=None,
               help=f"Mirror half of each CNN training batch in y [{PionStudyConfig.mirror_y}].")
 @click.option("-s", "--seed", type=int, default=1, show_default=True)
 def study_pions(out_dir: Path, quick: bool, train_events: int | None, test_events: int | None, epochs: int | None,
                 ensemble: int | None, pool: str | None, hit_classes: int | None, zs: str, weight_decay: float | None,
-                threads: int | None, mirror_y: bool | None, seed: int) -> None:
+                threads: int | None, workers: int | None, mirror_y: bool | None, seed: int) -> None:
     """CNN ensemble vs trees vs calibrated sums on cusi pi+ (paper 002)."""
     from calolab.effects.config import parse_threshold
     from calolab.ml.commands import _triple
@@ -378,7 +381,8 @@ def study_pions(out_dir: Path, quick: bool, train_events: int | None, test_event
     config = PionStudyConfig.quick() if quick else PionStudyConfig()
     config = with_overrides(config, train_events=train_events, test_events=test_events, epochs=epochs,
                             ensemble=ensemble, pool=_triple(pool) if pool else None, hit_classes=hit_classes,
-                            weight_decay=weight_decay, threads=threads, mirror_y=mirror_y, seed=seed)
+                            weight_decay=weight_decay, threads=threads, workers=workers, mirror_y=mirror_y,
+                            seed=seed)
     threshold = parse_threshold(zs)
     if threshold is not None and threshold < 0:
         raise CalolabError(f"--zero-suppression: expected a threshold >= 0 MeV or 'none', got {zs!r}")
