@@ -67,7 +67,10 @@ def train_ensemble(source: Source, run_dir: str | Path, k: int = 5, model_config
 
     Parameters are those of :func:`calolab.ml.train.train`; ``features`` (N, F) are shared.
     ``workers`` members train at once in separate processes, each with
-    ``max(1, torch.get_num_threads() // workers)`` torch threads.
+    ``max(1, torch.get_num_threads() // workers)`` torch threads. The processes are spawned, so a
+    script that asks for ``workers > 1`` needs Python's ``if __name__ == "__main__":`` guard, and
+    each process holds its own copy of in-memory showers and features (an HDF5 source is read
+    by each).
     """
     if k < 1:
         raise CalolabError(f"an ensemble needs k >= 1 models, got {k}")

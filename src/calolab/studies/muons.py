@@ -469,6 +469,7 @@ def _plot_combination(metrics, config, ax):
 @click.option("--epochs", type=click.IntRange(min=1), help=f"CNN training epochs [{MuonStudyConfig.epochs}].")
 @click.option("--ensemble", type=click.IntRange(min=1), help=f"CNNs in the ensemble [{MuonStudyConfig.ensemble}].")
 @click.option("--pool", help=f"Cells summed per CNN input voxel: LAYER,X,Y [{as_option(MuonStudyConfig.pool)}].")
+@click.option("--channels", help=f"Channels of the CNN's residual blocks [{as_option(MuonStudyConfig.channels)}].")
 @click.option("--threads", type=click.IntRange(min=1), help=f"torch and tree threads [{MuonStudyConfig.threads}].")
 @click.option("--workers", type=click.IntRange(min=1),
               help=f"CNNs trained at once, in separate processes, threads / workers each [{MuonStudyConfig.workers}].")
@@ -481,16 +482,18 @@ def _plot_combination(metrics, config, ax):
                                     f"{as_option(MuonStudyConfig.energy_range_gev)}].")
 @click.option("-s", "--seed", type=int, default=1, show_default=True)
 def study_muons(out_dir: Path, quick: bool, train_events: int | None, test_events: int | None, epochs: int | None,
-                ensemble: int | None, pool: str | None, threads: int | None, workers: int | None, spectrum: str | None,
-                mirror_y: bool | None, train_range: str | None, seed: int) -> None:
+                ensemble: int | None, pool: str | None, channels: str | None, threads: int | None,
+                workers: int | None, spectrum: str | None, mirror_y: bool | None, train_range: str | None,
+                seed: int) -> None:
     """Muon energy from the pbwo4 calorimeter, a tracker and their combination, 50 GeV-8 TeV (paper 003)."""
-    from calolab.ml.commands import _triple
+    from calolab.ml.commands import _ints, _triple
 
     config = MuonStudyConfig.quick() if quick else MuonStudyConfig()
     config = with_overrides(config, train_events=train_events, test_events=test_events, epochs=epochs,
-                            ensemble=ensemble, pool=_triple(pool) if pool else None, threads=threads, workers=workers,
-                            spectrum=spectrum,
-                            mirror_y=mirror_y, train_range_gev=_range(train_range) if train_range else None,
+                            ensemble=ensemble, pool=_triple(pool) if pool else None,
+                            channels=_ints(channels, "--channels") if channels else None, threads=threads,
+                            workers=workers, spectrum=spectrum, mirror_y=mirror_y,
+                            train_range_gev=_range(train_range) if train_range else None,
                             seed=seed)
     run_muon_study(out_dir, config, echo=click.echo, progress=not quick)
 

@@ -125,7 +125,8 @@ def cnn_label(config) -> str:
     if config.features and config.feature_transform != "none":
         body = f"{config.feature_transform} {body}"
     mirrored = ", mirrored in y" if config.mirror_y else ""
-    return f"cnn x{config.ensemble} (pool {pool}, {body}, {config.epochs} epochs{mirrored})"
+    blocks = "-".join(str(c) for c in config.channels)
+    return f"cnn x{config.ensemble} (pool {pool}, blocks {blocks}, {body}, {config.epochs} epochs{mirrored})"
 
 
 def run_pion_study(out_dir: str | Path, config: PionStudyConfig = PionStudyConfig(),
@@ -359,6 +360,7 @@ def _table(config, metrics, scored) -> str:
 @click.option("--epochs", type=click.IntRange(min=1), help=f"CNN training epochs [{PionStudyConfig.epochs}].")
 @click.option("--ensemble", type=click.IntRange(min=1), help=f"CNNs in the ensemble [{PionStudyConfig.ensemble}].")
 @click.option("--pool", help=f"Cells summed per CNN input voxel: LAYER,X,Y [{as_option(PionStudyConfig.pool)}].")
+@click.option("--channels", help=f"Channels of the CNN's residual blocks [{as_option(PionStudyConfig.channels)}].")
 @click.option("--hit-classes", type=click.IntRange(min=0),
               help=f"Learned hit classes of the CNN, 0 for none [{PionStudyConfig.hit_classes}].")
 @click.option("--zero-suppression", "zs", default="0.6", show_default=True,
@@ -372,15 +374,17 @@ def _table(config, metrics, scored) -> str:
               help=f"Mirror half of each CNN training batch in y [{PionStudyConfig.mirror_y}].")
 @click.option("-s", "--seed", type=int, default=1, show_default=True)
 def study_pions(out_dir: Path, quick: bool, train_events: int | None, test_events: int | None, epochs: int | None,
-                ensemble: int | None, pool: str | None, hit_classes: int | None, zs: str, weight_decay: float | None,
-                threads: int | None, workers: int | None, mirror_y: bool | None, seed: int) -> None:
+                ensemble: int | None, pool: str | None, channels: str | None, hit_classes: int | None, zs: str,
+                weight_decay: float | None, threads: int | None, workers: int | None, mirror_y: bool | None,
+                seed: int) -> None:
     """CNN ensemble vs trees vs calibrated sums on cusi pi+ (paper 002)."""
     from calolab.effects.config import parse_threshold
-    from calolab.ml.commands import _triple
+    from calolab.ml.commands import _ints, _triple
 
     config = PionStudyConfig.quick() if quick else PionStudyConfig()
     config = with_overrides(config, train_events=train_events, test_events=test_events, epochs=epochs,
-                            ensemble=ensemble, pool=_triple(pool) if pool else None, hit_classes=hit_classes,
+                            ensemble=ensemble, pool=_triple(pool) if pool else None,
+                            channels=_ints(channels, "--channels") if channels else None, hit_classes=hit_classes,
                             weight_decay=weight_decay, threads=threads, workers=workers, mirror_y=mirror_y,
                             seed=seed)
     threshold = parse_threshold(zs)
