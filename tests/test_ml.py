@@ -480,7 +480,7 @@ def test_cli_train_then_predict_round_trip(events, tmp_path):
     result = runner.invoke(train_command, [str(data), "--out", str(tmp_path / "run"), "--pool", "1,2,2",
                                            "--channels", "4,8", "--epochs", "2", "--ensemble", "2", "--loss", "mfse",
                                            "--batch-size", "16", "--seed", "3", "--features", "--hit-classes", "2",
-                                           "--weight-decay", "0.003", "--no-progress"])
+                                           "--weight-decay", "0.003", "--workers", "2", "--no-progress"])
     assert result.exit_code == 0, result.output
     assert "2 model(s) trained on 77 events (19 for validation)" in result.output
     configs = sorted((tmp_path / "run").glob("*/config.yaml"))
@@ -514,6 +514,8 @@ def test_cli_trains_mirrored_and_says_so_in_the_predictions(events, tmp_path):
     args = [str(data), "--out", str(tmp_path / "run"), "--channels", "4,8", "--epochs", "1", "--batch-size", "16",
             "--mirror-y", "--no-progress"]
     bad = runner.invoke(train_command, [*args, "--pool", "1,2,2"])
+    assert isinstance(bad.exception, CalolabError) and "toy has 9 cells, pooled by 2" in str(bad.exception)
+    bad = runner.invoke(train_command, [*args, "--pool", "1,2,2", "--ensemble", "2", "--workers", "2"])
     assert isinstance(bad.exception, CalolabError) and "toy has 9 cells, pooled by 2" in str(bad.exception)
     result = runner.invoke(train_command, [*args, "--pool", "3,4,3"])
     assert result.exit_code == 0, result.output
