@@ -49,7 +49,7 @@ def test_pion_study_quick_end_to_end(tmp_path):
     assert metrics["regressors"]["cnn"]["response"]["params"][0] > 0
     assert metrics["events"]["fit"] + metrics["events"]["calibration"] == metrics["events"]["train"]
     assert "CNN resolution better than sum" in output
-    assert "cnn x2 (pool 3x5x5, blocks 4-8," in (out / "table.md").read_text()
+    assert "cnn x2 (pool 3x5x5 with 4 learned hit classes, blocks 4-8," in (out / "table.md").read_text()
     # truth references: knowing the nuclear share as well as f_em can only help
     f_em, both = metrics["em_fraction_bound"], metrics["compensation_bound"]
     assert both["improvement"] > f_em["improvement"]

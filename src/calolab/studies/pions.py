@@ -79,13 +79,13 @@ class PionStudyConfig:
     weight_decay: float = 1e-4
     pool: tuple[int, int, int] = (3, 5, 5)
     hit_classes: int = 4
-    channels: tuple[int, ...] = (8, 16, 32)
+    channels: tuple[int, ...] = (8, 16, 32, 64)
     hidden: tuple[int, ...] = (64, 32)
     features: bool = True
     feature_transform: str = "none"
     mirror_y: bool = False
     threads: int | None = 1
-    workers: int = 1
+    workers: int = 2
     em_fraction_bound: bool = True
     n_boot: int = 200
     seed: int = 1
@@ -94,7 +94,7 @@ class PionStudyConfig:
     def quick(cls) -> PionStudyConfig:
         """A small version for tests: 1000 + 600 events, 4 energy bins, 2 small CNNs of 2 epochs."""
         return cls(train_events=1000, test_events=600, bin_width_gev=47.5, trees_max_iter=40, ensemble=2, epochs=2,
-                   channels=(4, 8), hidden=(16,), n_boot=30)
+                   channels=(4, 8), hidden=(16,), workers=1, n_boot=30)
 
     @property
     def edges_mev(self):
