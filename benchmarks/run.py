@@ -141,8 +141,8 @@ def time_batches(events: int, passes: int = 3) -> dict:
 
 
 def time_ensemble_training(events: int, workers: int, epochs: int = 3) -> dict:
-    """Train ``workers`` muon-study CNNs (pool 1x4x4, 30% validation) one by one with ``workers`` torch threads,
-    then at once with one thread each; wall times and the training events/s of the members' epochs."""
+    """Train ``workers`` CNNs of the muon study's architecture (30% validation) one by one with ``workers`` torch
+    threads, then at once with one thread each; wall times and the training events/s of the members' epochs."""
     import json
     import tempfile
 
@@ -151,10 +151,12 @@ def time_ensemble_training(events: int, workers: int, epochs: int = 3) -> dict:
     from calolab.ml.ensemble import train_ensemble
     from calolab.ml.model import RegressorConfig
     from calolab.ml.train import TrainConfig
+    from calolab.studies.muons import MuonStudyConfig
 
     showers = simulate(load_detector("pbwo4"), Beam("mu-", energy_min=50e3, energy_max=8e6, spectrum="uniform"),
                        events, seed=4)
-    model = RegressorConfig(pool=(1, 4, 4))
+    study = MuonStudyConfig()
+    model = RegressorConfig(pool=study.pool, channels=study.channels, hidden=study.hidden)
     config = TrainConfig(epochs=epochs, batch_size=64, validation_fraction=0.3, seed=1, split_seed=1)
     row: dict = {"events": events, "members": workers, "epochs": epochs, "threads": workers}
     before = torch.get_num_threads()
@@ -216,7 +218,7 @@ def main() -> None:
           f"{row['hits_per_event']:.0f} hits/event", flush=True)
     if args.workers > 1:
         row = results["ensemble_training"] = time_ensemble_training(600 if args.quick else 6000, args.workers)
-        print(f"ensemble training, {row['members']} muon-study CNNs (pool 1x4x4) on {row['threads']} threads: "
+        print(f"ensemble training, {row['members']} muon-study CNNs on {row['threads']} threads: "
               f"one by one {row['one_by_one_s']:.1f} s ({row['one_by_one_events_per_s']:.0f} training ev/s), at once "
               f"{row['at_once_s']:.1f} s ({row['at_once_events_per_s']:.0f} ev/s) = {row['wall_ratio']:.2f}x in "
               f"wall time, {row['throughput_ratio']:.2f}x in training throughput", flush=True)
