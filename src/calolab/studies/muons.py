@@ -38,30 +38,30 @@ otherwise on the interpolated bins (``crossover_from`` says which; a muon calori
 resolution first grows with E and then falls, which that form cannot follow).
 ``crossover_fit_gev`` and ``crossover_measured_gev`` keep both.
 
-Measured with this code (seed 1, default sizes: 80,000 training muons, 4 CNNs of four
-residual blocks (8, 16, 32, 64 channels) and 30 epochs on inputs pooled (1, 4, 4), mirrored in
-y, trained two at once with one thread each, ``--threads 2``, 40 minutes): pooled above 2 TeV
-the calorimeter reaches 34.4% (trees) and 25.7 ± 0.2% (CNN), and 31, 26, 18% (CNN) in the bins
+Measured with this code (seed 1, default sizes: 80,000 training muons, 4 CNNs of four residual
+blocks (8, 16, 32, 64 channels) and 30 epochs on inputs pooled (1, 4, 4), mirrored in y,
+trained two at once with one thread each, ``--threads 2``, 40 minutes): pooled above 2 TeV the
+calorimeter reaches 34.4% (trees) and 25.7 ± 0.2% (CNN), and 31, 26, 18% (CNN) in the bins
 2.2-3.4, 3.4-5.2, 5.2-8 TeV, whose medians run from 1.12 E to 0.91 E: a regressor pulls its
 predictions towards the middle of its training spectrum, and no correction of the prediction
 alone undoes that without widening every bin (divided by their bins' medians, the same
 predictions have a 68% width of 23.2%). The four CNNs alone reach 25.8, 26.1, 26.2 and 26.4%;
 three CNNs of three blocks (8, 16, 32), the previous default, 26.2, 26.6, 26.2% and together
 25.9%; one of three wider blocks (16, 32, 64), 25.9%; all eight together, 25.5%. Earlier
-defaults: 4 CNNs pooled (2, 4, 4), 26.7%; 5 CNNs on 40,000 muons, 28.0%. One CNN of 30 epochs pooled (2, 4, 4) reaches 29.5% above 2 TeV with 40,000
-training muons, 27.5% with 80,000 and 27.5% with 120,000 (paper 003 trains on about 850,000);
-pooled (1, 4, 4) it reaches 26.3% with 80,000. Mirroring in y (training on a random half of
-each batch mirrored, predicting the mean of each event and its mirror image) lowers one CNN's
-validation loss (233.0 against 239.8) but not its resolution above 2 TeV (26.2%); the
-ensemble gives 25.9% with or without averaging the mirror images. Training on muons up to
-10 TeV (``--train-range 50,10000``), so that the top of the test range is not the edge of the
-training spectrum, is worse above 2 TeV: 27.9% (bins 34, 32, 23%; trees 35.5%), because the
-edge also narrows the predictions there (7.5-8 TeV: median 0.84 E, 68% width 12.6% when
-training stops at 8 TeV). Changes of one CNN pooled
-(2, 4, 4) on 40,000 muons: ``lr_max`` 1e-3, 30.4%; channels (16, 32, 64), 30.7%; 50 epochs
-without early stopping, 29.1%. With 10 epochs five CNNs on 40,000 muons reached 34.0% (their
-validation loss was still falling). Log-uniform (40,000 muons, 5 CNNs, 26 minutes): 40.9% (trees)
-and 32.0% (CNN).
+defaults: 4 CNNs pooled (2, 4, 4), 26.7%; 5 CNNs on 40,000 muons, 28.0%. One CNN of 30 epochs
+pooled (2, 4, 4) reaches 29.5% above 2 TeV with 40,000 training muons, 27.5% with 80,000 and
+27.5% with 120,000 (paper 003 trains on about 850,000); pooled (1, 4, 4) it reaches 26.3% with
+80,000. Mirroring in y (training on a random half of each batch mirrored, predicting the mean
+of each event and its mirror image) lowers one CNN's validation loss (233.0 against 239.8) but
+not its resolution above 2 TeV (26.2%); the ensemble gives 25.9% with or without averaging the
+mirror images. Training on muons up to 10 TeV (``--train-range 50,10000``), so that the top of
+the test range is not the edge of the training spectrum, is worse above 2 TeV: 27.9% (bins 34,
+32, 23%; trees 35.5%), because the edge also narrows the predictions there (7.5-8 TeV: median
+0.84 E, 68% width 12.6% when training stops at 8 TeV). Changes of one CNN pooled (2, 4, 4) on
+40,000 muons: ``lr_max`` 1e-3, 30.4%; channels (16, 32, 64), 30.7%; 50 epochs without early
+stopping, 29.1%. With 10 epochs five CNNs on 40,000 muons reached 34.0% (their validation loss
+was still falling). Log-uniform (40,000 muons, 5 CNNs, 26 minutes): 40.9% (trees) and 32.0%
+(CNN).
 
 Goal figures (metrics.json, ``goals``, for the CNN): the 68% resolution of the combination
 over the tracker's for true energies within ``goal_window`` of 4 TeV (paired bootstrap;
