@@ -6,9 +6,9 @@
 to the inverse of that loss. Killed part way, it resumes member by member. With
 ``workers > 1`` that many members train at once, each in its own process with its share of
 the torch threads: a small CNN on a few cores keeps more cores busy as separate members than
-as threads of one (``benchmarks/bench_ensemble.py`` measures the ratio). A member's bits depend
-on the threads it trained with, so the same seed and the same ``workers`` and threads give the
-same ensemble.
+as threads of one (``make bench`` measures the ratio). A member's bits can depend on the
+number of threads it trained with, so the same seed, ``workers`` and threads give the same
+ensemble.
 
 :class:`CNNEnsemble` follows :class:`calolab.reconstruction.regressor.Regressor`: it loads
 from a run folder (an ensemble, or a single :func:`~calolab.ml.train.train` run) and
@@ -81,11 +81,7 @@ def train_ensemble(source: Source, run_dir: str | Path, k: int = 5, model_config
     shared = (source, model_config, features, feature_names, progress)
     workers = min(workers, k)
     if workers == 1:
-        _init_worker(shared, None)
-        try:
-            results = [_train_member(job) for job in jobs]
-        finally:
-            _init_worker((), None)
+        results = [_train_member(job, shared) for job in jobs]
     else:
         threads = max(1, torch.get_num_threads() // workers)
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
@@ -100,20 +96,19 @@ def train_ensemble(source: Source, run_dir: str | Path, k: int = 5, model_config
     return CNNEnsemble.load(run_dir)
 
 
-_SHARED: tuple = ()  # what every member of the ensemble being trained shares (set in each worker)
+_SHARED: tuple = ()  # in a worker process: what every member of the ensemble shares, sent once per worker
 
 
-def _init_worker(shared: tuple, threads: int | None) -> None:
+def _init_worker(shared: tuple, threads: int) -> None:
     global _SHARED
     _SHARED = shared
-    if threads is not None:
-        torch.set_num_threads(threads)
+    torch.set_num_threads(threads)
 
 
-def _train_member(job: tuple[int, int, Path, TrainConfig]) -> dict[str, Any]:
-    """Train member ``i`` of ``k`` (a worker's task); its best epoch and validation loss."""
+def _train_member(job: tuple[int, int, Path, TrainConfig], shared: tuple | None = None) -> dict[str, Any]:
+    """Train member ``i`` of ``k`` with ``shared`` (in a worker: the worker's); its best epoch and validation loss."""
     i, k, member_dir, config = job
-    source, model_config, features, feature_names, progress = _SHARED
+    source, model_config, features, feature_names, progress = _SHARED if shared is None else shared
     if progress:
         print(f"member {i + 1}/{k} (seed {config.seed})", flush=True)
 
