@@ -427,7 +427,7 @@ def test_corrupt_or_mismatched_checkpoints_raise_a_calolab_error(events, tmp_pat
 # ------------------------------------------------------------------ ensembles and the CLI
 def test_ensemble_members_trained_in_parallel_processes_equal_those_trained_one_by_one(events, tmp_path):
     """workers=2 trains two members at once, each in a spawned process with one torch thread: the same
-    weights, ensemble.yaml and predictions as one after the other with one thread; progress says whose epoch."""
+    weights, ensemble.yaml and predictions as one after the other with one thread."""
     torch.set_num_threads(1)
     config = TrainConfig(**{**FAST, "epochs": 2})
     one_by_one = train_ensemble(events, tmp_path / "seq", 3, RegressorConfig(**SMALL), config)
