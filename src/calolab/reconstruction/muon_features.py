@@ -8,6 +8,14 @@ but for the multi-TeV muons of the paper the bend is below a cell: in ``pbwo4`` 
 at 50 GeV, 1.2 mm at 1 TeV, and less than a cell above about 320 GeV. Below that the
 "on track" features smear out; the regressors see it in the data.
 
+Above a few TeV that sub-cell bend is the calorimeter's best measure of the energy: the muon's
+radiative losses shower around the bent track, so the share of their energy on either side of
+the boundary between the two cell columns nearest the straight track follows its displacement
+(``bend_x_mm``; the field of every calolab detector lies along y and bends tracks in x). For
+``pbwo4`` muons entering on a cell corner (the muon study), the true exit displacement alone
+gives a 68% resolution of 20% pooled over 2.2-8 TeV, the true list of radiative losses above
+20 MeV 36-38% (posterior of their Poisson likelihood, or trees on their energy histogram).
+
 A hit's distance from the track is ``d = max(|ix - ix_t|, |iy - iy_t|)`` in cells.
 Names, in order (``{r}`` for each track radius, ``{t}`` for each layer threshold):
 
@@ -17,6 +25,12 @@ Names, in order (``{r}`` for each track radius, ``{t}`` for each layer threshold
 ``imbalance_x_mm``,                energy-weighted mean transverse offset (x, y) of the hits
 ``imbalance_y_mm``, ``imbalance_mm``  from the track, and its magnitude, mm
 ``mean_distance_mm``               energy-weighted mean transverse distance from the track, mm
+``bend_x_mm``                      displacement in x at the back face, mm: the offsets ``c_l`` of
+                                   the energy centroid of the two cell columns nearest the straight
+                                   track in each layer (less the muon's own MIP, taken in the
+                                   track's cell; layers with no more than that MIP skipped), fitted
+                                   to ``c_l = k u_l`` with ``u_l = z_l^2 / 2`` from the front face
+                                   and weights the columns' energy; ``k u`` at the last layer
 ``e_cell_max``                     hottest cell, MeV
 ``e_layer_max``                    hottest layer, MeV
 ``n_layers_above_{t}mip``          layers with at least ``t`` MIPs of visible energy
@@ -70,7 +84,7 @@ def track_cells(showers: Showers, grid: HitGrid) -> tuple[np.ndarray, np.ndarray
 def muon_feature_names(track_radii=DEFAULT_TRACK_RADII, layer_thresholds_mip=DEFAULT_LAYER_THRESHOLDS_MIP) -> list[str]:
     """Names of :func:`muon_features` for these radii and thresholds."""
     return ([f"e_track_{r}" for r in track_radii] + ["e_off_track", "imbalance_x_mm", "imbalance_y_mm", "imbalance_mm",
-                                                     "mean_distance_mm", "e_cell_max", "e_layer_max"]
+                                                     "mean_distance_mm", "bend_x_mm", "e_cell_max", "e_layer_max"]
             + [f"n_layers_above_{_label(t)}mip" for t in layer_thresholds_mip]
             + ["n_cells_cluster", "n_clusters", "n_clusters_off_track", "e_clusters_on_track",
                "e_clusters_off_track", "e_cluster_max", "e_cluster_max_off_track", "e_box3_max_off_track"])
@@ -114,7 +128,7 @@ def muon_features(showers: Showers, track_radii=DEFAULT_TRACK_RADII,
     off_y = det.y_edges[0] + (grid.iy + 0.5) * det.pitch_y - y_t
     mean_x, mean_y = (np.divide(grid.event_sum(e * v), total, out=np.zeros(n), where=total > 0) for v in (off_x, off_y))
     mean_r = np.divide(grid.event_sum(e * np.hypot(off_x, off_y)), total, out=np.zeros(n), where=total > 0)
-    cols += [mean_x, mean_y, np.hypot(mean_x, mean_y), mean_r]
+    cols += [mean_x, mean_y, np.hypot(mean_x, mean_y), mean_r, _bend_x(showers, grid, ix_t, x_t, off_x)]
 
     cols.append(event_max(e, grid.event, n))
     layer_sums = np.bincount(grid.event * det.n_layers + grid.layer, weights=e,
@@ -129,6 +143,28 @@ def muon_features(showers: Showers, track_radii=DEFAULT_TRACK_RADII,
     names = muon_feature_names(track_radii, layer_thresholds_mip)
     out = np.column_stack(cols).astype(np.float32) if n else np.zeros((0, len(names)), np.float32)
     return out, names
+
+
+def _bend_x(showers: Showers, grid: HitGrid, ix_t: np.ndarray, x_t: np.ndarray, off_x: np.ndarray) -> np.ndarray:
+    """``bend_x_mm`` of every event (see the module docstring), (N,)."""
+    det = showers.detector
+    n, n_layers = len(showers), det.n_layers
+    # the two columns nearest the straight track: its own and the neighbour on its side of the cell centre
+    side = np.where((x_t - det.x_edges[0]) / det.pitch_x - ix_t < 0.5, -1, 1)
+    near = (grid.ix == ix_t) | (grid.ix == ix_t + side)
+    key = grid.event * n_layers + grid.layer
+    num = np.bincount(key, weights=np.where(near, grid.energy * off_x, 0.0), minlength=n * n_layers)
+    den = np.bincount(key, weights=np.where(near, grid.energy, 0.0), minlength=n * n_layers)
+    # the muon's own MIP in the track's cell, whose centre is off_x of any hit in that cell
+    track_off = np.zeros(n * n_layers)
+    track_off[key] = det.x_edges[0] + (ix_t + 0.5) * det.pitch_x - x_t
+    mip = np.tile(det.mip_mpv, n)
+    shower = den > mip
+    num = np.where(shower, num - mip * track_off, 0.0).reshape(n, n_layers)
+    den = np.where(shower, den - mip, 0.0).reshape(n, n_layers)
+    u = (det.z_active - det.z_bounds[0]) ** 2 / 2
+    weight = den @ (u * u)
+    return np.divide(u[-1] * (num @ u), weight, out=np.zeros(n), where=weight > 0)
 
 
 def _cluster_features(showers: Showers, grid: HitGrid, dist: np.ndarray, cluster_mip: float) -> list[np.ndarray]:
