@@ -119,6 +119,46 @@ def test_muon_track_follows_the_direction(small_detector):
     assert x[0, names.index("e_off_track")] == pytest.approx(det.mip_mpv[0], rel=1e-5)
 
 
+def test_muon_bend_by_hand(small_detector):
+    """bend_x_mm fits c_l = k z_l^2 / 2 to the two nearest columns' centroid offsets, less the track's MIP."""
+    det = small_detector  # active slabs at z = 22.5 + 25 l mm, 8 x 8 cells of 20 mm from -80 mm
+    u = (det.z_active - det.z_bounds[0]) ** 2 / 2
+    # entry x = 0 lies on the edge of columns 3 and 4: the track's cell is column 4 (centre +10 mm), its
+    # neighbour column 3 (-10 mm); column 5 and layers holding only the MIP do not count
+    first = {(layer, 4, 2): 1.0 for layer in range(6)}
+    first.update({(2, 4, 2): 4.0, (2, 3, 6): 1.0, (2, 5, 2): 5.0, (4, 3, 2): 3.0})
+    # entry x = 15 mm: track cell column 4 (-5 mm from it), neighbour column 5 (+15 mm); column 3 ignored
+    second = {(layer, 4, 2): 1.0 for layer in range(6)}
+    second.update({(3, 4, 2): 2.0, (3, 5, 2): 2.0, (3, 3, 2): 4.0})
+    s = _showers(det, [first, second], entry=[[0.0, 0.0], [15.0, 0.0]])
+    x, names = muon_features(s)
+    bend = x[:, names.index("bend_x_mm")].astype(float)
+    # per layer, in MIPs: numerator sum(e * offset) - MIP * track-cell offset, weight sum(e) - MIP
+    num2, den2 = 4 * 10 + 1 * -10 - 10, 5 - 1
+    num4, den4 = 1 * 10 + 3 * -10 - 10, 4 - 1
+    expected_first = u[-1] * (u[2] * num2 + u[4] * num4) / (u[2] ** 2 * den2 + u[4] ** 2 * den4)
+    num3, den3 = 2 * -5 + 2 * 15 - (-5), 4 - 1
+    expected_second = u[-1] * num3 / (u[3] * den3)
+    assert bend == pytest.approx([expected_first, expected_second], rel=1e-5)
+    # a straight muon with nothing but its MIPs has no bend to show
+    alone = muon_features(_showers(det, [{(layer, 4, 2): 1.0 for layer in range(6)}], entry=[[0.0, 0.0]]))
+    assert alone[0][0, alone[1].index("bend_x_mm")] == 0.0
+
+
+def test_muon_bend_follows_the_field():
+    """In pbwo4 (2 T along y) bend_x_mm follows the true displacement: 1/p, and its sign is the charge's."""
+    det = load_detector("pbwo4")
+    shown = {}
+    for particle, energy in (("mu-", 2e6), ("mu-", 6e6), ("mu+", 2e6)):
+        muons = simulate(det, Beam(particle, energy=energy), 300, seed=3)
+        x, names = muon_features(muons)
+        shown[particle, energy] = (np.median(x[:, names.index("bend_x_mm")]), np.median(muons.extras["exit_x"]))
+    bend, exit_x = shown["mu-", 2e6]
+    assert exit_x > 0.3 and bend == pytest.approx(exit_x, rel=0.3)  # mu- bends to +x by about 0.5 mm at 2 TeV
+    assert 0 < shown["mu-", 6e6][0] < bend / 2
+    assert shown["mu+", 2e6][0] < -0.5 * bend
+
+
 def test_muon_clusters_and_boxes_match_dense():
     det = load_detector("pbwo4")
     muons = simulate(det, Beam("mu-", energy_min=500e3, energy_max=8e6, spectrum="uniform"), 12, seed=5)
