@@ -62,7 +62,9 @@ def test_pion_study_quick_end_to_end(tmp_path):
 
 def test_muon_study_quick_end_to_end(tmp_path):
     out = tmp_path / "muons"
-    metrics, _ = _run(study_muons, out, "--train-range", "50,9000")
+    metrics, _ = _run(study_muons, out, "--train-range", "50,9000", "--track-sigma", "0.05,0.02")
+    assert metrics["config"]["track_sigma_mm"] == 0.05 and metrics["config"]["track_sigma_mrad"] == 0.02
+    assert "smeared by 0.05 mm and 0.02 mrad per coordinate" in (out / "table.md").read_text()
     assert metrics["config"]["train_range_gev"] == [50.0, 9000.0] and metrics["config"]["energy_range_gev"] == [
         50.0, 8000.0]
     assert "50-8000 GeV uniform test, 50-9000 GeV training" in (out / "table.md").read_text()
@@ -98,6 +100,31 @@ def test_muon_study_training_range_must_hold_the_test_range(tmp_path):
     assert not (tmp_path / "m").exists()
     result = CliRunner().invoke(study_muons, ["--quick", "--out", str(tmp_path / "m"), "--train-range", "9000"])
     assert isinstance(result.exception, CalolabError) and "LO,HI" in str(result.exception)
+    for value, message in (("-0.1,0", "must be >= 0, got -0.1 and 0"), ("0.1", "MM,MRAD")):
+        result = CliRunner().invoke(study_muons, ["--quick", "--out", str(tmp_path / "m"), "--track-sigma", value])
+        assert isinstance(result.exception, CalolabError) and message in str(result.exception), value
+        assert not (tmp_path / "m").exists()
+
+
+def test_smeared_track_moves_entry_and_direction_only():
+    """The regressors' track is the true one smeared by the stated widths; the hits and truth are the same."""
+    from calolab.geometry import load_detector
+    from calolab.simulation import Beam, simulate
+    from calolab.studies.muons import smear_track
+
+    muons = simulate(load_detector("pbwo4"), Beam("mu-", energy=1e6, spot_sigma=5.0, theta=0.01), 4000, seed=2)
+    same = smear_track(muons, 0.0, 0.0, np.random.default_rng(1))
+    np.testing.assert_allclose(same.entry, muons.entry)
+    np.testing.assert_allclose(same.direction, muons.direction, atol=1e-15)
+    smeared = smear_track(muons, 0.2, 0.05, np.random.default_rng(1))
+    again = smear_track(muons, 0.2, 0.05, np.random.default_rng(1))
+    assert np.array_equal(smeared.entry, again.entry) and np.array_equal(smeared.direction, again.direction)
+    assert np.std(smeared.entry - muons.entry, axis=0) == pytest.approx([0.2, 0.2], rel=0.05)
+    slope = smeared.direction[:, :2] / smeared.direction[:, 2:] - muons.direction[:, :2] / muons.direction[:, 2:]
+    assert np.std(slope, axis=0) == pytest.approx([5e-5, 5e-5], rel=0.05)
+    assert np.allclose(np.linalg.norm(smeared.direction, axis=1), 1.0)
+    assert smeared.energy is muons.energy and smeared.cell is muons.cell
+    assert np.array_equal(smeared.extras["exit_x"], muons.extras["exit_x"])
 
 
 def test_combination_beats_both_inputs_where_equal():

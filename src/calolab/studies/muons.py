@@ -98,8 +98,12 @@ class MuonStudyConfig:
     :class:`~calolab.reconstruction.response.ResponseCalibration`. ``combination_width``: the
     calorimeter's sigma/E in the likelihood combination with the tracker, per bin of the
     calibration events: ``"rmse"`` (``sqrt(<(E_cal/E - 1)^2>)``, its bias and tails included) or
-    ``"resolution"`` (the 68% width around its median). See
-    :class:`~calolab.studies.pions.PionStudyConfig` for the shared fields.
+    ``"resolution"`` (the 68% width around its median). ``track_sigma_mm`` and
+    ``track_sigma_mrad``: the muon's entry point and direction that the calorimeter regressors
+    read (the straight track of the muon features) are the true ones smeared by these Gaussian
+    widths per coordinate, as a tracker's extrapolation would give them, in the training and test
+    events alike; 0: exact (the beam's). See :class:`~calolab.studies.pions.PionStudyConfig` for
+    the shared fields.
     """
 
     detector: str = "pbwo4"
@@ -114,6 +118,8 @@ class MuonStudyConfig:
     goal_window: float = 0.1
     high_energy_gev: float = 2000.0
     tracker_slope: float = 2e-4
+    track_sigma_mm: float = 0.0
+    track_sigma_mrad: float = 0.0
     calibration_fraction: float = 0.2
     response_model: str = "binned"
     combination_width: str = "rmse"
@@ -163,6 +169,22 @@ def muon_inputs(showers):
     return np.hstack([x, xm]), names + names_m
 
 
+def smear_track(showers, sigma_mm: float, sigma_mrad: float, rng):
+    """``showers`` with its entry points and directions smeared: each x and y by ``N(0, sigma_mm)``,
+    each slope dx/dz and dy/dz by ``N(0, sigma_mrad / 1000)``; the hits are shared, not copied."""
+    import numpy as np
+
+    from calolab.showers import Showers
+
+    n = len(showers)
+    entry = showers.entry + rng.normal(0.0, sigma_mm, (n, 2))
+    slope = showers.direction[:, :2] / showers.direction[:, 2:3] + rng.normal(0.0, sigma_mrad / 1e3, (n, 2))
+    direction = np.column_stack([slope, np.ones(n)])
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    return Showers(showers.detector, showers.offsets, showers.cell, showers.energy, showers.particle,
+                   showers.incident_energy, entry, direction, dict(showers.extras), dict(showers.meta))
+
+
 def tracker_energies(e_true, slope: float, seed: int):
     """Simulated tracker energies, MeV (N,): ``E (1 + N(0, slope E[GeV]))``, seeded."""
     import numpy as np
@@ -190,18 +212,24 @@ def run_muon_study(out_dir: str | Path, config: MuonStudyConfig = MuonStudyConfi
     if not 0 < tr_lo <= lo < hi <= tr_hi:
         raise CalolabError(f"muon study: the training range {tr_lo:g}-{tr_hi:g} GeV must hold the test range "
                            f"{lo:g}-{hi:g} GeV")
+    if config.track_sigma_mm < 0 or config.track_sigma_mrad < 0:
+        raise CalolabError(f"muon study: track_sigma_mm and track_sigma_mrad must be >= 0, got "
+                           f"{config.track_sigma_mm:g} and {config.track_sigma_mrad:g}")
     started = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_yaml(out / "config.yaml", asdict(config))
     det = load_detector(config.detector)
-    seeds = [int(s) for s in np.random.SeedSequence(config.seed).generate_state(7)]
+    seeds = [int(s) for s in np.random.SeedSequence(config.seed).generate_state(8)]
     beam = Beam(config.particle, energy_min=lo * 1e3, energy_max=hi * 1e3, spectrum=config.spectrum)
     train_beam = Beam(config.particle, energy_min=tr_lo * 1e3, energy_max=tr_hi * 1e3, spectrum=config.spectrum)
     echo(f"simulating {config.train_events} training ({tr_lo:g}-{tr_hi:g} GeV) and {config.test_events} test "
          f"({lo:g}-{hi:g} GeV) {config.particle}, {config.spectrum}, in {det.name}")
     train = simulate(det, train_beam, config.train_events, seed=seeds[0])
     test = simulate(det, beam, config.test_events, seed=seeds[1])
+    if config.track_sigma_mm or config.track_sigma_mrad:
+        rng = np.random.default_rng(seeds[7])
+        train, test = (smear_track(s, config.track_sigma_mm, config.track_sigma_mrad, rng) for s in (train, test))
     fit_set, cal_set = reg.split_training(train, config.calibration_fraction, seeds[2])
     edges = config.edges_mev
     common = {"response_model": config.response_model, "terms": config.resolution_terms, "n_boot": config.n_boot,
@@ -429,12 +457,21 @@ def _table(config, metrics, scored) -> str:
     lines = [f"# Muons in {config.detector}: {lo:g}-{hi:g} GeV {config.spectrum} test, "
              f"{config.train_range_gev[0]:g}-{config.train_range_gev[1]:g} GeV training, "
              f"tracker {metrics['tracker']['model']}", ""]
+    lines += [f"Track read by the calorimeter regressors: {track_label(config)}.", ""]
     if metrics["cnn"]:
         lines += [f"CNN: {metrics['cnn']}.", ""]
     lines += ["## Resolution (68%, percent) per bin of true energy", "", *reg.per_bin_table(_tables(metrics, scored)),
               "", "## Regressors", "", *reg.summary_rows(scored), "", "## Combination and goals", ""]
     lines += [f"- {line}" for line in _summary(metrics)[len(scored):]]
     return "\n".join(lines) + "\n"
+
+
+def track_label(config) -> str:
+    """How the calorimeter regressors know the muon's entry point and direction."""
+    if not (config.track_sigma_mm or config.track_sigma_mrad):
+        return "the true entry point and direction (exact)"
+    return (f"entry point and direction smeared by {config.track_sigma_mm:g} mm and {config.track_sigma_mrad:g} mrad "
+            "per coordinate")
 
 
 def _plot_combination(metrics, config, ax):
@@ -483,11 +520,13 @@ def _plot_combination(metrics, config, ax):
 @click.option("--train-range", help="Energies of the training muons, GeV: LO,HI "
                                     f"[{as_option(MuonStudyConfig.train_range_gev)}; the test's are "
                                     f"{as_option(MuonStudyConfig.energy_range_gev)}].")
+@click.option("--track-sigma", help="Smear the muon's entry point (mm) and direction (mrad) that the calorimeter "
+                                    "regressors read, per coordinate: MM,MRAD [0,0: exact].")
 @click.option("-s", "--seed", type=int, default=1, show_default=True)
 def study_muons(out_dir: Path, quick: bool, train_events: int | None, test_events: int | None, epochs: int | None,
                 ensemble: int | None, pool: str | None, channels: str | None, threads: int | None,
                 workers: int | None, spectrum: str | None, mirror_y: bool | None, train_range: str | None,
-                seed: int) -> None:
+                track_sigma: str | None, seed: int) -> None:
     """Muon energy from the pbwo4 calorimeter, a tracker and their combination, 50 GeV-8 TeV (paper 003)."""
     from calolab.ml.commands import _ints, _triple
 
@@ -496,17 +535,22 @@ def study_muons(out_dir: Path, quick: bool, train_events: int | None, test_event
                             ensemble=ensemble, pool=_triple(pool) if pool else None,
                             channels=_ints(channels, "--channels") if channels else None, threads=threads,
                             workers=workers, spectrum=spectrum, mirror_y=mirror_y,
-                            train_range_gev=_range(train_range) if train_range else None,
+                            train_range_gev=_range(train_range, "--train-range") if train_range else None,
                             seed=seed)
+    if track_sigma:
+        mm, mrad = _range(track_sigma, "--track-sigma")
+        config = with_overrides(config, track_sigma_mm=mm, track_sigma_mrad=mrad)
     run_muon_study(out_dir, config, echo=click.echo, progress=not quick)
 
 
-def _range(text: str) -> tuple[float, float]:
-    """``--train-range LO,HI`` (GeV) as a pair of floats."""
+def _range(text: str, option: str) -> tuple[float, float]:
+    """``--train-range LO,HI`` (GeV) or ``--track-sigma MM,MRAD`` as a pair of floats."""
     from calolab.errors import CalolabError
 
+    example = {"--train-range": "two energies in GeV, LO,HI (e.g. 50,10000)",
+               "--track-sigma": "two widths, MM,MRAD (e.g. 0.05,0.02)"}[option]
     try:
         lo, hi = (float(v) for v in text.split(","))
     except ValueError:
-        raise CalolabError(f"--train-range must be two energies in GeV, LO,HI (e.g. 50,10000), got {text!r}") from None
+        raise CalolabError(f"{option} must be {example}, got {text!r}") from None
     return lo, hi
