@@ -506,6 +506,45 @@ def test_cli_train_then_predict_round_trip(events, tmp_path):
         missing.exception)
 
 
+def test_cli_features_of_muon_files_include_the_muon_features(tmp_path):
+    """calolab train --features on a muon file adds paper 003's muon features, as the muon study does;
+    calolab predict computes the same set from the showers."""
+    from click.testing import CliRunner
+
+    from calolab.geometry import load_detector
+    from calolab.ml.ensemble import event_features, source_features
+    from calolab.reconstruction.features import feature_names
+    from calolab.reconstruction.muon_features import muon_feature_names
+    from calolab.simulation import Beam, simulate
+    from calolab.studies.muons import muon_inputs
+
+    muons = simulate(load_detector("pbwo4"), Beam("mu-", energy_min=1e6, energy_max=4e6, spectrum="uniform"), 48,
+                     seed=4)
+    data = write_showers(muons, tmp_path / "muons.h5")
+    values, names = source_features(data, chunk_events=20)  # chunks of a muon file: all muons, muon features
+    expected, expected_names = muon_inputs(muons)
+    assert names == expected_names and "bend_x_mm" in names
+    np.testing.assert_allclose(values, expected, rtol=1e-6)
+    mixed = Showers.concatenate([muons[:30], simulate(muons.detector, Beam("pi+", energy=5e4), 10, seed=1)])
+    values, names = source_features(mixed, chunk_events=20)  # a pion in the last chunk: high-level only
+    assert values.shape == (40, len(names)) and "bend_x_mm" not in names
+    assert event_features(muons[:5], muon=False)[1] == names
+    runner = CliRunner()
+    result = runner.invoke(train_command, [str(data), "--out", str(tmp_path / "run"), "--pool", "5,8,8",
+                                           "--channels", "4", "--epochs", "1", "--batch-size", "16", "--features",
+                                           "--no-progress"])
+    assert result.exit_code == 0, result.output
+    ensemble = CNNEnsemble.load(tmp_path / "run")
+    hl = feature_names(10)
+    assert ensemble.info["feature_names"][len(ensemble.info["feature_names"]) - len(muon_feature_names()):] == \
+        muon_feature_names() and ensemble.n_features == len(expected_names) > len(hl)
+    out = tmp_path / "pred.h5"
+    result = runner.invoke(predict_command, [str(tmp_path / "run"), str(data), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    with h5py.File(out) as f:
+        np.testing.assert_allclose(f["predicted_energy"][:], ensemble.predict(muons, expected), rtol=1e-6)
+
+
 def test_cli_trains_mirrored_and_says_so_in_the_predictions(events, tmp_path):
     from click.testing import CliRunner
 

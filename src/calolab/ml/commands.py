@@ -34,7 +34,8 @@ def _ints(text: str, option: str) -> tuple[int, ...]:
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Run folder (resumed if it holds a checkpoint of the same run).")
 @click.option("--features/--no-features", default=False, show_default=True,
-              help="Feed calolab.reconstruction.features high-level features to the network body.")
+              help="Feed the high-level features (and, when every event is a muon, paper 003's muon "
+                   "features) to the network body.")
 @click.option("--pool", default="3,5,5", show_default=True, help="Cells summed per voxel: LAYER,X,Y.")
 @click.option("--channels", default="8,16,32", show_default=True, help="Channels of the residual blocks.")
 @click.option("--hit-classes", type=click.IntRange(min=0), default=0, show_default=True,

@@ -40,24 +40,43 @@ from calolab.studies.rundir import write_yaml
 ENSEMBLE = "ensemble.yaml"
 
 
-def high_level_features(showers: Showers) -> tuple[np.ndarray, list[str]]:
-    """``calolab.reconstruction.features.high_level_features``, imported when first needed."""
+def event_features(showers: Showers, muon: bool | None = None) -> tuple[np.ndarray, list[str]]:
+    """Features for the network body, float32 (N, F), and their names: the high-level features of
+    :mod:`calolab.reconstruction.features`, then, if ``muon``, the muon features of paper 003
+    (:mod:`calolab.reconstruction.muon_features`); ``None``: when every event is a muon, as the
+    trees decide. Modules imported when first needed."""
     try:
-        from calolab.reconstruction.features import high_level_features as compute
+        from calolab.reconstruction.baselines import MUON_CODES
+        from calolab.reconstruction.features import high_level_features
+        from calolab.reconstruction.muon_features import muon_features
     except ImportError:
-        raise CalolabError("high-level features need calolab.reconstruction.features, which is not "
-                           "available in this installation") from None
-    values, names = compute(showers)
+        raise CalolabError("features need calolab.reconstruction, which is not available in this installation") from None
+    if muon is None:
+        muon = len(showers) > 0 and bool(np.all(np.isin(showers.particle, MUON_CODES)))
+    values, names = high_level_features(showers)
+    if muon:
+        more, more_names = muon_features(showers)
+        values, names = np.hstack([values, more]), list(names) + list(more_names)
     return np.asarray(values, np.float32), list(names)
 
 
 def source_features(source: Source, chunk_events: int = 4096) -> tuple[np.ndarray, list[str]]:
-    """High-level features (N, F) of every event of ``source``, computed a chunk at a time."""
-    parts, names = [], []
+    """:func:`event_features` (N, F) of every event of ``source``, computed a chunk at a time; the muon
+    features are added when every event of the source is a muon."""
+    from calolab.reconstruction.baselines import MUON_CODES
+    from calolab.reconstruction.muon_features import muon_features
+
+    high, muon, names, muon_names, all_muons = [], [], [], [], True
     for chunk in source_chunks(source, chunk_events):
-        values, names = high_level_features(chunk)
-        parts.append(values)
-    return np.concatenate(parts), names
+        values, names = event_features(chunk, muon=False)
+        high.append(values)
+        all_muons = all_muons and bool(np.all(np.isin(chunk.particle, MUON_CODES)))
+        if all_muons:
+            more, muon_names = muon_features(chunk)
+            muon.append(np.asarray(more, np.float32))
+    if all_muons and high:
+        return np.hstack([np.concatenate(high), np.concatenate(muon)]), names + list(muon_names)
+    return np.concatenate(high), names
 
 
 def train_ensemble(source: Source, run_dir: str | Path, k: int = 5, model_config: RegressorConfig | None = None,
@@ -177,9 +196,9 @@ class CNNEnsemble:
     def predict(self, showers: Showers, features: np.ndarray | None = None) -> np.ndarray:
         """Estimated incident energy per event, MeV, float64 (N,).
 
-        ``features`` (N, F) are the events' high-level features; when the models use
-        features and none are given they are computed with
-        ``calolab.reconstruction.features.high_level_features``.
+        ``features`` (N, F) are the events' features; when the models use features and none are
+        given they are computed with :func:`event_features`, with the muon features if the models
+        were trained with them.
         """
         return 1e3 * (self.weights @ self.predict_members(showers, features))
 
@@ -196,9 +215,12 @@ class CNNEnsemble:
         if self.mirror_y:
             check_mirror_grid(showers.detector, self.models[0].config.pool)
         if self.n_features and features is None:
-            features, names = high_level_features(showers)
+            from calolab.reconstruction.muon_features import muon_feature_names
+
+            trained, tail = self.info.get("feature_names"), muon_feature_names()
+            features, names = event_features(showers, muon=None if trained is None else trained[-len(tail):] == tail)
             if names != self.info.get("feature_names", names):
-                raise CalolabError("the high-level features differ from those the CNN was trained with: "
+                raise CalolabError("the features differ from those the CNN was trained with: "
                                    f"{names} vs {self.info.get('feature_names')}")
         if self.n_features and np.shape(features) != (len(showers), self.n_features):
             raise CalolabError(f"features must have shape ({len(showers)}, {self.n_features}), "
