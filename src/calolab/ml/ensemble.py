@@ -50,7 +50,8 @@ def event_features(showers: Showers, muon: bool | None = None) -> tuple[np.ndarr
         from calolab.reconstruction.features import high_level_features
         from calolab.reconstruction.muon_features import muon_features
     except ImportError:
-        raise CalolabError("features need calolab.reconstruction, which is not available in this installation") from None
+        raise CalolabError("features need calolab.reconstruction, which is not available in this "
+                           "installation") from None
     if muon is None:
         muon = len(showers) > 0 and bool(np.all(np.isin(showers.particle, MUON_CODES)))
     values, names = high_level_features(showers)
