@@ -72,7 +72,7 @@ def test_muon_study_quick_end_to_end(tmp_path):
         assert (out / name).stat().st_size > 0, name
     assert sorted(metrics["regressors"]) == ["cnn", "sum", "trees"]
     goals = metrics["goals"]
-    assert "high-level + muon features" in metrics["regressors"]["cnn"]["label"]
+    assert "high-level + muon features without bend_x_mm" in metrics["regressors"]["cnn"]["label"]
     assert goals["regressor"] == metrics["regressors"][goals["regressor_name"]]["label"]
     assert set(goals["chosen_by"]["calibration_resolution_above"]) == {"cnn", "sum", "trees"}
     assert np.isfinite(goals["combination_vs_tracker"]["improvement"])
@@ -125,6 +125,14 @@ def test_smeared_track_moves_entry_and_direction_only():
     assert np.allclose(np.linalg.norm(smeared.direction, axis=1), 1.0)
     assert smeared.energy is muons.energy and smeared.cell is muons.cell
     assert np.array_equal(smeared.extras["exit_x"], muons.extras["exit_x"])
+    # the CNN's body features: the muon features but bend_x_mm, unless asked for
+    from calolab.studies.muons import cnn_inputs, muon_inputs
+
+    x, names = muon_inputs(muons[:50])
+    y, names_y = cnn_inputs(muons[:50])
+    assert names_y == [n for n in names if n != "bend_x_mm"] and len(names_y) == len(names) - 1
+    np.testing.assert_array_equal(y, np.delete(x, names.index("bend_x_mm"), axis=1))
+    assert cnn_inputs(muons[:50], bend=True)[1] == names
 
 
 def test_combination_beats_both_inputs_where_equal():
