@@ -15,6 +15,8 @@ the boundary between the two cell columns nearest the straight track follows its
 ``pbwo4`` muons entering on a cell corner (the muon study), the true exit displacement alone
 gives a 68% resolution of 20% pooled over 2.2-8 TeV, the true list of radiative losses above
 20 MeV 36-38% (posterior of their Poisson likelihood, or trees on their energy histogram).
+The bend is read against the straight track from ``entry`` along ``direction``, so it is only as
+good as they are: 0.05 mm or 0.02 mrad of error undo most of its gain (see the muon study).
 
 A hit's distance from the track is ``d = max(|ix - ix_t|, |iy - iy_t|)`` in cells.
 Names, in order (``{r}`` for each track radius, ``{t}`` for each layer threshold):
