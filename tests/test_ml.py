@@ -1,6 +1,7 @@
 """CNN energy regression (papers 002/003): sparse batches, pooling, losses, training, resume, ensembles, CLI."""
 
 import json
+import re
 
 import h5py
 import numpy as np
@@ -563,3 +564,16 @@ def test_cli_trains_mirrored_and_says_so_in_the_predictions(events, tmp_path):
     assert runner.invoke(predict_command, [str(tmp_path / "run"), str(data), "-o", str(out)]).exit_code == 0
     with h5py.File(out) as f:
         assert bool(f.attrs["mirror_y"])
+
+
+def test_progress_lines_of_a_run_and_of_ensemble_members(events, tmp_path, capsys):
+    """One line per epoch, the same fields for a single run and for each member of an ensemble."""
+    config = TrainConfig(**{**FAST, "epochs": 1})
+    train(events, tmp_path / "one", RegressorConfig(**SMALL), config, progress=True)
+    single = capsys.readouterr().out.splitlines()
+    assert len(single) == 1 and re.fullmatch(r"epoch 0: train \S+ val \S+ \(\d+ events/s\)", single[0])
+    train_ensemble(events, tmp_path / "ens", 2, RegressorConfig(**SMALL), config, progress=True)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(" epoch")[0] for line in lines if " epoch " in line] == ["member 1/2", "member 2/2"]
+    assert all(re.fullmatch(r"member \d/2 epoch 0: train \S+ val \S+ \(\d+ events/s\)", line)
+               for line in lines if " epoch " in line)

@@ -33,7 +33,16 @@ import yaml
 from calolab.errors import CalolabError
 from calolab.ml.data import ShowerBatches, Source, source_chunks
 from calolab.ml.model import EnergyCNN, RegressorConfig
-from calolab.ml.train import BEST, TrainConfig, check_mirror_grid, load_model, mirror_batch, mirror_signs, train
+from calolab.ml.train import (
+    BEST,
+    TrainConfig,
+    check_mirror_grid,
+    epoch_line,
+    load_model,
+    mirror_batch,
+    mirror_signs,
+    train,
+)
 from calolab.showers import Showers
 from calolab.studies.rundir import write_yaml
 
@@ -133,8 +142,7 @@ def _train_member(job: tuple[int, int, Path, TrainConfig], shared: tuple | None 
         print(f"member {i + 1}/{k} (seed {config.seed})", flush=True)
 
     def report(record: dict) -> None:
-        print(f"member {i + 1}/{k} epoch {record['epoch']}: train {record['train_loss']:.4g} "
-              f"val {record['val_loss']:.4g} ({record['train_events_per_s']:.0f} events/s)", flush=True)
+        print(f"member {i + 1}/{k} {epoch_line(record)}", flush=True)
 
     result = train(source, member_dir, model_config, config, features, feature_names,
                    callback=report if progress else None)

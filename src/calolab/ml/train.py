@@ -202,12 +202,17 @@ def train(source: Source, run_dir: str | Path, model_config: RegressorConfig | N
             write_json(run_dir / METRICS, {"history": state["history"], "best_epoch": state["best_epoch"],
                                            "best_val_loss": state["best_val_loss"], "stopped_early": state["stopped"]})
             if progress:
-                print(f"epoch {record['epoch']}: train {record['train_loss']:.4g} val {record['val_loss']:.4g} "
-                      f"({record['train_events_per_s']:.0f} events/s)", flush=True)
+                print(epoch_line(record), flush=True)
             if callback is not None:
                 callback(record)
     best, _ = load_model(run_dir / BEST)
     return TrainResult(best, run_dir, state["best_val_loss"], state["best_epoch"], state["history"])
+
+
+def epoch_line(record: dict) -> str:
+    """One epoch's progress line: ``epoch 7: train 295.5 val 291.8 (1673 events/s)``."""
+    return (f"epoch {record['epoch']}: train {record['train_loss']:.4g} val {record['val_loss']:.4g} "
+            f"({record['train_events_per_s']:.0f} events/s)")
 
 
 def _mirror_signs(config: TrainConfig, model_config: RegressorConfig, detector, feature_names: list[str] | None,
