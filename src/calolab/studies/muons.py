@@ -53,9 +53,9 @@ the CNN, which reads the bend from the cells itself, reaches 26.8% with it in it
 (``cnn_bend``; 2 of its 4 members stopped early, at 12 and 16 epochs). The bend needs the
 track's entry point and direction, exact for this pencil beam; smeared as a tracker's
 extrapolation would give them (``track_sigma_mm``, ``track_sigma_mrad``), the trees on 6,000
-training muons go from 27.2% (exact) to 31.9% (0.05 mm), 32.1% (0.02 mrad) and 33.9% (0.1 mm and
-0.05 mrad), against 34.9% without the feature. The four CNNs alone reach 25.8, 26.1, 26.2 and 26.4%;
-three CNNs of three blocks (8, 16, 32), the previous default, 26.2, 26.6, 26.2% and together
+training muons go from 27.2% (exact) to 31.9% (0.05 mm), 32.1% (0.02 mrad) and 33.9% (0.1 mm
+and 0.05 mrad), against 34.9% without the feature. The four CNNs alone reach 25.8, 26.1, 26.2 and
+26.4%; three CNNs of three blocks (8, 16, 32), the previous default, 26.2, 26.6, 26.2% and together
 25.9%; one of three wider blocks (16, 32, 64), 25.9%; all eight together, 25.5%. Earlier
 defaults: 4 CNNs pooled (2, 4, 4), 26.7%; 5 CNNs on 40,000 muons, 28.0%. One CNN of 30 epochs
 pooled (2, 4, 4) reaches 29.5% above 2 TeV with 40,000 training muons, 27.5% with 80,000 and
@@ -113,8 +113,8 @@ class MuonStudyConfig:
     widths per coordinate, as a tracker's extrapolation would give them, in the training and test
     events alike; 0: exact (the beam's). ``cnn_bend``: the CNN's body gets ``bend_x_mm`` too
     (the trees always do); the CNN reads the bend from the cells itself, and the measured
-    figures of the module docstring are better without it. See :class:`~calolab.studies.pions.PionStudyConfig` for
-    the shared fields.
+    figures of the module docstring are better without it. See
+    :class:`~calolab.studies.pions.PionStudyConfig` for the shared fields.
     """
 
     detector: str = "pbwo4"
