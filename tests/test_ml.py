@@ -2,6 +2,7 @@
 
 import json
 import re
+from dataclasses import replace
 
 import h5py
 import numpy as np
@@ -22,7 +23,7 @@ from calolab.ml.data import ShowerBatches, hit_inputs, pooled_shape  # noqa: E40
 from calolab.ml.ensemble import CNNEnsemble, train_ensemble  # noqa: E402
 from calolab.ml.losses import BinnedHuberMFSE, make_loss, mfse, mse  # noqa: E402
 from calolab.ml.model import EnergyCNN, RegressorConfig  # noqa: E402
-from calolab.ml.train import MIRROR_Y_ODD, TrainConfig, load_model, mirror_batch, train  # noqa: E402
+from calolab.ml.train import MIRROR_ODD, TrainConfig, load_model, mirror_batch, train  # noqa: E402
 
 SMALL = {"channels": (4, 8), "hidden": (16,)}
 FAST = {"epochs": 3, "batch_size": 16, "lr_max": 3e-3}
@@ -47,14 +48,15 @@ def detector() -> Detector:
     })
 
 
-def toy_showers(det: Detector, n: int, seed: int) -> Showers:
-    """Events of 10-100 GeV whose response falls with the depth of the shower (a learnable correction)."""
+def toy_showers(det: Detector, n: int, seed: int, centre: tuple[float, float] = (3.5, 4.0)) -> Showers:
+    """Events of 10-100 GeV whose response falls with the depth of the shower (a learnable correction), centred on
+    cell ``centre`` (x, y)."""
     rng = np.random.default_rng(seed)
     energy = rng.uniform(10.0, 100.0, n)  # GeV
     depth = rng.uniform(0, det.shape[0] - 1, n)
     layer, x, y = np.meshgrid(*(np.arange(k) for k in det.shape), indexing="ij")
     profile = np.exp(-((layer[None] - depth[:, None, None, None]) ** 2) / 2
-                     - ((x[None] - 3.5) ** 2 + (y[None] - 4) ** 2) / 3)
+                     - ((x[None] - centre[0]) ** 2 + (y[None] - centre[1]) ** 2) / 3)
     profile *= rng.random(profile.shape) < 0.7  # sparse hits
     profile /= profile.sum(axis=(1, 2, 3), keepdims=True)
     response = 1.0 - 0.4 * depth / (det.shape[0] - 1)  # deep showers leak
@@ -308,18 +310,30 @@ def test_resume_after_a_kill_ends_with_the_same_weights(events, tmp_path):
 
 def mirrored_in_y(showers: Showers) -> Showers:
     """The same events reflected through the x-z plane: cell iy -> ny - 1 - iy, entry and direction y negated."""
+    return mirrored(showers, "y")
+
+
+def mirrored(showers: Showers, axis: str) -> Showers:
+    """The same events reflected in ``axis``: cell index i -> n - 1 - i along it, entry and direction negated."""
     _, nx, ny = showers.detector.shape
-    layer_x, iy = np.divmod(showers.cell.astype(np.int64), ny)
+    layer, ix, iy = np.unravel_index(showers.cell.astype(np.int64), showers.detector.shape)
+    if axis == "y":
+        iy = ny - 1 - iy
+    else:
+        ix = nx - 1 - ix
     entry, direction = showers.entry.copy(), showers.direction.copy()
-    entry[:, 1] *= -1
-    direction[:, 1] *= -1
-    return Showers(showers.detector, showers.offsets, layer_x * ny + (ny - 1 - iy), showers.energy, showers.particle,
+    k = 1 if axis == "y" else 0
+    entry[:, k] *= -1
+    direction[:, k] *= -1
+    return Showers(showers.detector, showers.offsets, (layer * nx + ix) * ny + iy, showers.energy, showers.particle,
                    showers.incident_energy, entry, direction)
 
 
-def test_mirroring_a_batch_in_y_equals_the_batch_of_the_mirrored_muons():
+@pytest.mark.parametrize("axis, n_odd", [("y", 2), ("x", 3)])
+def test_mirroring_a_batch_equals_the_batch_of_the_mirrored_muons(axis, n_odd):
     """Grid and features of the mirrored muons (in a 2 T field along y) are those of the mirrored batch, so
-    MIRROR_Y_ODD lists every feature that changes sign and mirror_y shows the CNN real events only."""
+    MIRROR_ODD lists every feature that changes sign and mirroring shows the CNN real events only (in x, of
+    the opposite charge: the batch is mirrored as geometry here, whatever the field)."""
     from calolab.geometry import load_detector
     from calolab.simulation import Beam, simulate
     from calolab.studies.muons import muon_inputs
@@ -327,10 +341,10 @@ def test_mirroring_a_batch_in_y_equals_the_batch_of_the_mirrored_muons():
 
     beam = Beam("mu-", energy_min=500e3, energy_max=8e6, spectrum="uniform", position=(3.0, 7.0), spot_sigma=5.0)
     muons = simulate(load_detector("pbwo4"), beam, 12, seed=5)
-    mirrored = mirrored_in_y(muons)
-    (x, names), (x_m, _) = (muon_inputs(s) for s in (muons, mirrored))
-    odd = np.isin(names, list(MIRROR_Y_ODD))
-    assert odd.sum() == 2 and np.all(x[:, odd] != 0)  # the beam is off the axis: the odd features are not 0
+    mirrored_muons = mirrored(muons, axis)
+    (x, names), (x_m, _) = (muon_inputs(s) for s in (muons, mirrored_muons))
+    odd = np.isin(names, list(MIRROR_ODD[axis]))
+    assert odd.sum() == n_odd and np.all(x[:, odd] != 0)  # the beam is off the axis: the odd features are not 0
     signs = torch.tensor(np.where(odd, -1.0, 1.0))
 
     def batch(showers, values):
@@ -342,9 +356,9 @@ def test_mirroring_a_batch_in_y_equals_the_batch_of_the_mirrored_muons():
         values = torch.cat([h.mips[:, None], h.inputs], dim=1).double()
         return torch.zeros(b.x.numel(), values.shape[1], dtype=torch.float64).index_add(0, h.voxel, values)
 
-    b, b_m = batch(muons, x), batch(mirrored, x_m)
+    b, b_m = batch(muons, x), batch(mirrored_muons, x_m)
     flip = np.arange(12) % 2 == 0
-    m = mirror_batch(b, signs, flip)
+    m = mirror_batch(b, signs, flip, axis)
     torch.testing.assert_close(m.x[flip], b_m.x[flip], rtol=1e-6, atol=0)
     torch.testing.assert_close(m.features[flip], b_m.features[flip], rtol=1e-5, atol=1e-6)
     assert torch.equal(m.x[~flip], b.x[~flip]) and torch.equal(m.features[~flip], b.features[~flip])
@@ -390,6 +404,39 @@ def test_training_with_mirror_y_resumes_bit_for_bit_and_checks_its_grid(events, 
     ensemble = CNNEnsemble.load(tmp_path / "classes")
     np.testing.assert_allclose(ensemble.predict(mirrored), ensemble.predict(events), rtol=1e-5)
     assert len(classes.history) == 2
+
+
+def test_training_with_mirror_x_averages_four_images_resumes_and_needs_a_detector_without_field(detector, tmp_path):
+    events = toy_showers(detector, 96, seed=1, centre=(2.0, 3.0))  # off the axis: its mirror images differ
+    model = RegressorConfig(**SMALL, pool=(3, 4, 3), hit_classes=2)  # 8 cells in x: 2 whole pooled cells
+    config = TrainConfig(**{**FAST, "epochs": 2}, seed=7, mirror_y=True, mirror_x=True)
+    both = train(events, tmp_path / "both", model, config)
+    y_only = train(events, tmp_path / "y", model, replace(config, mirror_x=False))
+    assert both.history[0]["train_loss"] != y_only.history[0]["train_loss"]  # a quarter of the events in each image
+
+    def kill(record):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(events, tmp_path / "resumed", model, config, callback=kill)
+    resumed = train(events, tmp_path / "resumed", model, config)
+    a, b = both.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    ensemble = CNNEnsemble.load(tmp_path / "both")
+    assert ensemble.mirror_x and ensemble.mirror_y and not CNNEnsemble.load(tmp_path / "y").mirror_x
+    images = [events, mirrored(events, "x"), mirrored(events, "y"), mirrored(mirrored(events, "x"), "y")]
+    for image in images[1:]:  # hits of the learned classes follow their cells too
+        np.testing.assert_allclose(ensemble.predict(image), ensemble.predict(events), rtol=1e-5)
+    one_way = CNNEnsemble(ensemble.models, ensemble.weights, ensemble.info, mirror_y=False, mirror_x=False)
+    np.testing.assert_allclose(ensemble.predict(events), np.mean([one_way.predict(i) for i in images], axis=0),
+                               rtol=1e-5)
+    differ = [np.abs(one_way.predict(i) / one_way.predict(events) - 1).max() for i in images[1:]]
+    assert min(differ) > 1e-5, differ  # the models are not symmetric themselves (float32 noise is about 1e-7)
+    field = Detector.from_dict({**events.detector.to_dict(), "name": "toy-field", "field_tesla": 2.0})
+    with pytest.raises(CalolabError, match="mirror_x needs a detector without a field: toy-field has 2 T"):
+        train(toy_showers(field, 40, seed=2), tmp_path / "field", model, config)
+    with pytest.raises(CalolabError, match="mirror_x needs whole pooled cells in x: toy has 8 cells, pooled by 3"):
+        train(events, tmp_path / "odd", RegressorConfig(**SMALL, pool=(3, 3, 3)), config)
 
 
 def test_early_stopping_waits_for_the_learning_rate_to_peak(events, tmp_path):
@@ -563,7 +610,13 @@ def test_cli_trains_mirrored_and_says_so_in_the_predictions(events, tmp_path):
     out = tmp_path / "pred.h5"
     assert runner.invoke(predict_command, [str(tmp_path / "run"), str(data), "-o", str(out)]).exit_code == 0
     with h5py.File(out) as f:
-        assert bool(f.attrs["mirror_y"])
+        assert bool(f.attrs["mirror_y"]) and not bool(f.attrs["mirror_x"])
+    both = runner.invoke(train_command, [*args, "--pool", "3,4,3", "--mirror-x", "--out", str(tmp_path / "both")])
+    assert both.exit_code == 0, both.output
+    assert "mirror_x: true" in (tmp_path / "both" / "member-0" / "config.yaml").read_text()
+    assert runner.invoke(predict_command, [str(tmp_path / "both"), str(data), "-o", str(out)]).exit_code == 0
+    with h5py.File(out) as f:
+        assert bool(f.attrs["mirror_y"]) and bool(f.attrs["mirror_x"])
 
 
 def test_progress_lines_of_a_run_and_of_ensemble_members(events, tmp_path, capsys):

@@ -55,12 +55,14 @@ def _ints(text: str, option: str) -> tuple[int, ...]:
               help="Decoupled weight decay of AdamW.")
 @click.option("--mirror-y/--no-mirror-y", default=False, show_default=True,
               help="Mirror a random half of each training batch in y (y -> -y), a symmetry of calolab's detectors.")
+@click.option("--mirror-x/--no-mirror-x", default=False, show_default=True,
+              help="Mirror a random half of each training batch in x too (x -> -x): detectors without a field only.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Models of the ensemble trained at once, each in its own process with its share of the threads.")
 @click.option("-s", "--seed", type=int, default=0, show_default=True)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def train(data, out_dir, features, pool, channels, hit_classes, epochs, batch_size, lr, k, loss, validation_fraction,
-          patience, weight_decay, mirror_y, workers, seed, progress) -> None:
+          patience, weight_decay, mirror_y, mirror_x, workers, seed, progress) -> None:
     """Train a CNN (or an ensemble) to regress the incident energy of the showers in DATA (.h5)."""
     from calolab.ml.ensemble import source_features, train_ensemble
     from calolab.ml.model import RegressorConfig
@@ -68,8 +70,8 @@ def train(data, out_dir, features, pool, channels, hit_classes, epochs, batch_si
 
     model_config = RegressorConfig(pool=_triple(pool), channels=_ints(channels, "--channels"), hit_classes=hit_classes)
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr_max=lr, loss=loss, weight_decay=weight_decay,
-                         validation_fraction=validation_fraction, patience=patience, mirror_y=mirror_y, seed=seed,
-                         split_seed=seed)
+                         validation_fraction=validation_fraction, patience=patience, mirror_y=mirror_y,
+                         mirror_x=mirror_x, seed=seed, split_seed=seed)
     values, names = source_features(data) if features else (None, None)
     ensemble = train_ensemble(data, out_dir, k, model_config, config, values, names, progress=progress,
                               workers=workers)

@@ -6,7 +6,7 @@ The output is an HDF5 file (written atomically) with, for ``N`` events::
     true_energy       float64 (N,)   incident energy, MeV
     predicted_energy  float64 (N,)   the ensemble's estimate, MeV
     attributes: format="calolab-predictions", regressor, run_dir, input, members, weights,
-                mirror_y (each event averaged with its mirror image)
+                mirror_y, mirror_x (each event averaged with its mirror images)
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def predict_file(run_dir: str | Path, data: str | Path, output: str | Path, batc
         f.create_dataset("predicted_energy", data=pred)
         f.attrs.update({"format": FORMAT, "regressor": ensemble.name, "run_dir": str(run_dir), "input": str(data),
                         "members": len(ensemble.models), "weights": ensemble.weights,
-                        "mirror_y": ensemble.mirror_y})
+                        "mirror_y": ensemble.mirror_y, "mirror_x": ensemble.mirror_x})
     ratio = pred[true > 0] / true[true > 0]
     return {"events": len(true), "median_response": float(np.median(ratio)) if len(ratio) else float("nan"),
             "relative_rms": float(np.sqrt(np.mean((ratio - 1) ** 2))) if len(ratio) else float("nan")}

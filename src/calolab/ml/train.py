@@ -26,11 +26,14 @@ draws its random numbers (initial weights, dropout) from torch's global generato
 uses a numpy Generator seeded with ``seed`` whose state is also checkpointed.
 
 ``mirror_y`` mirrors a random half of every training batch in y (``y -> -y``): the input grid
-reversed along Y and the y-odd features (:data:`MIRROR_Y_ODD`, e.g. ``y_mean_mm``) negated.
+reversed along Y and the y-odd features (:data:`MIRROR_ODD`, e.g. ``y_mean_mm``) negated.
 This is a symmetry of every calolab detector (cells centred on the beam axis, the field along
 y: a reflection through the x-z plane leaves a field along y unchanged), so each event
-counts twice without being simulated twice. Features not in :data:`MIRROR_Y_ODD` are taken to
-be even in y; a feature transform must be odd (``signed-log`` is).
+counts twice without being simulated twice. ``mirror_x`` does the same in x, drawn apart from
+y, so that a batch shows each event in one of four images; ``x -> -x`` is a symmetry only
+without a field (it reverses the bend of charged tracks in a field along y), so it needs
+``field_tesla == 0``. Features not in :data:`MIRROR_ODD` are taken to be even; a feature
+transform must be odd (``signed-log`` is).
 """
 
 from __future__ import annotations
@@ -55,8 +58,11 @@ from calolab.studies.rundir import write_json, write_yaml
 
 CHECKPOINT, BEST, CONFIG, METRICS = "checkpoint.pt", "best.pt", "config.yaml", "metrics.json"
 FORMAT = "calolab-energy-cnn"
-# high-level and muon features that change sign under y -> -y; every other calolab feature is even
-MIRROR_Y_ODD = frozenset({"y_mean_mm", "imbalance_y_mm"})
+# high-level and muon features that change sign under x -> -x and under y -> -y; every other
+# calolab feature is even under both
+MIRROR_ODD = {"x": frozenset({"x_mean_mm", "imbalance_x_mm", "bend_x_mm"}),
+              "y": frozenset({"y_mean_mm", "imbalance_y_mm"})}
+MIRROR_Y_ODD = MIRROR_ODD["y"]
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,7 @@ class TrainConfig:
     shuffle_buffer: int = 16384
     chunk_events: int = 4096
     mirror_y: bool = False  # mirror a random half of each training batch in y (see the module docstring)
+    mirror_x: bool = False  # and in x (detectors without a field only)
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -159,7 +166,8 @@ def train(source: Source, run_dir: str | Path, model_config: RegressorConfig | N
             "train_events": int((~val).sum()), "validation_events": int(val.sum()),
             "target_sum_gev": float(table.target.sum()), "detector": table.detector.name,
             "detector_shape": list(table.detector.shape), "feature_names": list(feature_names or []),
-            "detector_layers": table.detector.to_dict()["layers"], "mirror_y": bool(config.mirror_y)}
+            "detector_layers": table.detector.to_dict()["layers"], "mirror_y": bool(config.mirror_y),
+            "mirror_x": bool(config.mirror_x)}
     meta = {"model_config": model_config.to_dict(), "train_config": asdict(config), "data": info}
 
     def batches(select: np.ndarray, shuffle: bool) -> ShowerBatches:
@@ -215,62 +223,74 @@ def epoch_line(record: dict) -> str:
             f"({record['train_events_per_s']:.0f} events/s)")
 
 
+def mirror_axes(mirror_y: bool, mirror_x: bool = False) -> tuple[str, ...]:
+    """The axes to mirror, y before x (the order of the training draws)."""
+    return tuple(axis for axis, on in (("y", mirror_y), ("x", mirror_x)) if on)
+
+
 def _mirror_signs(config: TrainConfig, model_config: RegressorConfig, detector, feature_names: list[str] | None,
-                  features: np.ndarray | None) -> torch.Tensor | None:
-    """With ``config.mirror_y``: the sign of each feature under ``y -> -y`` (F,); else None."""
-    if not config.mirror_y:
-        return None
-    check_mirror_grid(detector, model_config.pool)
-    if features is not None and (feature_names is None or len(feature_names) != features.shape[1]):
-        raise CalolabError("mirror_y needs the features' names, to know which change sign under y -> -y")
-    return mirror_signs(feature_names if features is not None else [])
+                  features: np.ndarray | None) -> dict[str, torch.Tensor]:
+    """For each axis to mirror (``mirror_y``, ``mirror_x``): the sign of each feature under the mirroring (F,)."""
+    axes = mirror_axes(config.mirror_y, config.mirror_x)
+    for axis in axes:
+        check_mirror_grid(detector, model_config.pool, axis)
+    if axes and features is not None and (feature_names is None or len(feature_names) != features.shape[1]):
+        raise CalolabError(f"mirror_{axes[0]} needs the features' names, to know which change sign when mirrored")
+    return {axis: mirror_signs(feature_names if features is not None else [], axis) for axis in axes}
 
 
-def check_mirror_grid(detector, pool: tuple[int, int, int]) -> None:
-    """Mirroring the pooled grid in y is mirroring the detector only if the pooled cells divide its y cells."""
-    if detector.ny % pool[2]:
-        raise CalolabError(f"mirror_y needs whole pooled cells in y: {detector.name} has {detector.ny} cells, "
-                           f"pooled by {pool[2]}")
+def check_mirror_grid(detector, pool: tuple[int, int, int], axis: str = "y") -> None:
+    """Mirroring the pooled grid is mirroring the detector only if the pooled cells divide its cells along
+    ``axis``; in x, only without a field."""
+    cells, k = (detector.ny, pool[2]) if axis == "y" else (detector.nx, pool[1])
+    if cells % k:
+        raise CalolabError(f"mirror_{axis} needs whole pooled cells in {axis}: {detector.name} has {cells} cells, "
+                           f"pooled by {k}")
+    if axis == "x" and detector.field_tesla:
+        raise CalolabError(f"mirror_x needs a detector without a field: {detector.name} has {detector.field_tesla:g} T "
+                           "along y, and x -> -x reverses the bend of charged tracks")
 
 
-def mirror_signs(feature_names: list[str]) -> torch.Tensor:
-    """Sign of each feature under ``y -> -y`` (F,): -1 for :data:`MIRROR_Y_ODD`, else +1."""
-    return torch.tensor([-1.0 if name in MIRROR_Y_ODD else 1.0 for name in feature_names])
+def mirror_signs(feature_names: list[str], axis: str = "y") -> torch.Tensor:
+    """Sign of each feature under ``y -> -y`` (or ``x -> -x``) (F,): -1 for :data:`MIRROR_ODD`, else +1."""
+    odd = MIRROR_ODD[axis]
+    return torch.tensor([-1.0 if name in odd else 1.0 for name in feature_names])
 
 
-def mirror_batch(batch: Batch, signs: torch.Tensor, flip: np.ndarray) -> Batch:
-    """``batch`` with the events where ``flip`` (B,) is true mirrored in y, as new tensors.
+def mirror_batch(batch: Batch, signs: torch.Tensor, flip: np.ndarray, axis: str = "y") -> Batch:
+    """``batch`` with the events where ``flip`` (B,) is true mirrored in ``axis`` (y or x), as new tensors.
 
-    The grid (B, C, Z, X, Y) is reversed along Y, the features (B, F) are multiplied by
-    ``signs`` (F,), and the hits of learned hit classes move to the mirrored voxel (their
-    inputs, sums over neighbourhoods symmetric in y, stay as they are).
+    The grid (B, C, Z, X, Y) is reversed along Y (or X), the features (B, F) are multiplied
+    by ``signs`` (F,), and the hits of learned hit classes move to the mirrored voxel (their
+    inputs, sums over square neighbourhoods, stay as they are).
     """
     mask = torch.from_numpy(np.asarray(flip, bool))
-    x = torch.where(mask.view(-1, *([1] * (batch.x.dim() - 1))), batch.x.flip(-1), batch.x)
+    x = torch.where(mask.view(-1, *([1] * (batch.x.dim() - 1))), batch.x.flip(-1 if axis == "y" else -2), batch.x)
     features = batch.features
     if features is not None:
         features = torch.where(mask[:, None], features * signs.to(features.dtype), features)
     hits = batch.hits
     if hits is not None:
         per_event = batch.x[0, 0].numel()
-        qy = batch.x.shape[-1]
-        iy = hits.occupied % qy
+        qx, qy = batch.x.shape[-2:]
+        size, stride = (qy, 1) if axis == "y" else (qx, qy)
+        i = hits.occupied // stride % size  # the hit's voxel index along the axis
         moved = mask[hits.occupied // per_event]
-        hits = replace(hits, occupied=torch.where(moved, hits.occupied - iy + (qy - 1 - iy), hits.occupied))
+        hits = replace(hits, occupied=torch.where(moved, hits.occupied + (size - 1 - 2 * i) * stride, hits.occupied))
     return replace(batch, x=x, features=features, hits=hits)
 
 
 def _epoch(model, loss_fn, optimiser, scheduler, train_ds, val_ds, rng, epoch, mirror=None) -> dict[str, float]:
     epoch_seed = int(rng.integers(2**62))
     train_ds.set_epoch(epoch_seed)
-    flips = np.random.default_rng([epoch_seed, 1]) if mirror is not None else None  # resumes bit for bit
+    flips = np.random.default_rng([epoch_seed, 1]) if mirror else None  # resumes bit for bit
     model.train()
     loss_fn.train()
     start, total, n = time.perf_counter(), 0.0, 0
     for batch in train_ds:
         optimiser.zero_grad(set_to_none=True)
-        if mirror is not None:
-            batch = mirror_batch(batch, mirror, flips.random(len(batch)) < 0.5)
+        for axis, signs in (mirror or {}).items():  # y, then x: runs that mirror in y only draw as before
+            batch = mirror_batch(batch, signs, flips.random(len(batch)) < 0.5, axis)
         loss = loss_fn(model(batch.x, batch.esum, batch.features, batch.hits), batch.target)
         loss.backward()
         optimiser.step()

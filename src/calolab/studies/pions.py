@@ -84,6 +84,7 @@ class PionStudyConfig:
     features: bool = True
     feature_transform: str = "none"
     mirror_y: bool = False
+    mirror_x: bool = False
     threads: int | None = 1
     workers: int = 2
     em_fraction_bound: bool = True
@@ -124,7 +125,8 @@ def cnn_label(config) -> str:
     body = "high-level features in the body" if config.features else "no features"
     if config.features and config.feature_transform != "none":
         body = f"{config.feature_transform} {body}"
-    mirrored = ", mirrored in y" if config.mirror_y else ""
+    axes = " and ".join(a for a, on in (("y", config.mirror_y), ("x", config.mirror_x)) if on)
+    mirrored = f", mirrored in {axes}" if axes else ""
     blocks = "-".join(str(c) for c in config.channels)
     return f"cnn x{config.ensemble} (pool {pool}, blocks {blocks}, {body}, {config.epochs} epochs{mirrored})"
 
@@ -372,11 +374,13 @@ def _table(config, metrics, scored) -> str:
               help=f"CNNs trained at once, in separate processes, threads / workers each [{PionStudyConfig.workers}].")
 @click.option("--mirror-y/--no-mirror-y", default=None,
               help=f"Mirror half of each CNN training batch in y [{PionStudyConfig.mirror_y}].")
+@click.option("--mirror-x/--no-mirror-x", default=None,
+              help=f"And in x, drawn apart from y [{PionStudyConfig.mirror_x}].")
 @click.option("-s", "--seed", type=int, default=1, show_default=True)
 def study_pions(out_dir: Path, quick: bool, train_events: int | None, test_events: int | None, epochs: int | None,
                 ensemble: int | None, pool: str | None, channels: str | None, hit_classes: int | None, zs: str,
                 weight_decay: float | None, threads: int | None, workers: int | None, mirror_y: bool | None,
-                seed: int) -> None:
+                mirror_x: bool | None, seed: int) -> None:
     """CNN ensemble vs trees vs calibrated sums on cusi pi+ (paper 002)."""
     from calolab.effects.config import parse_threshold
     from calolab.ml.commands import _ints, _triple
@@ -386,7 +390,7 @@ def study_pions(out_dir: Path, quick: bool, train_events: int | None, test_event
                             ensemble=ensemble, pool=_triple(pool) if pool else None,
                             channels=_ints(channels, "--channels") if channels else None, hit_classes=hit_classes,
                             weight_decay=weight_decay, threads=threads, workers=workers, mirror_y=mirror_y,
-                            seed=seed)
+                            mirror_x=mirror_x, seed=seed)
     threshold = parse_threshold(zs)
     if threshold is not None and threshold < 0:
         raise CalolabError(f"--zero-suppression: expected a threshold >= 0 MeV or 'none', got {zs!r}")

@@ -200,7 +200,8 @@ def fit_cnn(config, label: str, features: Callable[[Showers], tuple[np.ndarray, 
     """Train an ensemble of ``config.ensemble`` CNNs on ``fit_set`` into ``run_dir`` and score it.
 
     ``config`` gives the architecture (``pool``, ``channels``, ``hidden``), the training
-    (``epochs``, ``batch_size``, ``lr_max``, ``patience``, ``mirror_y``), ``workers`` (CNNs trained at once)
+    (``epochs``, ``batch_size``, ``lr_max``, ``patience``, ``mirror_y``, and ``mirror_x`` where the study has it),
+    ``workers`` (CNNs trained at once)
     and ``feature_transform``;
     ``features`` computes the (N, F) features of the network body (``None``: none). The CNN
     keeps its own validation split of ``fit_set`` (20%, seeded by ``seed``) for early
@@ -221,7 +222,7 @@ def fit_cnn(config, label: str, features: Callable[[Showers], tuple[np.ndarray, 
                                    hit_classes=config.hit_classes)
     train_config = TrainConfig(epochs=config.epochs, batch_size=config.batch_size, lr_max=config.lr_max,
                                patience=config.patience, weight_decay=config.weight_decay, seed=seed, split_seed=seed,
-                               mirror_y=config.mirror_y)
+                               mirror_y=config.mirror_y, mirror_x=getattr(config, "mirror_x", False))
     values, names = features(fit_set) if features else (None, None)
     echo(f"training {label} on {len(fit_set)} events")
     start = time.perf_counter()
