@@ -23,13 +23,15 @@ def _run(command, out, *options):
 
 def test_pion_study_quick_end_to_end(tmp_path):
     out = tmp_path / "pions"
-    metrics, output = _run(study_pions, out, "--weight-decay", "0.001")
+    metrics, output = _run(study_pions, out, "--weight-decay", "0.001", "--mirror-y", "--mirror-x")
     assert metrics["config"]["weight_decay"] == 0.001 and "weight_decay: 0.001" in (out / "config.yaml").read_text()
+    assert "mirror_x: true" in (out / "cnn" / "member-0" / "config.yaml").read_text()
     for name in ("config.yaml", "table.md", "ratio.png", "truth_cnn.png", "truth_trees.png", *FIGURES):
         assert (out / name).stat().st_size > 0, name
     assert sorted(metrics["regressors"]) == ["cnn", "compensation", "layers", "sum", "trees"]
     goals = metrics["goals"]
     assert "pool 3x5x5" in goals["cnn"] and "high-level features" in goals["cnn"]
+    assert goals["cnn"].endswith("2 epochs, mirrored in y and x)")
     for key in ("cnn_vs_sum", "cnn_vs_trees"):
         g = goals[key]
         assert np.isfinite(g["improvement"]) and g["improvement_err"] > 0

@@ -133,7 +133,9 @@ def cnn_label(config) -> str:
     body = "high-level features in the body" if config.features else "no features"
     if config.features and config.feature_transform != "none":
         body = f"{config.feature_transform} {body}"
-    axes = " and ".join(a for a, on in (("y", config.mirror_y), ("x", config.mirror_x)) if on)
+    from calolab.studies.regression import mirror_x
+
+    axes = " and ".join(a for a, on in (("y", config.mirror_y), ("x", mirror_x(config))) if on)
     mirrored = f", mirrored in {axes}" if axes else ""
     blocks = "-".join(str(c) for c in config.channels)
     return f"cnn x{config.ensemble} (pool {pool}, blocks {blocks}, {body}, {config.epochs} epochs{mirrored})"

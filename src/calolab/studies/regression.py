@@ -222,7 +222,7 @@ def fit_cnn(config, label: str, features: Callable[[Showers], tuple[np.ndarray, 
                                    hit_classes=config.hit_classes)
     train_config = TrainConfig(epochs=config.epochs, batch_size=config.batch_size, lr_max=config.lr_max,
                                patience=config.patience, weight_decay=config.weight_decay, seed=seed, split_seed=seed,
-                               mirror_y=config.mirror_y, mirror_x=getattr(config, "mirror_x", False))
+                               mirror_y=config.mirror_y, mirror_x=mirror_x(config))
     values, names = features(fit_set) if features else (None, None)
     echo(f"training {label} on {len(fit_set)} events")
     start = time.perf_counter()
@@ -236,6 +236,12 @@ def fit_cnn(config, label: str, features: Callable[[Showers], tuple[np.ndarray, 
     scored = score("cnn", label, predict, calibration, test, edges, seconds, **common)
     echo(f"{label} trained in {seconds:.0f} s, {scored.events_per_s:.0f} events/s")
     return scored
+
+
+def mirror_x(config) -> bool:
+    """Whether a study's CNNs are mirrored in x: ``config.mirror_x`` where the study has it (the muon
+    study has not: in its field, x -> -x is not a symmetry)."""
+    return bool(getattr(config, "mirror_x", False))
 
 
 FEATURE_TRANSFORMS = ("none", "signed-log")
