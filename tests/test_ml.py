@@ -369,21 +369,24 @@ def test_mirroring_a_batch_equals_the_batch_of_the_mirrored_muons(axis, n_odd):
     assert not torch.equal(b.x[flip], b_m.x[flip])  # the showers are not symmetric themselves
 
 
+def assert_resumes_bit_for_bit(straight, events, run_dir, model, config):
+    """A run of ``config`` killed after its first epoch and started again ends with the weights of ``straight``."""
+    def kill(record):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(events, run_dir, model, config, callback=kill)
+    a, b = straight.model.state_dict(), train(events, run_dir, model, config).model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_training_with_mirror_y_resumes_bit_for_bit_and_checks_its_grid(events, detector, tmp_path):
     model = RegressorConfig(**SMALL, pool=(3, 4, 3))  # 9 cells in y: 3 whole pooled cells
     config = TrainConfig(**{**FAST, "epochs": 2}, seed=7, mirror_y=True)
     straight = train(events, tmp_path / "straight", model, config)
     plain = train(events, tmp_path / "plain", model, TrainConfig(**{**FAST, "epochs": 2}, seed=7))
     assert straight.history[0]["train_loss"] != plain.history[0]["train_loss"]  # half the events were mirrored
-
-    def kill(record):
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train(events, tmp_path / "resumed", model, config, callback=kill)
-    resumed = train(events, tmp_path / "resumed", model, config)
-    a, b = straight.model.state_dict(), resumed.model.state_dict()
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert_resumes_bit_for_bit(straight, events, tmp_path / "resumed", model, config)
     # such a model predicts the mean of each event and its mirror image
     ensemble = CNNEnsemble.load(tmp_path / "straight")
     assert ensemble.mirror_y and not CNNEnsemble.load(tmp_path / "plain").mirror_y
@@ -413,15 +416,7 @@ def test_training_with_mirror_x_averages_four_images_resumes_and_needs_a_detecto
     both = train(events, tmp_path / "both", model, config)
     y_only = train(events, tmp_path / "y", model, replace(config, mirror_x=False))
     assert both.history[0]["train_loss"] != y_only.history[0]["train_loss"]  # a quarter of the events in each image
-
-    def kill(record):
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train(events, tmp_path / "resumed", model, config, callback=kill)
-    resumed = train(events, tmp_path / "resumed", model, config)
-    a, b = both.model.state_dict(), resumed.model.state_dict()
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert_resumes_bit_for_bit(both, events, tmp_path / "resumed", model, config)
     ensemble = CNNEnsemble.load(tmp_path / "both")
     assert ensemble.mirror_x and ensemble.mirror_y and not CNNEnsemble.load(tmp_path / "y").mirror_x
     images = [events, mirrored(events, "x"), mirrored(events, "y"), mirrored(mirrored(events, "x"), "y")]

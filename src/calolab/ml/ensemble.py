@@ -243,12 +243,13 @@ class CNNEnsemble:
                                 hit_inputs=self.models[0].config.hit_classes > 0, cache_gib=0)  # one pass
         out = np.empty((len(self.models), len(showers)))
         names = self.info.get("feature_names", []) if self.n_features else []
+        signs = {axis: mirror_signs(names, axis) for axis in axes}
         with torch.inference_mode():
             for batch in batches:
                 images = [batch]
                 for axis in axes:  # each image mirrored in this axis too: 1, 2 or 4 images
                     every = np.ones(len(batch), bool)
-                    images += [mirror_batch(b, mirror_signs(names, axis), every, axis) for b in images]
+                    images += [mirror_batch(b, signs[axis], every, axis) for b in images]
                 for k, model in enumerate(self.models):
                     pred = sum(model(b.x, b.esum, b.features, b.hits) for b in images)
                     out[k, batch.index] = (pred / len(images)).double().numpy()

@@ -62,7 +62,6 @@ FORMAT = "calolab-energy-cnn"
 # calolab feature is even under both
 MIRROR_ODD = {"x": frozenset({"x_mean_mm", "imbalance_x_mm", "bend_x_mm"}),
               "y": frozenset({"y_mean_mm", "imbalance_y_mm"})}
-MIRROR_Y_ODD = MIRROR_ODD["y"]
 
 
 @dataclass(frozen=True)
