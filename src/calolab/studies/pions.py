@@ -133,9 +133,10 @@ def cnn_label(config) -> str:
     body = "high-level features in the body" if config.features else "no features"
     if config.features and config.feature_transform != "none":
         body = f"{config.feature_transform} {body}"
+    from calolab.ml.train import mirror_axes
     from calolab.studies.regression import mirror_x
 
-    axes = " and ".join(a for a, on in (("y", config.mirror_y), ("x", mirror_x(config))) if on)
+    axes = " and ".join(mirror_axes(config.mirror_y, mirror_x(config)))
     mirrored = f", mirrored in {axes}" if axes else ""
     blocks = "-".join(str(c) for c in config.channels)
     return f"cnn x{config.ensemble} (pool {pool}, blocks {blocks}, {body}, {config.epochs} epochs{mirrored})"

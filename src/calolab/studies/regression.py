@@ -200,9 +200,8 @@ def fit_cnn(config, label: str, features: Callable[[Showers], tuple[np.ndarray, 
     """Train an ensemble of ``config.ensemble`` CNNs on ``fit_set`` into ``run_dir`` and score it.
 
     ``config`` gives the architecture (``pool``, ``channels``, ``hidden``), the training
-    (``epochs``, ``batch_size``, ``lr_max``, ``patience``, ``mirror_y``, and ``mirror_x`` where the study has it),
-    ``workers`` (CNNs trained at once)
-    and ``feature_transform``;
+    (``epochs``, ``batch_size``, ``lr_max``, ``patience``, ``mirror_y``, and ``mirror_x`` where the
+    study has it), ``workers`` (CNNs trained at once) and ``feature_transform``;
     ``features`` computes the (N, F) features of the network body (``None``: none). The CNN
     keeps its own validation split of ``fit_set`` (20%, seeded by ``seed``) for early
     stopping and the ensemble weights; a killed run resumes from the checkpoints in ``run_dir``.
