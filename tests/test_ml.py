@@ -308,11 +308,6 @@ def test_resume_after_a_kill_ends_with_the_same_weights(events, tmp_path):
     assert again.history == resumed.history
 
 
-def mirrored_in_y(showers: Showers) -> Showers:
-    """The same events reflected through the x-z plane: cell iy -> ny - 1 - iy, entry and direction y negated."""
-    return mirrored(showers, "y")
-
-
 def mirrored(showers: Showers, axis: str) -> Showers:
     """The same events reflected in ``axis``: cell index i -> n - 1 - i along it, entry and direction negated."""
     _, nx, ny = showers.detector.shape
@@ -390,12 +385,12 @@ def test_training_with_mirror_y_resumes_bit_for_bit_and_checks_its_grid(events, 
     # such a model predicts the mean of each event and its mirror image
     ensemble = CNNEnsemble.load(tmp_path / "straight")
     assert ensemble.mirror_y and not CNNEnsemble.load(tmp_path / "plain").mirror_y
-    mirrored = mirrored_in_y(events)
-    np.testing.assert_allclose(ensemble.predict(mirrored), ensemble.predict(events), rtol=1e-5)
+    mirrored_events = mirrored(events, "y")
+    np.testing.assert_allclose(ensemble.predict(mirrored_events), ensemble.predict(events), rtol=1e-5)
     one_way = CNNEnsemble(ensemble.models, ensemble.weights, ensemble.info, mirror_y=False)
-    np.testing.assert_allclose(ensemble.predict(events), 0.5 * (one_way.predict(events) + one_way.predict(mirrored)),
-                               rtol=1e-5)
-    assert not np.allclose(one_way.predict(events), one_way.predict(mirrored), rtol=1e-3)
+    both_images = 0.5 * (one_way.predict(events) + one_way.predict(mirrored_events))
+    np.testing.assert_allclose(ensemble.predict(events), both_images, rtol=1e-5)
+    assert not np.allclose(one_way.predict(events), one_way.predict(mirrored_events), rtol=1e-3)
     plain = CNNEnsemble.load(tmp_path / "plain")
     forced = CNNEnsemble([train(events, tmp_path / "pool2", RegressorConfig(**SMALL, pool=(3, 2, 2)),
                                 TrainConfig(**{**FAST, "epochs": 1})).model], [1.0], plain.info, mirror_y=True)
@@ -405,7 +400,7 @@ def test_training_with_mirror_y_resumes_bit_for_bit_and_checks_its_grid(events, 
         train(events, tmp_path / "odd", RegressorConfig(**SMALL, pool=(3, 2, 2)), config)
     classes = train(events, tmp_path / "classes", RegressorConfig(**SMALL, pool=(3, 4, 3), hit_classes=2), config)
     ensemble = CNNEnsemble.load(tmp_path / "classes")
-    np.testing.assert_allclose(ensemble.predict(mirrored), ensemble.predict(events), rtol=1e-5)
+    np.testing.assert_allclose(ensemble.predict(mirrored_events), ensemble.predict(events), rtol=1e-5)
     assert len(classes.history) == 2
 
 
