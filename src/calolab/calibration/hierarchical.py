@@ -22,18 +22,23 @@ The method
    changes most and ``g(0) = 1`` (no dose, no damage), by weighted least squares with a
    cell-to-cell spread that grows with the damage (cells differ in radiation sensitivity),
    estimated robustly (median of the normalised squared residuals); the error of the dose
-   proxy enters each cell's variance through the curve's slope; the number of knots is
-   chosen by BIC and the curve's covariance checked against Poisson-bootstrap replicas of
-   both runs (events correlate cells);
+   proxy enters each cell's variance through the curve's slope; the number of knots (3 or
+   4 by default) is chosen by BIC and the curve's covariance checked against
+   Poisson-bootstrap replicas of both runs (events correlate cells). Few knots, because
+   the errors of neighbouring cells' log-ratios and dose proxies are correlated through
+   the events they share, which BIC does not see: with more knots the curve follows those
+   common fluctuations at low dose, where thousands of sparse cells lean on it;
 3. combines each cell's own estimate with the curve (posterior of a normal-normal model):
    a cell with few hits leans on the curve, a well-measured cell on its own data.
 
 Uncertainties are posterior standard deviations (curve uncertainty included), so the pulls
 are honest when the model holds. Cells with no reference hit cannot be calibrated and are
-flagged. A cell silent in the damaged run is called dead (c = 0) when the Poisson
+flagged. A cell silent in the damaged run is called dead (c = 0) when the
 probability of its silence, given its reference hits and the dead fraction seen among
 well-measured cells, makes death more likely than life, and a live cell would have shown at
-least SURE_HITS hits (in a short run many live cells are silent by chance).
+least SURE_HITS hits (in a short run many live cells are silent by chance). The probability
+that a live cell is silent is the negative-binomial predictive of its reference count (the
+cell's rate is itself known only from that count), not a Poisson with the rate taken as exact.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ from calolab.showers import Showers
 CHI2_1_MEDIAN = 0.4549364231195724  # median of a chi-square with one degree of freedom
 SMOOTHING_HITS = 20.0  # hits at which a cell's own dose proxy counts as much as its neighbourhood's
 SURE_HITS = 3.0  # a silent cell is called dead only if a live one would show this many hits (chance e^-3)
+MIN_KNOTS = 3  # the curve has at least this many knots (0 and two more) where the cells allow
 
 
 def random_effects_variance(resid: np.ndarray, s2: np.ndarray, shape: np.ndarray | float = 1.0) -> float:
@@ -138,14 +144,14 @@ def curve_deviance(x: np.ndarray, y: np.ndarray, s2: np.ndarray, knots: np.ndarr
 
 
 def select_curve(x: np.ndarray, y: np.ndarray, s2: np.ndarray, max_knots: int, anchor: bool,
-                 criterion: str = "bic") -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """The curve with the number of knots (2 to ``max_knots``) that minimises BIC (or AIC).
+                 criterion: str = "bic", min_knots: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """The curve with the number of knots (``min_knots`` to ``max_knots``) that minimises BIC (or AIC).
 
     Few knots pin the poorly measured low-dose cells to the shape the well-measured ones
     show; more knots are taken only when the data need them.
     """
     best = None
-    for k in range(2, max_knots + 1):
+    for k in range(min(min_knots, max_knots), max_knots + 1):
         knots = dose_knots(x, k)
         level, cov, tau2 = fit_curve(x, y, s2, knots, anchor)
         n_par = len(knots) - int(anchor) + 1
@@ -161,6 +167,23 @@ def curve_slope(x: np.ndarray, knots: np.ndarray, level: np.ndarray) -> np.ndarr
     gradient = np.diff(level) / np.diff(knots)
     return np.where(x < knots[-1], gradient[np.clip(np.searchsorted(knots, x, side="right") - 1, 0,
                                                     len(gradient) - 1)], 0.0)
+
+
+def silent_dead_probability(ref_hits: np.ndarray, ref_events: int, dam_events: int,
+                            prior_dead: float) -> np.ndarray:
+    """Posterior probability that a cell silent in the damaged run is dead, per cell.
+
+    A live cell's rate is known only from its ``ref_hits`` hits in ``ref_events`` events; with
+    a flat prior on that rate, the chance that it shows no hit in ``dam_events`` events is the
+    negative-binomial ``(N_R / (N_R + N_D))^(n_R + 1)``, much larger for a sparse cell than
+    the ``exp(-n_R N_D / N_R)`` of a rate taken as exact.
+
+    >>> p = silent_dead_probability(np.array([8, 30]), 5000, 5000, prior_dead=4e-4)
+    >>> [round(float(v), 3) for v in p]  # a lucky 8-hit cell stays alive; at 30 hits silence means death
+    [0.17, 1.0]
+    """
+    p_silent = (ref_events / (ref_events + dam_events)) ** (np.asarray(ref_hits, float) + 1)
+    return prior_dead / (prior_dead + (1 - prior_dead) * p_silent)
 
 
 def proxy_with_variance(ref: CellStats, dam: CellStats, damage: np.ndarray,
@@ -233,7 +256,7 @@ def _bootstrap_levels(reference: Showers, damaged: Showers, ref_hits: np.ndarray
 
 
 def calibrate_hierarchical(reference: Showers, damaged: Showers, dose: np.ndarray | None = None,
-                           min_hits: int = 10, n_knots: int = 12, threshold: float = 0.0,
+                           min_hits: int = 10, n_knots: int = 4, threshold: float = 0.0,
                            anchor: bool = True, bootstrap: int = 30, seed: int = 0) -> CalibrationResult:
     """Empirical-Bayes calibration: per-cell log-energy shifts shrunk towards a fitted ageing curve.
 
@@ -245,7 +268,10 @@ def calibrate_hierarchical(reference: Showers, damaged: Showers, dose: np.ndarra
     min_hits
         Cells with fewer reference hits are left out of the curve fit (they still get a posterior).
     n_knots
-        Knots of the piecewise-linear curve in ln c (at dose-weighted quantiles of the fitted cells).
+        Most knots of the piecewise-linear curve in ln c (at dose-weighted quantiles of the
+        fitted cells; BIC chooses from 3 up). Radiation-damage curves (linear, exponential)
+        need no more than the default; raise it for a curve with more structure, given
+        many more events than cells.
     threshold
         Zero-suppression threshold of both runs in MeV (0: none).
     anchor
@@ -293,7 +319,8 @@ def calibrate_hierarchical(reference: Showers, damaged: Showers, dose: np.ndarra
             s2 = pooled_var[which] * (1.0 / dam_l.hits + 1.0 / ref_l.hits)
         # the dose proxy is itself measured: its error moves a cell along the curve
         s2_fit = s2 + slope**2 * var_x
-        knots, level, cov, tau2 = select_curve(x[fit], log_ratio[fit], s2_fit[fit], knots_used, anchor)
+        knots, level, cov, tau2 = select_curve(x[fit], log_ratio[fit], s2_fit[fit], knots_used, anchor,
+                                               min_knots=MIN_KNOTS)
         if bootstrap:
             boot = _bootstrap_levels(reference, damaged, ref_e.hits, dam_e.hits, fit, s2_fit, tau2, knots, anchor,
                                      bootstrap, seed,
@@ -314,8 +341,10 @@ def calibrate_hierarchical(reference: Showers, damaged: Showers, dose: np.ndarra
         coeff = np.exp(post)
     sigma = coeff * np.sqrt(post_var)
     # Dead cells: a live cell with n_R reference hits shows none in the damaged run with
-    # probability exp(-lambda), lambda = n_R N_D / N_R; the prior is the dead fraction among
-    # well-measured cells. Call a cell dead when that posterior exceeds one half.
+    # probability (N_R / (N_R + N_D))^(n_R + 1), the predictive of a Poisson rate known from
+    # n_R hits in N_R events (flat prior); exp(-n_R N_D / N_R) would take the rate as exact and
+    # call the luckiest sparse cells dead. The prior is the dead fraction among well-measured
+    # cells. Call a cell dead when that posterior exceeds one half.
     silent = seen & (dam_l.hits == 0)
     expected = ref_e.hits * dam_e.n_events / ref_e.n_events
     # the prior counts cells dead although the curve says they should still see signal
@@ -323,9 +352,13 @@ def calibrate_hierarchical(reference: Showers, damaged: Showers, dose: np.ndarra
     alive_expected = measured & (curve_log > np.log(0.5))
     prior_dead = (dead & alive_expected).sum() / max(alive_expected.sum(), 1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        p_dead = np.where(silent, prior_dead / (prior_dead + (1 - prior_dead) * np.exp(-expected)), 0.0)
+        p_dead = np.where(silent, silent_dead_probability(ref_e.hits, ref_e.n_events, dam_e.n_events, prior_dead),
+                          0.0)
     p_dead = np.nan_to_num(p_dead)
-    dead = (silent & (p_dead > 0.5) & (expected >= SURE_HITS)) | dead
+    # a well-measured cell is silent by chance too (chance 2^-11 at 10 hits in equal runs, and
+    # there are thousands such cells): where the curve expects signal it passes the same test;
+    # where it expects the hits to have fallen below the threshold, silence is what it predicts
+    dead = (silent & (p_dead > 0.5) & (expected >= SURE_HITS)) | (dead & ~alive_expected)
     # a silent cell judged alive may still be dead: its uncertainty carries that chance
     maybe = silent & ~dead
     sigma[maybe] = np.sqrt(sigma[maybe] ** 2 + p_dead[maybe] * (1 - p_dead[maybe]) * coeff[maybe] ** 2)
