@@ -10,7 +10,7 @@ import yaml
 def test_quick_ageing_study_writes_a_complete_run_folder(tmp_path):
     out = tmp_path / "ageing"
     cmd = [sys.executable, "-c", "from calolab.cli import main; main()", "study", "ageing", "--quick",
-           "--methods", "moments,quantile,mip,hierarchical", "-o", str(out)]
+           "--methods", "moments,quantile,mip,hierarchical", "--repeats", "3", "-o", str(out)]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     config = yaml.safe_load((out / "config.yaml").read_text())
@@ -23,6 +23,11 @@ def test_quick_ageing_study_writes_a_complete_run_folder(tmp_path):
     assert maes["hierarchical"] < min(maes["moments"], maes["quantile"], maes["mip"])
     assert maes["hierarchical"] < 0.7 * linear["start_mae"]
     assert linear["scan"]["events"] == [100, 300, 1000]
+    # the draw-to-draw spread is reported with its worst draw, not only the mean
+    draws = linear["repeats"]["hierarchical"]
+    assert linear["repeats"]["repeats"] == 3 and len(draws["mae"]) == 3
+    assert draws["mae_worst"] == max(draws["mae"]) and min(draws["mae"]) <= draws["mae_median"] <= draws["mae_worst"]
+    assert "MAE worst" in (out / "table.md").read_text()
     assert set(metrics["scenarios"]) == {"linear", "exponential-spread-dead"}
     for figure in ("mae_vs_events.png", "predicted_vs_true.png", "energy_sums.png", "pulls.png"):
         assert (out / figure).read_bytes()[:4] == b"\x89PNG"

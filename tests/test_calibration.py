@@ -130,3 +130,40 @@ def test_hierarchical_on_a_short_run_does_not_call_quiet_cells_dead(pion_runs):
     assert score(result, truth, cells)["mae"] < 0.8 * start
     called_dead = cells & (result.coefficients == 0)
     assert called_dead.sum() <= 2 * max(int((cells & (truth == 0)).sum()), 5)
+
+
+def test_mip_method_says_when_its_runs_are_not_muons(pion_runs, tmp_path, monkeypatch, capsys):
+    """The mip method on pion runs calibrates the few cells with enough MIP-like hits; it says so."""
+    import sys
+
+    from calolab.cli import main
+    from calolab.io import write_showers
+
+    reference, damaged, _, threshold = pion_runs
+    with pytest.warns(UserWarning, match="muon runs, but the reference run holds 3000 of 3000 events of pi\\+"):
+        result = calibrate(reference, damaged, "mip", threshold=threshold)
+    assert "cells calibrated" in result.diagnostics["warning"]
+    ref, dam = write_showers(reference[:500], tmp_path / "ref.h5"), write_showers(damaged[:500], tmp_path / "dam.h5")
+    monkeypatch.setattr(sys, "argv", ["calolab", "calibrate", str(ref), str(dam), "-m", "mip",
+                                      "-o", str(tmp_path / "c.h5")])
+    main()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("calolab: warning: the mip method measures MIP peaks in muon runs")
+    muons = simulate(load_detector("ahcal"), Beam("mu-", energy=10e3, spot_sigma=200.0), 200, seed=3)
+    assert "warning" not in calibrate(muons, muons, "mip").diagnostics  # and no warning (the suite makes them errors)
+
+
+def test_silent_live_cells_are_rarely_called_dead():
+    """200,000 live cells of rates 0.5-20 hits per run, Poisson in both runs: with a 1e-3 prior of
+    death, the silent ones get p_dead > 1/2 in at most 1.5 of 10,000 cells (23 here; the exact-rate Poisson
+    test calls 87, the luckiest sparse cells: 5 of 17,000 hit cells in one 5000 + 5000 ahcal draw)."""
+    from calolab.calibration.hierarchical import silent_dead_probability
+
+    rng = np.random.default_rng(8)
+    rate = rng.uniform(0.5, 20.0, 200_000)
+    ref, dam = rng.poisson(rate), rng.poisson(rate)
+    silent = dam == 0
+    called = silent & (silent_dead_probability(ref, 5000, 5000, 1e-3) > 0.5)
+    assert silent.sum() > 5000 and called.sum() <= 30
+    exact = silent & (1e-3 / (1e-3 + np.exp(-ref.astype(float))) > 0.5)
+    assert exact.sum() > 3 * max(called.sum(), 10)  # what the predictive fixes

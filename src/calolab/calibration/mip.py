@@ -5,10 +5,15 @@ response; the ratio of a robust location of the hit spectra (the median of the h
 below the Landau tail, i.e. the lower ``core_fraction`` of the hits) in the damaged and
 reference muon runs is the cell's coefficient. Its uncertainty is the asymptotic error
 of a median, ``1.2533 sigma / sqrt(n)`` with sigma from the median absolute deviation.
-Both runs must be muons crossing the cells (a wide beam or cosmics).
+Both runs must be muons crossing the cells (a wide beam or cosmics). Given runs whose
+events are labelled as other particles, the method still runs (a physicist may want the
+comparison) but says so: the result's ``diagnostics["warning"]`` holds the sentence, which
+``calolab calibrate`` prints, and Python's :mod:`warnings` gets it too.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 
@@ -32,6 +37,7 @@ def calibrate_mip(reference: Showers, damaged: Showers, min_hits: int = 20, core
     Cells with fewer than ``min_hits`` muon hits in either run are not calibrated.
     """
     check_pair(reference, damaged)
+    warning = _not_muons(reference, damaged)
     ref_e, ref_start = sorted_deposits(reference)
     dam_e, dam_start = sorted_deposits(damaged)
     n_cells = reference.detector.n_cells
@@ -50,5 +56,25 @@ def calibrate_mip(reference: Showers, damaged: Showers, min_hits: int = 20, core
         sigma[cell] = coeff[cell] * np.hypot(rel_r, rel_d)
         ok[cell] = True
     shape = reference.detector.shape
-    return CalibrationResult(coeff.reshape(shape), sigma.reshape(shape), ok.reshape(shape), "mip",
-                             {"min_hits": min_hits, "core_fraction": core_fraction, "threshold": threshold})
+    diagnostics = {"min_hits": min_hits, "core_fraction": core_fraction, "threshold": threshold}
+    if warning:
+        warning += f"; {int(ok.sum())} cells calibrated, the others left as they are"
+        warnings.warn(warning, stacklevel=2)
+        diagnostics["warning"] = warning
+    return CalibrationResult(coeff.reshape(shape), sigma.reshape(shape), ok.reshape(shape), "mip", diagnostics)
+
+
+def _not_muons(reference: Showers, damaged: Showers) -> str:
+    """A sentence naming the runs whose events are labelled as particles other than muons ("" if none).
+
+    Events of unknown particle (code 0, e.g. CaloChallenge files from elsewhere) count as muons.
+    """
+    found = []
+    for name, showers in (("reference", reference), ("damaged", damaged)):
+        other = (np.abs(showers.particle) != 13) & (showers.particle != 0)
+        if other.any():
+            names = sorted({showers.particle_names[i] for i in np.flatnonzero(other)[:1000]})
+            found.append(f"the {name} run holds {int(other.sum())} of {len(showers)} events of {', '.join(names)}")
+    if not found:
+        return ""
+    return "the mip method measures MIP peaks in muon runs, but " + " and ".join(found)

@@ -46,11 +46,11 @@ from calolab.showers import Showers
 TRUTHS: dict[str, type] = {"ageing": AgeingTruth, "distortion": DistortionTruth}
 
 
-def check_energies(showers: Showers, what: str) -> None:
-    """Raise :class:`CalolabError` unless every hit energy is finite and >= 0 MeV."""
+def check_energies(showers: Showers, what: str, negative: bool = False) -> None:
+    """Raise :class:`CalolabError` unless every hit energy is finite and (unless ``negative``) >= 0 MeV."""
     if not np.all(np.isfinite(showers.energy)):
         raise CalolabError(f"{what}: hit energies contain NaN or infinity")
-    if showers.n_hits and showers.energy.min() < 0:
+    if not negative and showers.n_hits and showers.energy.min() < 0:
         raise CalolabError(f"{what}: hit energies must be >= 0 MeV, found {showers.energy.min():g}")
 
 
@@ -148,6 +148,8 @@ def distort(showers: Showers, config: DistortionConfig, seed: Seed = None, chunk
 def zero_suppress(showers: Showers, threshold: float | np.ndarray) -> Showers:
     """Drop the hits at or below ``threshold`` (MeV), as a readout's zero suppression does.
 
+    Negative hit energies (pedestal-subtracted data) are accepted, and dropped with the rest.
+
     ``threshold`` is one number or one per layer, shape ``(layers,)`` (e.g. half a MIP of
     each layer: ``0.5 * detector.mip_mpv``). Sparse: no event is made dense. The threshold
     is recorded in ``meta["effects"]``.
@@ -162,7 +164,7 @@ def zero_suppress(showers: Showers, threshold: float | np.ndarray) -> Showers:
     >>> [round(float(e), 3) for e in kept.energy], kept.meta["effects"][-1]  # 0.6 is at the threshold: dropped
     ([0.9], {'effect': 'zero_suppression', 'threshold_mev': [0.6, 0.6]})
     """
-    check_energies(showers, "zero_suppress")
+    check_energies(showers, "zero_suppress", negative=True)  # pedestal-subtracted data are what it cleans
     per_layer = np.broadcast_to(np.asarray(threshold, np.float64), (showers.detector.n_layers,))
     if not np.all(np.isfinite(per_layer)) or np.any(per_layer < 0):
         raise CalolabError(f"zero_suppress: threshold must be finite and >= 0 MeV, got {threshold!r}")

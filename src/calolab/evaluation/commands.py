@@ -25,9 +25,13 @@ def evaluate(reference: Path, generated: Path, floor_file: Path | None, out_dir:
     from calolab.evaluation.report import evaluate as run_evaluation
     from calolab.evaluation.report import format_table
     from calolab.io import read_showers
+    from calolab.io.failures import require_non_negative
 
-    samples = {"reference": read_showers(reference), "generated": read_showers(generated)}
-    floor = read_showers(floor_file) if floor_file is not None else None
+    def read(path: Path):  # noqa: ANN202 - Showers, imported lazily
+        return require_non_negative(read_showers(path), path, "calolab evaluate")
+
+    samples = {"reference": read(reference), "generated": read(generated)}
+    floor = read(floor_file) if floor_file is not None else None
     sources = {"reference": str(reference), "generated": str(generated),
                "floor": str(floor_file) if floor_file is not None else f"{reference} (second half)"}
     metrics = run_evaluation(samples["reference"], samples["generated"], out_dir, floor=floor, seed=seed,

@@ -38,6 +38,7 @@ from calolab.errors import CalolabError
 from calolab.geometry import Detector
 from calolab.io.atomic import atomic_path
 from calolab.io.encoding import build_showers, calolab_version, check_extras, resolve_detector
+from calolab.io.failures import reading
 from calolab.io.hdf5 import (
     CHUNK_BYTES,
     get_dataset,
@@ -46,6 +47,7 @@ from calolab.io.hdf5 import (
     put_dataset,
     read_event_info,
     read_meta,
+    read_rows,
     write_event_info,
 )
 from calolab.showers import Showers, particle_code
@@ -96,7 +98,8 @@ def read_calochallenge(
     """
     path = Path(path)
     with open_hdf5(path) as f:
-        head = _header(f, path, detector, particle)
+        with reading(path, "the file's header (attributes and datasets)"):
+            head = _header(f, path, detector, particle)
         return _read_range(f, path, head, 0, head["n"])
 
 
@@ -110,7 +113,7 @@ def iter_calochallenge(
     path = Path(path)
     if chunk_events < 1:
         raise CalolabError(f"chunk_events must be >= 1, got {chunk_events}")
-    with open_hdf5(path) as f:
+    with open_hdf5(path) as f, reading(path, "the file's header (attributes and datasets)"):
         head = _header(f, path, detector, particle)
 
     def batches() -> Iterator[Showers]:
@@ -148,13 +151,13 @@ def _header(f: h5py.File, path: Path, detector: Any, particle: Any) -> dict[str,
 
 def _read_range(f: h5py.File, path: Path, head: dict[str, Any], start: int, stop: int) -> Showers:
     showers, width = f["showers"], head["detector"].n_cells
-    incident = np.asarray(f["incident_energies"][start:stop], np.float64).reshape(-1)
+    incident = np.asarray(read_rows(f["incident_energies"], path, start, stop), np.float64).reshape(-1)
     if not np.all(np.isfinite(incident) & (incident >= 0)):
         raise CalolabError(f"{path}: dataset 'incident_energies' has NaN or negative values: expected MeV >= 0")
     counts, cells, energies = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], [np.zeros(0, np.float32)]
     block = max(1, BLOCK_BYTES // (4 * width))
     for lo in range(start, stop, block):
-        dense = np.asarray(showers[lo : min(lo + block, stop)], np.float32)  # (B, C) MeV
+        dense = np.asarray(read_rows(showers, path, lo, min(lo + block, stop)), np.float32)  # (B, C) MeV
         bad = ~np.isfinite(dense) | (dense < 0)
         if bad.any():
             event = lo + int(np.flatnonzero(bad.any(axis=1))[0])

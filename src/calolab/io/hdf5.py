@@ -55,6 +55,7 @@ from calolab.io.encoding import (
     meta_to_json,
     resolve_detector,
 )
+from calolab.io.failures import reading
 from calolab.showers import Showers
 
 CHUNK_BYTES = 1 << 20  # target size of one compressed HDF5 chunk before compression
@@ -81,7 +82,8 @@ def read_hdf5(path: str | Path, detector: Detector | str | None = None) -> Showe
     """Read a whole calolab HDF5 file; ``detector`` overrides the stored one (same shape)."""
     path = Path(path)
     with open_hdf5(path) as f:
-        det, meta, n = _header(f, path, detector)
+        with reading(path, "the file's header (attributes and datasets)"):
+            det, meta, n = _header(f, path, detector)
         return _read_range(f, path, det, meta, 0, n)
 
 
@@ -96,7 +98,7 @@ def iter_hdf5(
     path = Path(path)
     if chunk_events < 1:
         raise CalolabError(f"chunk_events must be >= 1, got {chunk_events}")
-    with open_hdf5(path) as f:
+    with open_hdf5(path) as f, reading(path, "the file's header (attributes and datasets)"):
         det, meta, n = _header(f, path, detector)
 
     def batches() -> Iterator[Showers]:
@@ -179,15 +181,22 @@ def write_event_info(group: h5py.Group, showers: Showers) -> None:
     group.attrs["meta"] = meta_to_json(showers.meta, put_array)
 
 
+def read_rows(ds: h5py.Dataset, path: Path, start: int, stop: int, unit: str = "events") -> np.ndarray:
+    """Rows ``start:stop`` of ``ds``; damaged bytes (a failing gzip chunk, a truncation) give a
+    one-line :class:`CalolabError` naming the dataset and the rows."""
+    with reading(path, f"dataset {ds.name.lstrip('/')!r} ({unit} {start}-{stop})"):
+        return ds[start:stop]
+
+
 def read_event_info(group: h5py.Group, path: Path, n: int, start: int, stop: int) -> dict[str, Any]:
     """Particle, entry, direction and extras of events ``start:stop`` as keyword arguments."""
     out = {
-        "particle": get_dataset(group, "particle", path, (n,))[start:stop],
-        "entry": get_dataset(group, "entry", path, (n, 2))[start:stop],
-        "direction": get_dataset(group, "direction", path, (n, 3))[start:stop],
+        "particle": read_rows(get_dataset(group, "particle", path, (n,)), path, start, stop),
+        "entry": read_rows(get_dataset(group, "entry", path, (n, 2)), path, start, stop),
+        "direction": read_rows(get_dataset(group, "direction", path, (n, 3)), path, start, stop),
     }
     extras = group.get("extras", {})
-    out["extras"] = {name: get_dataset(extras, name, path, (n,))[start:stop] for name in extras}
+    out["extras"] = {name: read_rows(get_dataset(extras, name, path, (n,)), path, start, stop) for name in extras}
     return out
 
 
@@ -202,7 +211,8 @@ def read_meta(group: h5py.Group, path: Path) -> dict[str, Any]:
         ds = group.get(ref["dataset"])
         if not isinstance(ds, h5py.Dataset):
             raise CalolabError(f"{path}: missing dataset {ref['dataset']!r} named in attribute 'meta'")
-        return np.asarray(ds[()])
+        with reading(path, f"dataset {ref['dataset']!r}"):
+            return np.asarray(ds[()])
 
     try:
         return meta_from_json(str(group.attrs["meta"]), get_array)
@@ -229,7 +239,7 @@ def _read_range(f: h5py.File, path: Path, det: Detector, meta: dict, start: int,
     n = f["incident_energy"].shape[0]
     cell = get_dataset(f, "cell", path, (None,))
     energy = get_dataset(f, "energy", path, (cell.shape[0],))
-    offsets = get_dataset(f, "offsets", path, (n + 1,))[start : stop + 1]
+    offsets = read_rows(get_dataset(f, "offsets", path, (n + 1,)), path, start, stop + 1)
     if np.any(np.diff(offsets) < 0) or offsets[0] < 0 or offsets[-1] > cell.shape[0]:
         raise CalolabError(f"{path}: dataset 'offsets' must be non-decreasing within [0, {cell.shape[0]}]")
     lo, hi = int(offsets[0]), int(offsets[-1])
@@ -237,9 +247,9 @@ def _read_range(f: h5py.File, path: Path, det: Detector, meta: dict, start: int,
         path,
         det,
         offsets=offsets - lo,
-        cell=cell[lo:hi],
-        energy=energy[lo:hi],
-        incident_energy=f["incident_energy"][start:stop],
+        cell=read_rows(cell, path, lo, hi, "hits"),
+        energy=read_rows(energy, path, lo, hi, "hits"),
+        incident_energy=read_rows(f["incident_energy"], path, start, stop),
         meta=dict(meta),
         **read_event_info(f, path, n, start, stop),
     )

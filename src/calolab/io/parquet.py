@@ -46,6 +46,7 @@ from calolab.io.encoding import (
     optional_modules,
     resolve_detector,
 )
+from calolab.io.failures import reading
 from calolab.showers import Showers
 
 COLUMNS = ("event", "layer", "x", "y", "energy")
@@ -81,12 +82,13 @@ def write_parquet(showers: Showers, path: str | Path, row_group_hits: int = 1 <<
     }
     with atomic_path(path) as tmp:
         if hasattr(pq.ParquetWriter, "add_key_value_metadata"):  # pyarrow >= 17: stored once
-            with pq.ParquetWriter(tmp, table.schema, compression="zstd", store_schema=False) as writer:
+            with pq.ParquetWriter(tmp, table.schema, compression="zstd", store_schema=False,
+                                  write_page_checksum=True) as writer:
                 writer.write_table(table, row_group_size=row_group_hits)
                 writer.add_key_value_metadata(metadata)
         else:  # older pyarrow: via the schema (also copied into the stored Arrow schema)
             table = table.replace_schema_metadata(metadata)
-            pq.write_table(table, tmp, compression="zstd", row_group_size=row_group_hits)
+            pq.write_table(table, tmp, compression="zstd", row_group_size=row_group_hits, write_page_checksum=True)
     return path
 
 
@@ -97,7 +99,8 @@ def read_parquet(path: str | Path, detector: Detector | str | None = None) -> Sh
     if not path.is_file():
         raise CalolabError(f"{path}: no such file")
     try:
-        pf = pq.ParquetFile(path, thrift_string_size_limit=THRIFT_LIMIT, thrift_container_size_limit=THRIFT_LIMIT)
+        pf = pq.ParquetFile(path, thrift_string_size_limit=THRIFT_LIMIT, thrift_container_size_limit=THRIFT_LIMIT,
+                            page_checksum_verification=True)
     except (pa.ArrowException, OSError) as exc:
         raise CalolabError(f"{path}: not a Parquet file ({str(exc).splitlines()[0]})") from None
     with pf:
@@ -111,7 +114,11 @@ def read_parquet(path: str | Path, detector: Detector | str | None = None) -> Sh
         missing = [c for c in COLUMNS if c not in pf.schema_arrow.names]
         if missing:
             raise CalolabError(f"{path}: missing column {missing[0]!r}: expected columns {', '.join(COLUMNS)}")
-        table = pf.read(columns=list(COLUMNS))
+        groups = []
+        for i in range(pf.num_row_groups):  # one at a time, so that damage names its row group
+            with reading(path, f"row group {i} of {pf.num_row_groups}"):
+                groups.append(pf.read_row_group(i, columns=list(COLUMNS)))
+        table = pa.concat_tables(groups) if groups else pf.schema_arrow.empty_table().select(list(COLUMNS))
     columns = {}
     for name in COLUMNS:
         column = table.column(name)

@@ -43,6 +43,7 @@ from calolab.io.encoding import (
     optional_modules,
     resolve_detector,
 )
+from calolab.io.failures import reading
 from calolab.showers import Showers
 
 TREE = "showers"
@@ -84,20 +85,26 @@ def read_root(path: str | Path, detector: Detector | str | None = None) -> Showe
     except (ValueError, OSError) as exc:
         raise CalolabError(f"{path}: not a ROOT file ({str(exc).splitlines()[0]})") from None
     with file:
-        meta = _header(file, path)
-        geometry = str(file["geometry"]) if "geometry" in file else None
-        det = resolve_detector(geometry, detector, path)
-        if TREE not in file or file.classname_of(TREE) != "TTree":
-            raise CalolabError(f"{path}: missing TTree {TREE!r}")
-        tree = file[TREE]
+        with reading(path, "its directory (objects 'calolab', 'meta', 'geometry', TTree 'showers')"):
+            meta = _header(file, path)
+            geometry = str(file["geometry"]) if "geometry" in file else None
+            det = resolve_detector(geometry, detector, path)
+            if TREE not in file or file.classname_of(TREE) != "TTree":
+                raise CalolabError(f"{path}: missing TTree {TREE!r}")
+            tree = file[TREE]
+            names = list(tree.keys())
         for name in ("n_hits", *HIT_BRANCHES, *EVENT_BRANCHES):
-            if name not in tree:
+            if name not in names:
                 raise CalolabError(f"{path}: missing branch {name!r} in TTree {TREE!r}")
-        counts = tree["n_hits"].array(library="np").astype(np.int64)
-        hits = {name: ak.to_numpy(ak.flatten(tree[name].array(library="ak"))) for name in HIT_BRANCHES}
-        scalars = {name: tree[name].array(library="np") for name in EVENT_BRANCHES}
-        extras = {key.removeprefix("extra_"): tree[key].array(library="np")
-                  for key in tree.keys() if key.startswith("extra_")}
+
+        def branch(name: str, library: str = "np") -> Any:
+            with reading(path, f"branch {name!r} of TTree {TREE!r}"):
+                return tree[name].array(library=library)
+
+        counts = branch("n_hits").astype(np.int64)
+        hits = {name: ak.to_numpy(ak.flatten(branch(name, "ak"))) for name in HIT_BRANCHES}
+        scalars = {name: branch(name) for name in EVENT_BRANCHES}
+        extras = {key.removeprefix("extra_"): branch(key) for key in names if key.startswith("extra_")}
     if any(len(hits[name]) != counts.sum() for name in HIT_BRANCHES):
         raise CalolabError(f"{path}: hit branches do not hold n_hits ({counts.sum()}) entries")
     for name, size in (("layer", det.n_layers), ("x", det.nx), ("y", det.ny)):

@@ -57,6 +57,7 @@ from torch.utils.data import IterableDataset
 from calolab.errors import CalolabError
 from calolab.geometry import Detector
 from calolab.io import iter_showers
+from calolab.io.failures import require_non_negative
 from calolab.reconstruction.hits import HitGrid
 from calolab.reconstruction.sums import layer_weights
 from calolab.showers import Showers
@@ -215,8 +216,11 @@ def weighted_sums_gev(showers: Showers) -> np.ndarray:
 def source_chunks(source: Source, chunk_events: int, detector: Detector | str | None = None) -> Iterator[Showers]:
     """Chunks of ``chunk_events`` events of an in-memory ``Showers`` or an HDF5 file, in order."""
     if isinstance(source, Showers):
-        return (source[start : start + chunk_events] for start in range(0, len(source), chunk_events))
-    return iter_showers(source, chunk_events, detector=detector)
+        chunks = (source[start : start + chunk_events] for start in range(0, len(source), chunk_events))
+    else:
+        chunks = iter_showers(source, chunk_events, detector=detector)
+    name = source if isinstance(source, str | Path) else "the showers"
+    return (require_non_negative(chunk, name, "a CNN (energies in MIPs)") for chunk in chunks)
 
 
 class ShowerBatches(IterableDataset):

@@ -19,6 +19,7 @@ import numpy as np
 from calolab.errors import CalolabError
 from calolab.io import iter_showers
 from calolab.io.atomic import atomic_path
+from calolab.io.failures import require_non_negative
 from calolab.ml.ensemble import CNNEnsemble
 
 FORMAT = "calolab-predictions"
@@ -34,6 +35,7 @@ def predict_file(run_dir: str | Path, data: str | Path, output: str | Path, batc
     ensemble = CNNEnsemble.load(run_dir, batch_size=batch_size)
     true, pred = [], []
     for chunk in iter_showers(data, chunk_events):
+        require_non_negative(chunk, data, "calolab predict")
         true.append(chunk.incident_energy)
         pred.append(ensemble.predict(chunk))
     if not true:

@@ -39,7 +39,9 @@ def regress(train_file, test_file, out_dir, methods, bins, segments, alpha, non_
     config = RegressionConfig(methods=tuple(methods) or METHODS, bins=bins, segments=segments,
                               alpha=alpha, non_negative=non_negative, trees_target=target,
                               calibration_fraction=calibration_fraction, seed=seed)
-    train, test = read_showers(train_file), read_showers(test_file)
+    from calolab.io.failures import require_non_negative
+
+    train, test = (require_non_negative(read_showers(f), f, "calolab regress") for f in (train_file, test_file))
     out = run_regression(train, test, out_dir, config, sources={"train": str(train_file), "test": str(test_file)},
                          echo=click.echo)
     click.echo(f"{out}: config.yaml, metrics.json, response.png, resolution.png")
@@ -57,10 +59,11 @@ def features(input_file, output, muon, segments) -> None:
 
     from calolab.io import read_showers
     from calolab.io.atomic import atomic_path
+    from calolab.io.failures import require_non_negative
     from calolab.reconstruction.features import high_level_features
     from calolab.reconstruction.muon_features import muon_features
 
-    showers = read_showers(input_file)
+    showers = require_non_negative(read_showers(input_file), input_file, "calolab features")
     x, names = high_level_features(showers, segments=segments)
     if muon or (muon is None and len(showers) and np.all(np.abs(showers.particle) == 13)):
         xm, names_m = muon_features(showers)

@@ -207,10 +207,11 @@ def _repeats(config: AgeingStudyConfig, det, beam: Beam, muon_beam: Beam, spec: 
         width = np.array([s.get("pull_width_robust", np.nan) for s in scores])
         summary[method] = {"mae": mae.tolist(), "mae_mean": float(mae.mean()),
                            "mae_std": float(mae.std(ddof=1)) if len(mae) > 1 else 0.0,
+                           "mae_median": float(np.median(mae)), "mae_worst": float(mae.max()),
                            "pull_width_robust_mean": float(np.nanmean(width)) if np.isfinite(width).any() else None}
         spread = summary[method]["mae_std"]
-        echo(f"{config.repeats} independent draws, {method:12s}: MAE {mae.mean():.4f} +- {spread:.4f} ("
-             + ", ".join(f"{m:.4f}" for m in mae) + ")")
+        echo(f"{config.repeats} independent draws, {method:12s}: MAE {mae.mean():.4f} +- {spread:.4f}, "
+             f"median {np.median(mae):.4f}, worst {mae.max():.4f} (" + ", ".join(f"{m:.4f}" for m in mae) + ")")
     return summary
 
 
@@ -315,9 +316,9 @@ def _table(metrics: dict[str, Any]) -> str:
         if repeats:
             n = repeats["events"]
             lines += [f"{repeats['repeats']} independent draws of {n} + {n} events:", "",
-                      "| method | MAE mean | MAE std |", "|---|---|---|"]
-            lines += [f"| {m} | {v['mae_mean']:.4f} | {v['mae_std']:.4f} |" for m, v in repeats.items()
-                      if isinstance(v, dict)]
+                      "| method | MAE mean | MAE std | MAE median | MAE worst |", "|---|---|---|---|---|"]
+            lines += [f"| {m} | {v['mae_mean']:.4f} | {v['mae_std']:.4f} | {v['mae_median']:.4f} | "
+                      f"{v['mae_worst']:.4f} |" for m, v in repeats.items() if isinstance(v, dict)]
         lines.append("")
     return "\n".join(lines)
 
