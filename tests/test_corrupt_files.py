@@ -122,6 +122,7 @@ def _commands(path, ok, run, out):
         "evaluate": ["evaluate", o, p, "--out", str(out / "evaluate")],
         "train": ["train", p, "--out", str(out / "train"), "--channels", "4", "--epochs", "1", "--no-progress"],
         "predict": ["predict", str(run), p, "-o", str(out / "predictions.h5")],
+        "study robustness": ["study", "robustness", "--quick", "--test", p, "--out", str(out / "robustness")],
     }
 
 

@@ -493,8 +493,9 @@ def robustness_command(out_dir: Path, quick: bool, test_events: int | None, trai
     start = time.perf_counter()
     if test_file is not None:
         from calolab.io import read_showers
+        from calolab.io.failures import require_non_negative
 
-        test = read_showers(test_file)
+        test = require_non_negative(read_showers(test_file), test_file, "calolab study robustness")
         click.echo(f"{test_file}: {test.summary()}")
     else:
         click.echo(f"simulating {config.test_events} test {config.particle} in {det.name}")
