@@ -6,6 +6,9 @@ cores); the output does not depend on the number of processes. Absolute times on
 compare ratios measured in one run. The memory benchmark simulates 100k ``cusi`` pions in
 a child process and reports its peak resident memory.
 
+Sharded simulation (``simulate_sharded``) is timed in one process against a Dask
+``LocalCluster`` of ``--workers`` single-threaded workers (goal: 1.8x on 2 cores).
+
 The CNN's input pipeline is timed on ``pbwo4`` muons: batches of events converted on the
 first pass and kept (as in training) against events converted again on every pass. So is the
 training of an ensemble of the muon study's CNNs on every core: its members one after the
@@ -178,6 +181,35 @@ def time_ensemble_training(events: int, workers: int, epochs: int = 3) -> dict:
     return row
 
 
+def time_dask(events: int, workers: int) -> dict:
+    """Sharded simulation of ahcal 10 GeV pions: one process against a Dask LocalCluster.
+
+    The cluster is started (and warmed with a small run) before the clock starts: what is
+    compared is the simulation, not the start-up of worker processes. Both runs write the
+    same shards (same bits) to a temporary folder.
+    """
+    import tempfile
+
+    from distributed import Client, LocalCluster
+
+    from calolab.simulation import simulate_sharded
+
+    det, beam = load_detector("ahcal"), Beam("pi+", energy=10e3)
+    shard = max(events // (4 * workers), 1)
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        simulate_sharded(det, beam, events, seed=5, directory=Path(tmp) / "one", shard_events=shard)
+        one = time.perf_counter() - start
+        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+                Client(cluster) as client:
+            simulate_sharded(det, beam, 200, seed=6, directory=Path(tmp) / "warm", dask=client)
+            start = time.perf_counter()
+            simulate_sharded(det, beam, events, seed=5, directory=Path(tmp) / "dask", shard_events=shard, dask=client)
+            many = time.perf_counter() - start
+    return {"events": events, "workers": workers, "shard_events": shard, "one_process_s": one, "dask_s": many,
+            "ratio": one / many, "goal_ratio": 1.8 if workers == 2 else None}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10x fewer events (smoke run)")
@@ -212,6 +244,12 @@ def main() -> None:
                              "goal_gib": 8.0}
         print(f"cusi pi+ 100 GeV x {n}: peak memory {gib:.2f} GiB ({'meets' if gib <= 8 else 'ABOVE'} goal 8 GiB), "
               f"{hits / n:.0f} hits/event, {results['memory']['seconds']:.0f} s", flush=True)
+    if args.workers > 1:
+        row = results["dask_simulation"] = time_dask(2000 if args.quick else 20000, args.workers)
+        verdict = "meets" if row["ratio"] >= 1.8 else "BELOW"
+        goal = "" if row["goal_ratio"] is None else f" ({verdict} goal 1.8x)"
+        print(f"sharded simulation, ahcal pi+ 10 GeV x {row['events']}: one process {row['one_process_s']:.1f} s, "
+              f"Dask LocalCluster of {row['workers']} {row['dask_s']:.1f} s = {row['ratio']:.2f}x{goal}", flush=True)
     row = results["cnn_batches"] = time_batches(400 if args.quick else 4000)
     print(f"cnn input batches, pbwo4 mu- 1-8 TeV pooled 2x4x4: {row['kept_events_per_s']:.0f} ev/s kept from the "
           f"first pass vs {row['converted_events_per_s']:.0f} ev/s converted every pass = {row['ratio']:.1f}x, "

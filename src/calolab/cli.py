@@ -88,16 +88,22 @@ def presets() -> None:
 @click.option("--theta", type=float, default=0.0, show_default=True, help="Incidence angle in degrees.")
 @click.option("--phi", type=float, default=0.0, show_default=True, help="Azimuth of the incidence, degrees.")
 @click.option("--chunk-size", type=click.IntRange(min=1), help="Events per chunk (part of the seed's meaning).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Output file: .h5 (calolab), .parquet, .root.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="Output file: .h5 (calolab), .parquet, .root; a directory with --shard-events or --dask.")
 @click.option("--format", "fmt", type=click.Choice(["hdf5", "calochallenge", "parquet", "root"]),
               help="Force a format (calochallenge for the CaloChallenge HDF5 layout).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.option("-j", "--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Processes in parallel; the output does not depend on it.")
+@click.option("--shard-events", type=click.IntRange(min=1),
+              help="Write a sharded dataset (a directory) of this many events per shard.  [50000 with --dask]")
+@click.option("--dask", "dask_address", metavar="ADDRESS",
+              help="Simulate the shards on Dask: local, local:N (a LocalCluster) or tcp://host:port.")
 def simulate(detector, particle, energy, energy_range, spectrum, events, seed, spot_sigma, position, theta, phi,
-             chunk_size, output, fmt, progress, workers) -> None:
-    """Simulate showers with the fast parametrised Monte Carlo and write them to a file."""
+             chunk_size, output, fmt, progress, workers, shard_events, dask_address) -> None:
+    """Simulate showers with the fast parametrised Monte Carlo and write them to a file or a sharded dataset.
+
+    The same seed and chunk size give the same bits with -j, --shard-events and --dask."""
     from calolab.geometry import load_detector
     from calolab.io import write_showers
     from calolab.simulation import Beam
@@ -114,6 +120,18 @@ def simulate(detector, particle, energy, energy_range, spectrum, events, seed, s
         beam = Beam(particle, energy_min=low, energy_max=high, spectrum=spectrum, spot_sigma=spot_sigma,
                     position=position, theta=theta, phi=phi)
     det = load_detector(detector)
+    if shard_events is not None or dask_address is not None:
+        from calolab.io import read_sharded
+        from calolab.simulation import simulate_sharded
+
+        if fmt == "calochallenge":
+            raise CalolabError("--format calochallenge writes one file: shards are hdf5, parquet or root")
+        path = simulate_sharded(det, beam, events, seed, output, chunk_size=chunk_size, shard_events=shard_events,
+                                format=fmt or "hdf5", workers=workers, dask=dask_address)
+        click.echo(f"{path}: {read_sharded(path).summary()} (sharded)")
+        return
+    if output.is_dir():
+        raise CalolabError(f"{output}: a directory: pass --shard-events N to write a sharded dataset there")
     showers = run_simulation(det, beam, events, seed=seed, chunk_size=chunk_size, progress=progress, workers=workers)
     path = write_showers(showers, output, format=fmt)
     click.echo(f"{path}: {showers.summary()}")

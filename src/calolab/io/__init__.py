@@ -9,6 +9,7 @@ extension            format                                           needs
 ``.h5``, ``.hdf5``   CaloChallenge, with ``format="calochallenge"``    h5py (core)
 ``.parquet``         one row per hit                                  ``calolab[parquet]``
 ``.root``            TTree ``showers`` with jagged hit branches       ``calolab[root]``
+a directory, a glob  sharded dataset: shard files and a manifest      (as its shards)
 ===================  ===============================================  ================
 
 Every format keeps the detector geometry and ``meta`` in the file, so a file read back
@@ -43,6 +44,7 @@ from calolab.io.calochallenge import iter_calochallenge, read_calochallenge, wri
 from calolab.io.hdf5 import iter_hdf5, layout, open_hdf5, read_hdf5, write_hdf5
 from calolab.io.parquet import read_parquet, write_parquet
 from calolab.io.root import read_root, write_root
+from calolab.io.sharded import is_sharded, iter_sharded, read_sharded, write_sharded
 from calolab.showers import Showers
 
 __all__ = [
@@ -50,8 +52,10 @@ __all__ = [
     "atomic_path",
     "iter_showers",
     "read_calochallenge",
+    "read_sharded",
     "read_showers",
     "write_calochallenge",
+    "write_sharded",
     "write_showers",
 ]
 
@@ -90,7 +94,8 @@ def read_showers(
     Parameters
     ----------
     path
-        A file written by :func:`write_showers`, or a CaloChallenge HDF5 file.
+        A file written by :func:`write_showers`, a CaloChallenge HDF5 file, or a sharded
+        dataset (a directory written by :func:`write_sharded`, or a glob of shard files).
     detector
         A :class:`Detector` (or preset name). Needed for files that carry no geometry
         (CaloChallenge files from elsewhere); for the others it replaces the stored
@@ -98,6 +103,8 @@ def read_showers(
     format
         One of :data:`FORMATS` to override the extension; HDF5 files are recognised by content.
     """
+    if format is None and is_sharded(path):
+        return read_sharded(path, detector=detector)
     path = Path(path)
     fmt = _format(path, format)
     if fmt == "hdf5" and format is None:
@@ -108,10 +115,12 @@ def read_showers(
 def iter_showers(
     path: str | Path, chunk_events: int = 65536, detector: Detector | str | None = None
 ) -> Iterator[Showers]:
-    """Yield the events of an HDF5 file (either layout) in batches of ``chunk_events``.
+    """Yield the events of an HDF5 file (either layout) or a sharded dataset in batches of ``chunk_events``.
 
     Only one batch is in memory at a time, so files larger than memory can be processed.
     """
+    if is_sharded(path):
+        return iter_sharded(path, chunk_events, detector=detector)
     path = Path(path)
     if _format(path, None) != "hdf5":
         raise CalolabError(f"{path}: reading in chunks needs an HDF5 file (.h5 or .hdf5)")

@@ -84,22 +84,14 @@ def simulate(detector: Detector, beam: Beam, n_events: int, seed: int, chunk_siz
     workers
         Processes simulating chunks in parallel; the output does not depend on it.
     """
-    if n_events < 0:
-        raise CalolabError(f"number of events must be >= 0, got {n_events}")
-    simulator = _simulators().get(beam.pdg)
-    if simulator is None:
-        raise CalolabError(f"no simulator for particle {beam.particle!r} yet")
     chunk = chunk_size or default_chunk_size(detector)
-    starts = list(range(0, n_events, chunk)) or [0]
-    children = np.random.SeedSequence(seed).spawn(len(starts))
+    jobs = chunk_jobs(detector, beam, n_events, seed, chunk)
     parts: list[Showers] = []
     bar = None
     if progress:
         from tqdm import tqdm
 
         bar = tqdm(total=n_events, unit="ev", desc=f"{beam.particle} in {detector.name}")
-    jobs = [(detector, beam, min(chunk, n_events - start), child)
-            for start, child in zip(starts, children, strict=True)]
     if workers > 1 and len(jobs) > 1:
         from concurrent.futures import ProcessPoolExecutor
 
@@ -120,7 +112,32 @@ def simulate(detector: Detector, beam: Beam, n_events: int, seed: int, chunk_siz
     return showers
 
 
-def _chunk_job(job: tuple[Detector, Beam, int, np.random.SeedSequence]) -> Showers:
+ChunkJob = tuple[Detector, Beam, int, np.random.SeedSequence]
+
+
+def chunk_jobs(detector: Detector, beam: Beam, n_events: int, seed: int, chunk: int) -> list[ChunkJob]:
+    """The chunks of a run: ``(detector, beam, events, seed sequence)`` each, in order.
+
+    Chunk ``k`` holds events ``k * chunk`` to ``(k + 1) * chunk`` and draws from the ``k``-th
+    child of ``SeedSequence(seed)``; whoever simulates a chunk (this process, a pool, a Dask
+    worker) gets the same bits.
+    """
+    if n_events < 0:
+        raise CalolabError(f"number of events must be >= 0, got {n_events}")
+    if beam.pdg not in _simulators():
+        raise CalolabError(f"no simulator for particle {beam.particle!r} yet")
+    starts = list(range(0, n_events, chunk)) or [0]
+    children = np.random.SeedSequence(seed).spawn(len(starts))
+    return [(detector, beam, min(chunk, n_events - start), child)
+            for start, child in zip(starts, children, strict=True)]
+
+
+def simulate_chunks(jobs: list[ChunkJob]) -> Showers:
+    """The events of consecutive chunks of a run (from :func:`chunk_jobs`), joined."""
+    return Showers.concatenate([_chunk_job(job) for job in jobs])
+
+
+def _chunk_job(job: ChunkJob) -> Showers:
     detector, beam, n, seed = job
     return _simulate_chunk(detector, beam, n, _simulators()[beam.pdg], np.random.default_rng(seed))
 
