@@ -30,7 +30,7 @@ from calolab.generative.data import DatasetConfig, build_dataset, load_dataset, 
 from calolab.generative.table import LayerTable
 from calolab.geometry import Detector, load_detector
 from calolab.io.atomic import atomic_path
-from calolab.studies.rundir import write_json, write_yaml
+from calolab.io.rundir import write_json, write_yaml
 
 FAMILIES = {"layerwise": (layerwise, layerwise.LayerwiseConfig, layerwise.LayerwiseModel),
             "wgan": (wgan, wgan.WGANConfig, wgan.WGAN)}

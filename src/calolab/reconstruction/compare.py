@@ -154,9 +154,9 @@ def run_regression(train: Showers, test: Showers, out_dir: str | Path,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from calolab.io.rundir import save_figure, write_json, write_yaml
     from calolab.reconstruction.metrics import ResolutionFit
     from calolab.reconstruction.plots import plot_prediction_vs_truth, plot_resolution, plot_response
-    from calolab.studies.rundir import save_figure, write_json, write_yaml
 
     out = Path(out_dir)
     write_yaml(out / "config.yaml", {**asdict(config), "sources": sources or {}, "detector": train.detector.name,

@@ -73,7 +73,7 @@ def run_design_study(out_dir: str | Path, config: DesignStudyConfig = DesignStud
     from calolab.design.check import bootstrap_indices, compare, layout_detector, measure_layout, simulate_responses
     from calolab.errors import CalolabError
     from calolab.geometry import load_detector
-    from calolab.studies.rundir import write_json, write_yaml
+    from calolab.io.rundir import write_json, write_yaml
 
     if config.energies < 2 or not 0 < config.energy_min_gev < config.energy_max_gev:
         raise CalolabError("design study: expected energies >= 2 and 0 < energy_min_gev < energy_max_gev")
@@ -188,7 +188,7 @@ def _figures(out: Path, metrics, layouts, runs, surrogate, measured, comparisons
     import matplotlib.pyplot as plt
 
     from calolab.design import plots
-    from calolab.studies.rundir import save_figure
+    from calolab.io.rundir import save_figure
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     total_x0 = metrics["total_absorber_x0"]

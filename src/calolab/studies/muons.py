@@ -229,9 +229,9 @@ def run_muon_study(out_dir: str | Path, config: MuonStudyConfig = MuonStudyConfi
     from calolab.errors import CalolabError
     from calolab.geometry import load_detector
     from calolab.io.atomic import atomic_path
+    from calolab.io.rundir import write_json, write_yaml
     from calolab.simulation import Beam, simulate
     from calolab.studies import regression as reg
-    from calolab.studies.rundir import write_json, write_yaml
 
     if config.combination_width not in ("rmse", "resolution"):
         raise CalolabError(f"muon study: combination_width must be 'rmse' or 'resolution', "

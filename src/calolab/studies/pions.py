@@ -150,10 +150,10 @@ def run_pion_study(out_dir: str | Path, config: PionStudyConfig = PionStudyConfi
 
     from calolab.effects import zero_suppress
     from calolab.geometry import load_detector
+    from calolab.io.rundir import write_json, write_yaml
     from calolab.reconstruction.features import high_level_features
     from calolab.simulation import Beam, simulate
     from calolab.studies import regression as reg
-    from calolab.studies.rundir import write_json, write_yaml
 
     started = time.perf_counter()
     out = Path(out_dir)

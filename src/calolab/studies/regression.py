@@ -293,8 +293,8 @@ def draw_figures(out: Path, scored: Mapping[str, Scored], e_true: np.ndarray, lo
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from calolab.io.rundir import save_figure
     from calolab.reconstruction.plots import plot_prediction_vs_truth, plot_resolution, plot_response
-    from calolab.studies.rundir import save_figure
 
     tables = {name: s.table for name, s in scored.items()}
     fits = {name: s.fit for name, s in scored.items() if s.fit}

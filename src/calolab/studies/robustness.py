@@ -124,9 +124,9 @@ def run_robustness_study(out_dir: str | Path, config: RobustnessStudyConfig, reg
     import numpy as np
 
     from calolab.io.atomic import atomic_path
+    from calolab.io.rundir import write_json, write_yaml
     from calolab.robustness import fit_response, regress, scan
     from calolab.robustness.regression import PAPER_TERMS
-    from calolab.studies.rundir import write_json, write_yaml
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -298,13 +298,13 @@ def _figures(out: Path, config, result, params, fits, regression, signal) -> Non
     import matplotlib.pyplot as plt
     import numpy as np
 
+    from calolab.io.rundir import save_figure
     from calolab.robustness.plots import (
         plot_against_parameter,
         plot_residuals,
         plot_response_curves,
         plot_signal_survival,
     )
-    from calolab.studies.rundir import save_figure
 
     chosen = _selected_points(result.points, config.scan.grid)
     names = result.names
