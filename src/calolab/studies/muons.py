@@ -97,7 +97,6 @@ import click
 from calolab.studies.pions import as_option, cnn_label, with_overrides
 
 GOALS = {"combination_vs_tracker": 0.20, "calorimeter_above": 0.25}
-FIT_CHI2_PER_NDF = 3.0  # a resolution fit worse than this does not set the crossover energy
 
 
 @dataclass(frozen=True)
@@ -186,22 +185,6 @@ def muon_inputs(showers):
     return np.hstack([x, xm]), names + names_m
 
 
-def smear_track(showers, sigma_mm: float, sigma_mrad: float, rng):
-    """``showers`` with its entry points and directions smeared: each x and y by ``N(0, sigma_mm)``,
-    each slope dx/dz and dy/dz by ``N(0, sigma_mrad / 1000)``; the hits are shared, not copied."""
-    import numpy as np
-
-    from calolab.showers import Showers
-
-    n = len(showers)
-    entry = showers.entry + rng.normal(0.0, sigma_mm, (n, 2))
-    slope = showers.direction[:, :2] / showers.direction[:, 2:3] + rng.normal(0.0, sigma_mrad / 1e3, (n, 2))
-    direction = np.column_stack([slope, np.ones(n)])
-    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
-    return Showers(showers.detector, showers.offsets, showers.cell, showers.energy, showers.particle,
-                   showers.incident_energy, entry, direction, dict(showers.extras), dict(showers.meta))
-
-
 def cnn_inputs(showers, bend: bool = False):
     """:func:`muon_inputs` for the CNN's body: without ``bend_x_mm`` unless ``bend``."""
     import numpy as np
@@ -213,14 +196,6 @@ def cnn_inputs(showers, bend: bool = False):
     return np.ascontiguousarray(x[:, keep]), [names[i] for i in keep]
 
 
-def tracker_energies(e_true, slope: float, seed: int):
-    """Simulated tracker energies, MeV (N,): ``E (1 + N(0, slope E[GeV]))``, seeded."""
-    import numpy as np
-
-    e_true = np.asarray(e_true, float)
-    return e_true * (1.0 + slope * e_true / 1e3 * np.random.default_rng(seed).standard_normal(len(e_true)))
-
-
 def run_muon_study(out_dir: str | Path, config: MuonStudyConfig = MuonStudyConfig(),
                    echo: Callable[[str], None] = print, progress: bool = False) -> dict[str, Any]:
     """Simulate, fit the calorimeter regressors, combine with the tracker, write the run folder; returns metrics."""
@@ -230,6 +205,8 @@ def run_muon_study(out_dir: str | Path, config: MuonStudyConfig = MuonStudyConfi
     from calolab.geometry import load_detector
     from calolab.io.atomic import atomic_path
     from calolab.io.rundir import write_json, write_yaml
+    from calolab.ml.fit import fit_cnn
+    from calolab.reconstruction.tracker import smear_track, tracker_energies
     from calolab.simulation import Beam, simulate
     from calolab.studies import regression as reg
 
@@ -270,9 +247,9 @@ def run_muon_study(out_dir: str | Path, config: MuonStudyConfig = MuonStudyConfi
                 return cnn_inputs(showers, config.cnn_bend)
 
             muon = "high-level + muon features" + ("" if config.cnn_bend else " without bend_x_mm")
-            scored["cnn"] = reg.fit_cnn(config, cnn_label(config).replace("high-level features", muon),
-                                        features if config.features else None, fit_set, cal_set, test, edges,
-                                        common, out / "cnn", seeds[5], echo, progress)
+            scored["cnn"] = fit_cnn(config, cnn_label(config).replace("high-level features", muon),
+                                    features if config.features else None, fit_set, cal_set, test, edges,
+                                    common, out / "cnn", seeds[5], echo, progress)
     e_trk = tracker_energies(test.incident_energy, config.tracker_slope, seeds[6])
     e_trk_cal = tracker_energies(cal_set.incident_energy, config.tracker_slope, seeds[6] + 1)
     metrics = _metrics(config, scored, test.incident_energy, e_trk, edges, seeds[3], cal_set.incident_energy,
@@ -294,60 +271,6 @@ def run_muon_study(out_dir: str | Path, config: MuonStudyConfig = MuonStudyConfi
     return metrics
 
 
-def combine_with_tracker(e_true, e_cal, e_trk, calorimeter_resolution, edges, window, tracker_slope: float = 2e-4,
-                         n_boot: int = 200, seed: int = 0, calibration=None,
-                         response_model: str = "linear") -> dict[str, Any]:
-    """Combine calorimeter and tracker energies event by event and score the combination.
-
-    Parameters
-    ----------
-    e_true, e_cal, e_trk : (N,)
-        True, calorimeter (response-corrected) and tracker energies, MeV.
-    calorimeter_resolution
-        The calorimeter's sigma/E as a function of E in GeV (the combination's weights).
-    edges
-        Energy bins (MeV) for the combination's ``table``.
-    window
-        ``(low, high)`` true energies in MeV where the combination is compared with each input.
-    calibration
-        Optional ``(e_true, e_cal, e_trk)`` of held-out events: the combination's response is
-        fitted on them (``response_model``, see
-        :class:`~calolab.reconstruction.response.ResponseCalibration`) and inverted, as for every regressor.
-
-    Returns
-    -------
-    dict
-        ``combined`` (N,) MeV; ``response`` (the combination's correction, or None); ``table``
-        (binned metrics of the combination, as a dict);
-        ``at_window``: :func:`~calolab.studies.regression.paired_ratio` of the combination
-        over the tracker, with ``improvement`` and ``window_gev``; ``vs_calorimeter``: the
-        same over the calorimeter.
-    """
-    import numpy as np
-
-    from calolab.reconstruction import metrics as rm
-    from calolab.studies import regression as reg
-
-    def tracker(e_gev):
-        return rm.tracker_resolution(e_gev, tracker_slope)
-
-    window = np.asarray(window, float)
-    combined = rm.combine_estimates(e_cal, e_trk, calorimeter_resolution, tracker)
-    response = None
-    if calibration is not None:  # the combination's own response, fitted on held-out events as for every regressor
-        from calolab.reconstruction.response import ResponseCalibration
-
-        c_true, c_cal, c_trk = (np.asarray(x, float) for x in calibration)
-        response = ResponseCalibration.fit(c_true, rm.combine_estimates(c_cal, c_trk, calorimeter_resolution, tracker),
-                                           bins=edges, model=response_model)
-        combined = response.correct(combined)
-    vs_tracker = reg.paired_ratio(e_true, combined, e_trk, window, n_boot, seed)
-    return {"combined": combined, "response": response.to_dict() if response is not None else None,
-            "table": rm.binned_metrics(e_true, combined, bins=edges, n_boot=n_boot, seed=seed).to_dict(),
-            "at_window": {"window_gev": (window / 1e3).tolist(), **vs_tracker, **reg.improvement(vs_tracker)},
-            "vs_calorimeter": reg.paired_ratio(e_true, combined, e_cal, window, n_boot, seed)}
-
-
 def _analytic_gain(calorimeter, tracker, e_gev: float) -> float:
     """``1 - combined / tracker`` resolution at ``e_gev`` from the two curves."""
     import numpy as np
@@ -367,23 +290,13 @@ def binned_curve(table, field: str = "resolution"):
     return lambda e: np.exp(np.interp(np.log(np.asarray(e, float)), x, y))
 
 
-def crossover(fitted, measured, tracker, lo_gev: float, hi_gev: float) -> dict[str, Any]:
-    """Crossover energies (GeV) of the calorimeter with the tracker: on the fit, on the bins, and the one
-    quoted, from the fit when it describes the bins (chi2/ndf <= FIT_CHI2_PER_NDF), else from the bins."""
-    from calolab.reconstruction import metrics as rm
-
-    on_bins = rm.crossover_energy(measured, tracker, lo_gev, hi_gev)
-    on_fit = rm.crossover_energy(fitted, tracker, lo_gev, hi_gev) if fitted is not None else float("nan")
-    good_fit = fitted is not None and fitted.chi2 <= FIT_CHI2_PER_NDF * max(fitted.ndf, 1)
-    return {"crossover_gev": on_fit if good_fit else on_bins, "crossover_from": "fit" if good_fit else "bins",
-            "crossover_fit_gev": on_fit, "crossover_measured_gev": on_bins}
-
-
 def _metrics(config, scored, e_true, e_trk, edges, seed, e_cal, n_fit, e_trk_cal) -> dict[str, Any]:
     import numpy as np
 
     from calolab.reconstruction import metrics as rm
-    from calolab.studies import regression as reg
+    from calolab.reconstruction.paired import paired_ratio, resolution68
+    from calolab.reconstruction.scoring import fit_or_none
+    from calolab.reconstruction.tracker import combine_with_tracker, crossover
 
     def trk(e_gev):
         return rm.tracker_resolution(e_gev, config.tracker_slope)
@@ -403,7 +316,7 @@ def _metrics(config, scored, e_true, e_trk, edges, seed, e_cal, n_fit, e_trk_cal
         "regressors": {name: s.to_dict() for name, s in scored.items()}, "combinations": {}, "goals": None}
     combined: dict[str, Any] = {}
     for name, s in scored.items():
-        measured, fitted = binned_curve(s.table), reg.fit_or_none(s.table, config.resolution_terms)
+        measured, fitted = binned_curve(s.table), fit_or_none(s.table, config.resolution_terms)
         # the weights: the calorimeter's width measured in bins of the calibration events (the
         # a/sqrt(E) ⊕ b/E ⊕ c form need not describe a muon calorimeter), so that no test event sets them
         width = binned_curve(s.calibration_table, config.combination_width)
@@ -412,7 +325,7 @@ def _metrics(config, scored, e_true, e_trk, edges, seed, e_cal, n_fit, e_trk_cal
                                      calibration=(e_cal, s.calibration_pred, e_trk_cal),
                                      response_model=config.response_model)
         combined[name] = {"combined": found["combined"]}
-        above = reg.paired_ratio(e_true, s.test_pred, e_trk, high, config.n_boot, seed)
+        above = paired_ratio(e_true, s.test_pred, e_trk, high, config.n_boot, seed)
         sel = e_true >= high[0]
         metrics["combinations"][name] = {
             "table": found["table"], "response": found["response"],
@@ -428,7 +341,7 @@ def _metrics(config, scored, e_true, e_trk, edges, seed, e_cal, n_fit, e_trk_cal
                                   "rmse": float(np.sqrt(np.mean((s.test_pred[sel] / e_true[sel] - 1) ** 2)))}}
     # the goal regressor: the best resolution above high_energy_gev on the calibration events, not the test events
     above_cal = (e_cal >= high[0]) & (e_cal <= high[1])
-    choice = {name: float(reg.resolution68(s.calibration_pred[above_cal] / e_cal[above_cal]))
+    choice = {name: float(resolution68(s.calibration_pred[above_cal] / e_cal[above_cal]))
               for name, s in scored.items()} if above_cal.sum() >= 10 else {name: 0.0 for name in scored}
     best = min(choice, key=choice.get)
     found = metrics["combinations"][best]
