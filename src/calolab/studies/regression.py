@@ -17,17 +17,18 @@ import numpy as np
 
 from calolab.errors import CalolabError
 from calolab.reconstruction.metrics import ResolutionTable
-from calolab.reconstruction.scoring import Scored, linearity, score
+from calolab.reconstruction.scoring import Scored, linearity, score, split_calibration
 from calolab.showers import Showers
 
 
 def split_training(train: Showers, fraction: float, seed: int) -> tuple[Showers, Showers]:
-    """``(fit_set, calibration_set)``: a seeded ``fraction`` of ``train`` held out for the response fit."""
+    """``(fit_set, calibration_set)``, held out by :func:`~calolab.reconstruction.scoring.split_calibration`.
+
+    The studies need calibration events: ``fraction`` must be in (0, 1).
+    """
     if not 0 < fraction < 1:
         raise CalolabError(f"calibration_fraction must be in (0, 1), got {fraction}")
-    order = np.random.default_rng(seed).permutation(len(train))
-    n_cal = int(round(fraction * len(train)))
-    return train[np.sort(order[n_cal:])], train[np.sort(order[:n_cal])]
+    return split_calibration(train, fraction, seed)
 
 
 def table_from_dict(data: Mapping[str, Any]) -> ResolutionTable:
