@@ -322,6 +322,3 @@ def _table(metrics: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def with_overrides(config: AgeingStudyConfig, **overrides: Any) -> AgeingStudyConfig:
-    """``config`` with the non-None overrides applied."""
-    return replace(config, **{k: v for k, v in overrides.items() if v is not None})

@@ -16,11 +16,13 @@ Module-level imports are stdlib and click only, so that ``calolab --help`` stays
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import click
+
+from calolab.config import with_overrides
 
 GOAL_SIGMAS = 3.0
 
@@ -53,10 +55,6 @@ class DesignStudyConfig:
         """A small version for tests: 4 energies, 1500 events, 60 Adam steps, 50 bootstrap replicates."""
         return cls(energies=4, events=1500, bootstrap=50, steps=60, quadrature=8)
 
-
-def with_overrides(config: DesignStudyConfig, **overrides: Any) -> DesignStudyConfig:
-    """``config`` with the non-None overrides applied."""
-    return replace(config, **{k: v for k, v in overrides.items() if v is not None})
 
 
 def run_design_study(out_dir: str | Path, config: DesignStudyConfig = DesignStudyConfig(),

@@ -94,7 +94,8 @@ from typing import Any
 
 import click
 
-from calolab.studies.pions import as_option, cnn_label, with_overrides
+from calolab.config import with_overrides
+from calolab.studies.pions import as_option, cnn_label
 
 GOALS = {"combination_vs_tracker": 0.20, "calorimeter_above": 0.25}
 

@@ -49,6 +49,7 @@ from typing import Any, NamedTuple
 
 import click
 
+from calolab.config import with_overrides
 from calolab.errors import CalolabError
 
 GOALS = {"cnn_vs_sum": 0.15, "cnn_vs_trees": 0.05, "linearity": 0.02, "cnn_events_per_s": 1000.0}
@@ -120,10 +121,6 @@ def as_option(values) -> str:
     """A tuple default as the command line spells it: ``(3, 5, 5)`` -> ``3,5,5``."""
     return ",".join(str(v) for v in values)
 
-
-def with_overrides(config, **overrides: Any):
-    """``config`` with the non-None overrides applied."""
-    return replace(config, **{k: v for k, v in overrides.items() if v is not None})
 
 
 def cnn_label(config) -> str:

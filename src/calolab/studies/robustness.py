@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from calolab.config import check_fields
 from calolab.errors import CalolabError
 
 if TYPE_CHECKING:
@@ -105,10 +106,7 @@ class RobustnessStudyConfig:
         for extra in ("note", "test", "provenance"):  # written next to the config, not part of it
             spec.pop(extra, None)
         scan = config_from_dict(ScanConfig, spec.pop("scan", None), f"{where}.scan")
-        names = {f.name for f in fields(cls)} - {"scan"}
-        unknown = sorted(set(spec) - names)
-        if unknown:
-            raise CalolabError(f"{where}: unknown field {unknown[0]!r}; expected some of {', '.join(sorted(names))}")
+        check_fields(spec, {f.name for f in fields(cls)} - {"scan"}, where)
         values = {k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()}
         return cls(scan=scan, **values)
 
