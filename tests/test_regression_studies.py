@@ -185,7 +185,7 @@ def test_rmse_weights_keep_a_biased_calorimeter_from_spoiling_the_tracker():
     the combination stays within 6% of the tracker in every bin; weighted by its 68% width
     (about its own median) it drags the combination 10-35% above the tracker somewhere."""
     from calolab.reconstruction.metrics import binned_metrics
-    from calolab.studies.muons import binned_curve
+    from calolab.studies.muon_report import binned_curve
 
     rng = np.random.default_rng(21)
     edges = np.geomspace(300e3, 1000e3, 4)
