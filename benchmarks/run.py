@@ -39,8 +39,8 @@ import numpy as np
 
 from calolab.errors import CalolabError
 from calolab.geometry import load_detector
+from calolab.io.rundir import write_json
 from calolab.simulation import Beam, simulate
-from calolab.studies.rundir import write_json
 
 # (detector, particle, energy MeV, events, goal in events/s from the foundation issue)
 SPEED = [

@@ -8,15 +8,9 @@ import pytest
 from calolab.geometry import Detector, load_detector
 from calolab.reconstruction import weighted_sum
 from calolab.simulation import Beam, simulate
-from calolab.simulation.hadron import (
-    _neutron_hits,
-    _proton_hits,
-    mean_em_fraction,
-    mean_proton_signal,
-    nuclear_responses,
-    pion_to_electron,
-    simulate_hadrons,
-)
+from calolab.simulation.hadron import simulate_hadrons
+from calolab.simulation.hadron_composition import mean_em_fraction, nuclear_responses, pion_to_electron
+from calolab.simulation.hadron_nuclear import mean_proton_signal, neutron_hits, proton_hits
 from calolab.simulation.sampling import mean_crossing_signal, visible_per_mev
 from calolab.validation import gaussian_core
 
@@ -171,7 +165,7 @@ def test_proton_hits_carry_their_share_of_the_signal_as_dense_hits():
     frac = np.zeros((n, det.n_layers))
     frac[:, 10] = 1.0
     zeros, vertex = np.zeros(n), np.zeros((n, 2))
-    hits = _proton_hits(det, np.arange(n), np.full(n, e_vis), frac, zeros, zeros, vertex, vertex, np.ones(n),
+    hits = proton_hits(det, np.arange(n), np.full(n, e_vis), frac, zeros, zeros, vertex, vertex, np.ones(n),
                         np.random.default_rng(5))
     expected = e_vis * visible_per_mev(det)[10]
     assert hits.energy.sum() / n == pytest.approx(expected, rel=0.03)
@@ -251,6 +245,6 @@ def test_a_detector_mixing_silicon_and_scintillator_sees_protons_in_one_and_neut
     frac[:, 21] = 1.0
     zeros, vertex = np.zeros(n), np.zeros((n, 2))
     args = (det, np.arange(n), np.full(n, 3e3), frac, zeros, zeros, vertex, vertex, np.ones(n))
-    everywhere = _neutron_hits(*args, np.random.default_rng(1))
-    seen = _neutron_hits(*args, np.random.default_rng(1), scintillator.layers)
+    everywhere = neutron_hits(*args, np.random.default_rng(1))
+    seen = neutron_hits(*args, np.random.default_rng(1), scintillator.layers)
     assert everywhere.layer.min() < 20 <= seen.layer.min() and len(seen) > 0.8 * len(everywhere)

@@ -330,9 +330,9 @@ def test_mirroring_a_batch_equals_the_batch_of_the_mirrored_muons(axis, n_odd):
     MIRROR_ODD lists every feature that changes sign and mirroring shows the CNN real events only (in x, of
     the opposite charge: the batch is mirrored as geometry here, whatever the field)."""
     from calolab.geometry import load_detector
+    from calolab.ml.fit import transform_features
     from calolab.simulation import Beam, simulate
     from calolab.studies.muons import muon_inputs
-    from calolab.studies.regression import transform_features
 
     beam = Beam("mu-", energy_min=500e3, energy_max=8e6, spectrum="uniform", position=(3.0, 7.0), spot_sigma=5.0)
     muons = simulate(load_detector("pbwo4"), beam, 12, seed=5)

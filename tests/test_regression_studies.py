@@ -8,9 +8,11 @@ from click.testing import CliRunner
 
 from calolab.errors import CalolabError
 from calolab.reconstruction.metrics import ResolutionFit, tracker_resolution
-from calolab.studies.muons import combine_with_tracker, crossover, study_muons, tracker_energies
+from calolab.reconstruction.paired import paired_ratio
+from calolab.reconstruction.tracker import combine_with_tracker, crossover, tracker_energies
+from calolab.studies.muons import study_muons
 from calolab.studies.pions import study_pions
-from calolab.studies.regression import paired_ratio, split_training
+from calolab.studies.regression import split_training
 
 FIGURES = ("response.png", "resolution.png")
 
@@ -111,8 +113,8 @@ def test_muon_study_training_range_must_hold_the_test_range(tmp_path):
 def test_smeared_track_moves_entry_and_direction_only():
     """The regressors' track is the true one smeared by the stated widths; the hits and truth are the same."""
     from calolab.geometry import load_detector
+    from calolab.reconstruction.tracker import smear_track
     from calolab.simulation import Beam, simulate
-    from calolab.studies.muons import smear_track
 
     muons = simulate(load_detector("pbwo4"), Beam("mu-", energy=1e6, spot_sigma=5.0, theta=0.01), 4000, seed=2)
     same = smear_track(muons, 0.0, 0.0, np.random.default_rng(1))
@@ -183,7 +185,7 @@ def test_rmse_weights_keep_a_biased_calorimeter_from_spoiling_the_tracker():
     the combination stays within 6% of the tracker in every bin; weighted by its 68% width
     (about its own median) it drags the combination 10-35% above the tracker somewhere."""
     from calolab.reconstruction.metrics import binned_metrics
-    from calolab.studies.muons import binned_curve
+    from calolab.studies.muon_report import binned_curve
 
     rng = np.random.default_rng(21)
     edges = np.geomspace(300e3, 1000e3, 4)

@@ -398,7 +398,8 @@ def study() -> None:
 def study_ageing(out_dir: Path, quick: bool, events: int | None, methods: str | None, wgan_epochs: int | None,
                  repeats: int | None, seed: int) -> None:
     """Recover per-cell ageing coefficients of ahcal with every calibrator (papers 000/001)."""
-    from calolab.studies.ageing import AgeingStudyConfig, run_ageing_study, with_overrides
+    from calolab.config import with_overrides
+    from calolab.studies.ageing import AgeingStudyConfig, run_ageing_study
 
     config = AgeingStudyConfig.quick() if quick else AgeingStudyConfig()
     chosen = tuple(m.strip() for m in methods.split(",")) if methods else None

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from calolab.config import check_fields
 from calolab.errors import CalolabError
 
 T = TypeVar("T")
@@ -41,10 +42,7 @@ def config_from_dict(cls: type[T], spec: dict[str, Any] | None, where: str | Non
     if not isinstance(spec, dict):
         raise CalolabError(f"{where}: expected a mapping, got {spec!r}")
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(spec) - names)
-    if unknown:
-        raise CalolabError(f"{where}: unknown field {unknown[0]!r}; expected some of {', '.join(sorted(names))}")
+    check_fields(spec, (f.name for f in dataclasses.fields(cls)), where)  # type: ignore[arg-type]
     values = {key: _coerce(hints[key], value, f"{where}.{key}") for key, value in spec.items()}
     try:
         return cls(**values)

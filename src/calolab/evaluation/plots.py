@@ -115,7 +115,7 @@ def write_figures(out: Path, reference: HighLevelFeatures, results: dict, all_la
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from calolab.studies.rundir import save_figure
+    from calolab.io.rundir import save_figure
 
     paths = []
     obs = {name: c.observables for name, c in results.items()}
@@ -161,7 +161,7 @@ def shown_layers(reference: HighLevelFeatures) -> list[int]:
 def _all_layer_figures(out: Path, n_layers: int, obs: dict) -> list[Path]:
     import matplotlib.pyplot as plt
 
-    from calolab.studies.rundir import save_figure
+    from calolab.io.rundir import save_figure
 
     ncol = min(5, n_layers)
     nrow = -(-n_layers // ncol)

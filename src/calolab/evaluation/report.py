@@ -191,7 +191,7 @@ def evaluate(reference: Showers, generated: Showers, out_dir: str | Path, floor:
     dict
         The content of ``metrics.json``: ``generated`` and ``floor`` metrics, ``events``, ``seconds``.
     """
-    from calolab.studies.rundir import write_json, write_yaml
+    from calolab.io.rundir import write_json, write_yaml
 
     config = config or EvaluationConfig()
     names = ("reference", "generated", "floor")

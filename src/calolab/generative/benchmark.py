@@ -111,8 +111,8 @@ def speed_race(model: TrainedModel, energy_range: tuple[float, float], events: i
 def benchmark(model: TrainedModel, out_dir: str | Path, config: BenchmarkConfig | None = None,
               echo: Callable[[str], None] | None = print) -> dict[str, Any]:
     """Compare ``model`` with the simulator on its base detector; write and return the metrics."""
+    from calolab.io.rundir import write_json, write_yaml
     from calolab.simulation import Beam, simulate
-    from calolab.studies.rundir import write_json, write_yaml
 
     config = config or BenchmarkConfig()
     out = Path(out_dir)

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from calolab.config import check_fields
 from calolab.errors import CalolabError
 from calolab.geometry import Detector, load_detector
 from calolab.showers import Showers
@@ -82,10 +83,7 @@ class DatasetConfig:
 
     @classmethod
     def from_dict(cls, spec: dict[str, Any], where: str = "dataset config") -> DatasetConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(spec) - known)
-        if unknown:
-            raise CalolabError(f"{where}: unknown field {unknown[0]!r}: expected some of {', '.join(sorted(known))}")
+        check_fields(spec, (f.name for f in fields(cls)), where)
         return cls(**spec)
 
 

@@ -24,13 +24,14 @@ from typing import Any
 
 import torch
 
+from calolab.config import check_fields
 from calolab.errors import CalolabError
 from calolab.generative import layerwise, wgan
 from calolab.generative.data import DatasetConfig, build_dataset, load_dataset, save_dataset
 from calolab.generative.table import LayerTable
 from calolab.geometry import Detector, load_detector
 from calolab.io.atomic import atomic_path
-from calolab.studies.rundir import write_json, write_yaml
+from calolab.io.rundir import write_json, write_yaml
 
 FAMILIES = {"layerwise": (layerwise, layerwise.LayerwiseConfig, layerwise.LayerwiseModel),
             "wgan": (wgan, wgan.WGANConfig, wgan.WGAN)}
@@ -68,10 +69,7 @@ def model_config(name: str, spec: dict[str, Any] | None = None):
     """The config dataclass of model family ``name`` from a dict of overrides."""
     cls = FAMILIES[name][1]
     spec = dict(spec or {})
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(spec) - known)
-    if unknown:
-        raise CalolabError(f"{name} config: unknown field {unknown[0]!r}: expected some of {', '.join(sorted(known))}")
+    check_fields(spec, (f.name for f in fields(cls)), f"{name} config")
     return cls(**spec)
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from calolab.config import check_fields
 from calolab.errors import CalolabError
 from calolab.geometry.materials import Material, get_material
 
@@ -332,9 +333,7 @@ def _parse(spec: Any, source: str) -> Detector:
         where = f"{source}: layers[{i}]"
         if not isinstance(group, dict):
             raise CalolabError(f"{where}: expected a mapping")
-        unknown = set(group) - {"absorber", "absorber_thickness", "active", "active_thickness", "repeat"}
-        if unknown:
-            raise CalolabError(f"{where}: unknown field {sorted(unknown)[0]!r}")
+        check_fields(group, ("absorber", "absorber_thickness", "active", "active_thickness", "repeat"), where)
         absorber = group.get("absorber")
         if absorber is not None:
             absorber = _material(group, "absorber", where)

@@ -12,6 +12,7 @@ module                     what
 :mod:`~calolab.ml.train`   ``TrainConfig``, ``train`` (1-cycle Adam, resumable run folder)
 :mod:`~calolab.ml.ensemble`  ``train_ensemble``, ``CNNEnsemble`` (a ``Regressor``)
 :mod:`~calolab.ml.predict`   ``predict_file``: predictions of a run on a showers file
+:mod:`~calolab.ml.fit`       ``fit_cnn``: train an ensemble, score it as the baselines are
 =========================  ==========================================================
 """
 

@@ -32,6 +32,7 @@ import torch
 import yaml
 
 from calolab.errors import CalolabError
+from calolab.io.rundir import write_yaml
 from calolab.ml.data import ShowerBatches, Source, source_chunks
 from calolab.ml.model import EnergyCNN, RegressorConfig
 from calolab.ml.train import (
@@ -46,7 +47,6 @@ from calolab.ml.train import (
     train,
 )
 from calolab.showers import Showers
-from calolab.studies.rundir import write_yaml
 
 ENSEMBLE = "ensemble.yaml"
 

@@ -51,10 +51,10 @@ import torch
 
 from calolab.errors import CalolabError
 from calolab.io.atomic import atomic_path
+from calolab.io.rundir import write_json, write_yaml
 from calolab.ml.data import Batch, ShowerBatches, Source, scan
 from calolab.ml.losses import LOSSES, make_loss, mfse
 from calolab.ml.model import EnergyCNN, RegressorConfig, count_parameters
-from calolab.studies.rundir import write_json, write_yaml
 
 CHECKPOINT, BEST, CONFIG, METRICS = "checkpoint.pt", "best.pt", "config.yaml", "metrics.json"
 FORMAT = "calolab-energy-cnn"

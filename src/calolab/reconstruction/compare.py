@@ -2,9 +2,10 @@
 
 A seeded fraction of the training set is held out for the response calibration
 (:class:`~calolab.reconstruction.response.ResponseCalibration`), so that the trees are
-not calibrated on the events they were fitted to. The test set is scored per bin of true
-energy (:func:`~calolab.reconstruction.metrics.binned_metrics`) and the resolution is
-fitted with ``a/sqrt(E) ⊕ b/E ⊕ c``. The run folder holds ``config.yaml``,
+not calibrated on the events they were fitted to. Each regressor is scored as the studies
+score theirs (:func:`~calolab.reconstruction.scoring.score`): the test set per bin of true
+energy (:func:`~calolab.reconstruction.metrics.binned_metrics`), the resolution fitted with
+``a/sqrt(E) ⊕ b/E ⊕ c``. The run folder holds ``config.yaml``,
 ``metrics.json``, the stored regressors (sum and layer weights) and the figures
 ``response.png``, ``resolution.png`` and ``truth_<name>.png``.
 
@@ -35,8 +36,8 @@ from calolab.reconstruction.baselines import (
     TreesRegressor,
     save_regressor,
 )
-from calolab.reconstruction.metrics import ResolutionTable, binned_metrics, fit_resolution
-from calolab.reconstruction.response import ResponseCalibration
+from calolab.reconstruction.metrics import ResolutionTable
+from calolab.reconstruction.scoring import score, split_calibration
 from calolab.showers import Showers
 
 METHODS = ("sum", "layers", "compensation", "trees")
@@ -113,37 +114,24 @@ def compare_regressors(train: Showers, test: Showers, config: RegressionConfig =
     """
     if train.detector != test.detector:
         raise CalolabError(f"train ({train.detector.name}) and test ({test.detector.name}) detectors differ")
-    rng = np.random.default_rng(config.seed)
-    order = rng.permutation(len(train))
-    n_cal = int(round(config.calibration_fraction * len(train)))
-    fit_set, cal_set = train[np.sort(order[n_cal:])], train[np.sort(order[:n_cal])]
+    fit_set, cal_set = split_calibration(train, config.calibration_fraction, config.seed)
+    calibration = cal_set if len(cal_set) else None
     found: dict[str, Any] = {"methods": {}, "_fitted": {}, "_predictions": {}}
     for method in config.methods:
         start = time.perf_counter()
         model = config.regressor(method).fit(fit_set)
         seconds = time.perf_counter() - start
-        response = ResponseCalibration.fit(cal_set.incident_energy, model.predict(cal_set), bins=config.edges) \
-            if n_cal else None
-        pred = model.predict(test)
-        pred = response.correct(pred) if response else pred
-        table = binned_metrics(test.incident_energy, pred, bins=config.edges, n_boot=config.n_boot, seed=config.seed)
-        curve = _fit_or_none(table, config.resolution_terms)
+        scored = score(method, method, model.predict, calibration, test, config.edges, seconds,
+                       terms=config.resolution_terms, n_boot=config.n_boot, seed=config.seed)
         found["methods"][method] = {
-            "table": table.to_dict(), "fit": curve.to_dict() if curve else None,
-            "response": response.to_dict() if response else None, "seconds": seconds,
+            "table": scored.table.to_dict(), "fit": scored.fit.to_dict() if scored.fit else None,
+            "response": scored.response.to_dict() if scored.response is not None else None, "seconds": seconds,
             "regressor": model.to_dict() if hasattr(model, "to_dict") else model.params()}
-        found["_fitted"][method], found["_predictions"][method] = model, pred
+        found["_fitted"][method], found["_predictions"][method] = model, scored.test_pred
         if echo:
-            label = curve.label() if curve else "no fit"
+            label = scored.fit.label() if scored.fit else "no fit"
             echo(f"{method:7s} fit {seconds:6.1f} s  resolution {label}")
     return found
-
-
-def _fit_or_none(table: ResolutionTable, terms: str):
-    try:
-        return fit_resolution(table.energy_gev, table.resolution, table.resolution_err, terms=terms)
-    except (CalolabError, RuntimeError):
-        return None
 
 
 def run_regression(train: Showers, test: Showers, out_dir: str | Path,
@@ -154,9 +142,9 @@ def run_regression(train: Showers, test: Showers, out_dir: str | Path,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from calolab.io.rundir import save_figure, write_json, write_yaml
     from calolab.reconstruction.metrics import ResolutionFit
     from calolab.reconstruction.plots import plot_prediction_vs_truth, plot_resolution, plot_response
-    from calolab.studies.rundir import save_figure, write_json, write_yaml
 
     out = Path(out_dir)
     write_yaml(out / "config.yaml", {**asdict(config), "sources": sources or {}, "detector": train.detector.name,

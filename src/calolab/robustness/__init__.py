@@ -12,8 +12,8 @@ module                              concept
 :mod:`.plots`                       response curves, parameters, residuals
 ==================================  ====================================================
 
-The study that ties them together and writes a run folder is
-:func:`calolab.studies.robustness.run_robustness_study`.
+The study that ties them together and writes a run folder is the ``calolab robustness``
+command (``run_robustness_study`` in the studies package).
 """
 
 from calolab.robustness.distortions import GridDistorter

@@ -32,9 +32,9 @@ from calolab.effects import (
 )
 from calolab.effects.ageing import mae_scale
 from calolab.geometry import Detector, load_detector
+from calolab.io.rundir import save_figure, write_json, write_yaml
 from calolab.showers import Showers
 from calolab.simulation import Beam, simulate
-from calolab.studies.rundir import save_figure, write_json, write_yaml
 
 # Each scenario: the ageing config, and its response c(dose) used to scale the dose map so
 # that the mean |1 - c| over the hit cells of the reference is the papers' 0.018.
@@ -323,6 +323,3 @@ def _table(metrics: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def with_overrides(config: AgeingStudyConfig, **overrides: Any) -> AgeingStudyConfig:
-    """``config`` with the non-None overrides applied."""
-    return replace(config, **{k: v for k, v in overrides.items() if v is not None})

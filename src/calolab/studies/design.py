@@ -16,11 +16,13 @@ Module-level imports are stdlib and click only, so that ``calolab --help`` stays
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import click
+
+from calolab.config import with_overrides
 
 GOAL_SIGMAS = 3.0
 
@@ -54,10 +56,6 @@ class DesignStudyConfig:
         return cls(energies=4, events=1500, bootstrap=50, steps=60, quadrature=8)
 
 
-def with_overrides(config: DesignStudyConfig, **overrides: Any) -> DesignStudyConfig:
-    """``config`` with the non-None overrides applied."""
-    return replace(config, **{k: v for k, v in overrides.items() if v is not None})
-
 
 def run_design_study(out_dir: str | Path, config: DesignStudyConfig = DesignStudyConfig(),
                      echo: Callable[[str], None] = print) -> dict[str, Any]:
@@ -73,7 +71,7 @@ def run_design_study(out_dir: str | Path, config: DesignStudyConfig = DesignStud
     from calolab.design.check import bootstrap_indices, compare, layout_detector, measure_layout, simulate_responses
     from calolab.errors import CalolabError
     from calolab.geometry import load_detector
-    from calolab.studies.rundir import write_json, write_yaml
+    from calolab.io.rundir import write_json, write_yaml
 
     if config.energies < 2 or not 0 < config.energy_min_gev < config.energy_max_gev:
         raise CalolabError("design study: expected energies >= 2 and 0 < energy_min_gev < energy_max_gev")
@@ -188,7 +186,7 @@ def _figures(out: Path, metrics, layouts, runs, surrogate, measured, comparisons
     import matplotlib.pyplot as plt
 
     from calolab.design import plots
-    from calolab.studies.rundir import save_figure
+    from calolab.io.rundir import save_figure
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     total_x0 = metrics["total_absorber_x0"]

@@ -94,10 +94,8 @@ from typing import Any
 
 import click
 
-from calolab.studies.pions import as_option, cnn_label, with_overrides
-
-GOALS = {"combination_vs_tracker": 0.20, "calorimeter_above": 0.25}
-FIT_CHI2_PER_NDF = 3.0  # a resolution fit worse than this does not set the crossover energy
+from calolab.config import with_overrides
+from calolab.studies.pions import as_option, cnn_label
 
 
 @dataclass(frozen=True)
@@ -186,22 +184,6 @@ def muon_inputs(showers):
     return np.hstack([x, xm]), names + names_m
 
 
-def smear_track(showers, sigma_mm: float, sigma_mrad: float, rng):
-    """``showers`` with its entry points and directions smeared: each x and y by ``N(0, sigma_mm)``,
-    each slope dx/dz and dy/dz by ``N(0, sigma_mrad / 1000)``; the hits are shared, not copied."""
-    import numpy as np
-
-    from calolab.showers import Showers
-
-    n = len(showers)
-    entry = showers.entry + rng.normal(0.0, sigma_mm, (n, 2))
-    slope = showers.direction[:, :2] / showers.direction[:, 2:3] + rng.normal(0.0, sigma_mrad / 1e3, (n, 2))
-    direction = np.column_stack([slope, np.ones(n)])
-    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
-    return Showers(showers.detector, showers.offsets, showers.cell, showers.energy, showers.particle,
-                   showers.incident_energy, entry, direction, dict(showers.extras), dict(showers.meta))
-
-
 def cnn_inputs(showers, bend: bool = False):
     """:func:`muon_inputs` for the CNN's body: without ``bend_x_mm`` unless ``bend``."""
     import numpy as np
@@ -213,14 +195,6 @@ def cnn_inputs(showers, bend: bool = False):
     return np.ascontiguousarray(x[:, keep]), [names[i] for i in keep]
 
 
-def tracker_energies(e_true, slope: float, seed: int):
-    """Simulated tracker energies, MeV (N,): ``E (1 + N(0, slope E[GeV]))``, seeded."""
-    import numpy as np
-
-    e_true = np.asarray(e_true, float)
-    return e_true * (1.0 + slope * e_true / 1e3 * np.random.default_rng(seed).standard_normal(len(e_true)))
-
-
 def run_muon_study(out_dir: str | Path, config: MuonStudyConfig = MuonStudyConfig(),
                    echo: Callable[[str], None] = print, progress: bool = False) -> dict[str, Any]:
     """Simulate, fit the calorimeter regressors, combine with the tracker, write the run folder; returns metrics."""
@@ -229,9 +203,12 @@ def run_muon_study(out_dir: str | Path, config: MuonStudyConfig = MuonStudyConfi
     from calolab.errors import CalolabError
     from calolab.geometry import load_detector
     from calolab.io.atomic import atomic_path
+    from calolab.io.rundir import write_json, write_yaml
+    from calolab.ml.fit import fit_cnn
+    from calolab.reconstruction.tracker import smear_track, tracker_energies
     from calolab.simulation import Beam, simulate
     from calolab.studies import regression as reg
-    from calolab.studies.rundir import write_json, write_yaml
+    from calolab.studies.muon_report import plot_combination, report_table, study_metrics, summary_lines
 
     if config.combination_width not in ("rmse", "resolution"):
         raise CalolabError(f"muon study: combination_width must be 'rmse' or 'resolution', "
@@ -270,265 +247,28 @@ def run_muon_study(out_dir: str | Path, config: MuonStudyConfig = MuonStudyConfi
                 return cnn_inputs(showers, config.cnn_bend)
 
             muon = "high-level + muon features" + ("" if config.cnn_bend else " without bend_x_mm")
-            scored["cnn"] = reg.fit_cnn(config, cnn_label(config).replace("high-level features", muon),
-                                        features if config.features else None, fit_set, cal_set, test, edges,
-                                        common, out / "cnn", seeds[5], echo, progress)
+            scored["cnn"] = fit_cnn(config, cnn_label(config).replace("high-level features", muon),
+                                    features if config.features else None, fit_set, cal_set, test, edges,
+                                    common, out / "cnn", seeds[5], echo, progress)
     e_trk = tracker_energies(test.incident_energy, config.tracker_slope, seeds[6])
     e_trk_cal = tracker_energies(cal_set.incident_energy, config.tracker_slope, seeds[6] + 1)
-    metrics = _metrics(config, scored, test.incident_energy, e_trk, edges, seeds[3], cal_set.incident_energy,
-                       len(fit_set), e_trk_cal)
+    metrics = study_metrics(config, scored, test.incident_energy, e_trk, edges, seeds[3], cal_set.incident_energy,
+                            len(fit_set), e_trk_cal)
     with atomic_path(out / "predictions.npz") as tmp, open(tmp, "wb") as handle:  # test events, MeV
         np.savez_compressed(handle, e_true=test.incident_energy, e_trk=e_trk,
                             **{f"e_{name}": s.test_pred for name, s in scored.items()},
                             **{f"e_{name}_tracker": c["combined"] for name, c in metrics.pop("_combined").items()})
     metrics["seconds"] = time.perf_counter() - started
     write_json(out / "metrics.json", metrics)
-    (out / "table.md").write_text(_table(config, metrics, scored))
+    (out / "table.md").write_text(report_table(config, metrics, scored))
     reg.draw_figures(out, scored, test.incident_energy, log_x=True,
-                     extra={"combination": lambda ax: _plot_combination(metrics, config, ax=ax)},
+                     extra={"combination": lambda ax: plot_combination(metrics, config, ax=ax)},
                      note=metrics["cnn"] or "")
-    for line in _summary(metrics):
+    for line in summary_lines(metrics):
         echo(line)
     echo(f"run folder: {out} (config.yaml, metrics.json, table.md, predictions.npz, figures) "
          f"in {metrics['seconds']:.0f} s")
     return metrics
-
-
-def combine_with_tracker(e_true, e_cal, e_trk, calorimeter_resolution, edges, window, tracker_slope: float = 2e-4,
-                         n_boot: int = 200, seed: int = 0, calibration=None,
-                         response_model: str = "linear") -> dict[str, Any]:
-    """Combine calorimeter and tracker energies event by event and score the combination.
-
-    Parameters
-    ----------
-    e_true, e_cal, e_trk : (N,)
-        True, calorimeter (response-corrected) and tracker energies, MeV.
-    calorimeter_resolution
-        The calorimeter's sigma/E as a function of E in GeV (the combination's weights).
-    edges
-        Energy bins (MeV) for the combination's ``table``.
-    window
-        ``(low, high)`` true energies in MeV where the combination is compared with each input.
-    calibration
-        Optional ``(e_true, e_cal, e_trk)`` of held-out events: the combination's response is
-        fitted on them (``response_model``, see
-        :class:`~calolab.reconstruction.response.ResponseCalibration`) and inverted, as for every regressor.
-
-    Returns
-    -------
-    dict
-        ``combined`` (N,) MeV; ``response`` (the combination's correction, or None); ``table``
-        (binned metrics of the combination, as a dict);
-        ``at_window``: :func:`~calolab.studies.regression.paired_ratio` of the combination
-        over the tracker, with ``improvement`` and ``window_gev``; ``vs_calorimeter``: the
-        same over the calorimeter.
-    """
-    import numpy as np
-
-    from calolab.reconstruction import metrics as rm
-    from calolab.studies import regression as reg
-
-    def tracker(e_gev):
-        return rm.tracker_resolution(e_gev, tracker_slope)
-
-    window = np.asarray(window, float)
-    combined = rm.combine_estimates(e_cal, e_trk, calorimeter_resolution, tracker)
-    response = None
-    if calibration is not None:  # the combination's own response, fitted on held-out events as for every regressor
-        from calolab.reconstruction.response import ResponseCalibration
-
-        c_true, c_cal, c_trk = (np.asarray(x, float) for x in calibration)
-        response = ResponseCalibration.fit(c_true, rm.combine_estimates(c_cal, c_trk, calorimeter_resolution, tracker),
-                                           bins=edges, model=response_model)
-        combined = response.correct(combined)
-    vs_tracker = reg.paired_ratio(e_true, combined, e_trk, window, n_boot, seed)
-    return {"combined": combined, "response": response.to_dict() if response is not None else None,
-            "table": rm.binned_metrics(e_true, combined, bins=edges, n_boot=n_boot, seed=seed).to_dict(),
-            "at_window": {"window_gev": (window / 1e3).tolist(), **vs_tracker, **reg.improvement(vs_tracker)},
-            "vs_calorimeter": reg.paired_ratio(e_true, combined, e_cal, window, n_boot, seed)}
-
-
-def _analytic_gain(calorimeter, tracker, e_gev: float) -> float:
-    """``1 - combined / tracker`` resolution at ``e_gev`` from the two curves."""
-    import numpy as np
-
-    from calolab.reconstruction.metrics import combined_resolution
-
-    r_cal, r_trk = float(calorimeter(np.array([e_gev]))[0]), float(tracker(np.array([e_gev]))[0])
-    return 1.0 - float(combined_resolution(r_cal, r_trk)) / r_trk
-
-
-def binned_curve(table, field: str = "resolution"):
-    """``table``'s measured ``field`` (``resolution`` or ``rmse``) as a function of E in GeV: log-log
-    interpolation, flat outside."""
-    import numpy as np
-
-    x, y = np.log(table.energy_gev), np.log(np.maximum(getattr(table, field), 1e-6))
-    return lambda e: np.exp(np.interp(np.log(np.asarray(e, float)), x, y))
-
-
-def crossover(fitted, measured, tracker, lo_gev: float, hi_gev: float) -> dict[str, Any]:
-    """Crossover energies (GeV) of the calorimeter with the tracker: on the fit, on the bins, and the one
-    quoted, from the fit when it describes the bins (chi2/ndf <= FIT_CHI2_PER_NDF), else from the bins."""
-    from calolab.reconstruction import metrics as rm
-
-    on_bins = rm.crossover_energy(measured, tracker, lo_gev, hi_gev)
-    on_fit = rm.crossover_energy(fitted, tracker, lo_gev, hi_gev) if fitted is not None else float("nan")
-    good_fit = fitted is not None and fitted.chi2 <= FIT_CHI2_PER_NDF * max(fitted.ndf, 1)
-    return {"crossover_gev": on_fit if good_fit else on_bins, "crossover_from": "fit" if good_fit else "bins",
-            "crossover_fit_gev": on_fit, "crossover_measured_gev": on_bins}
-
-
-def _metrics(config, scored, e_true, e_trk, edges, seed, e_cal, n_fit, e_trk_cal) -> dict[str, Any]:
-    import numpy as np
-
-    from calolab.reconstruction import metrics as rm
-    from calolab.studies import regression as reg
-
-    def trk(e_gev):
-        return rm.tracker_resolution(e_gev, config.tracker_slope)
-
-    lo, hi = config.energy_range_gev
-    window = config.goal_energy_gev * 1e3 * np.array([1 - config.goal_window, 1 + config.goal_window])
-    high = np.array([config.high_energy_gev, hi]) * 1e3
-    tracker_table = rm.binned_metrics(e_true, e_trk, bins=edges, n_boot=config.n_boot, seed=seed)
-    metrics: dict[str, Any] = {
-        "config": asdict(config), "detector": config.detector,
-        "events": {"train": config.train_events, "fit": n_fit, "calibration": len(e_cal), "test": config.test_events},
-        "cnn": scored["cnn"].label if "cnn" in scored else None,
-        "tracker": {"model": f"E_trk = E (1 + N(0, {config.tracker_slope:g} E[GeV])), Gaussian in energy",
-                    "table": tracker_table.to_dict()},
-        "resolution_definition": "half the 16-84% width of E_pred/E_true over its median, after the response "
-                                 "correction fitted on the held-out calibration events",
-        "regressors": {name: s.to_dict() for name, s in scored.items()}, "combinations": {}, "goals": None}
-    combined: dict[str, Any] = {}
-    for name, s in scored.items():
-        measured, fitted = binned_curve(s.table), reg.fit_or_none(s.table, config.resolution_terms)
-        # the weights: the calorimeter's width measured in bins of the calibration events (the
-        # a/sqrt(E) ⊕ b/E ⊕ c form need not describe a muon calorimeter), so that no test event sets them
-        width = binned_curve(s.calibration_table, config.combination_width)
-        found = combine_with_tracker(e_true, s.test_pred, e_trk, width, edges, window,
-                                     config.tracker_slope, config.n_boot, seed,
-                                     calibration=(e_cal, s.calibration_pred, e_trk_cal),
-                                     response_model=config.response_model)
-        combined[name] = {"combined": found["combined"]}
-        above = reg.paired_ratio(e_true, s.test_pred, e_trk, high, config.n_boot, seed)
-        sel = e_true >= high[0]
-        metrics["combinations"][name] = {
-            "table": found["table"], "response": found["response"],
-            "per_bin_resolution": rm.combined_resolution(s.table.resolution, trk(s.table.energy_gev)).tolist(),
-            "per_bin_energy_gev": s.table.energy_gev.tolist(),
-            **crossover(fitted, measured, trk, lo, hi),
-            "at_goal_energy": {**found["at_window"],
-                               "ratio_to_calorimeter": found["vs_calorimeter"]["overall"],
-                               "ratio_to_calorimeter_err": found["vs_calorimeter"]["overall_err"],
-                               "per_bin_improvement": _analytic_gain(measured, trk, config.goal_energy_gev)},
-            "calorimeter_above": {"range_gev": (high / 1e3).tolist(), "resolution": above["resolution_a"],
-                                  "resolution_err": above["resolution_a_err"], "events": above["events"],
-                                  "rmse": float(np.sqrt(np.mean((s.test_pred[sel] / e_true[sel] - 1) ** 2)))}}
-    # the goal regressor: the best resolution above high_energy_gev on the calibration events, not the test events
-    above_cal = (e_cal >= high[0]) & (e_cal <= high[1])
-    choice = {name: float(reg.resolution68(s.calibration_pred[above_cal] / e_cal[above_cal]))
-              for name, s in scored.items()} if above_cal.sum() >= 10 else {name: 0.0 for name in scored}
-    best = min(choice, key=choice.get)
-    found = metrics["combinations"][best]
-    goal, above = found["at_goal_energy"], found["calorimeter_above"]
-    metrics["goals"] = {
-        "regressor": scored[best].label, "regressor_name": best,
-        "chosen_by": {"calibration_resolution_above": choice,
-                      "rule": f"best 68% resolution above {config.high_energy_gev:g} GeV on the calibration events"},
-        "combination_vs_tracker": {
-            "statement": f"calorimeter + tracker >= 20% better than the tracker at {config.goal_energy_gev:g} GeV",
-            "improvement": goal["improvement"], "improvement_err": goal["improvement_err"],
-            "met": bool(goal["improvement"] >= GOALS["combination_vs_tracker"])},
-        "calorimeter_above": {
-            "statement": f"calorimeter alone <= 25% resolution above {config.high_energy_gev:g} GeV",
-            "resolution": above["resolution"], "resolution_err": above["resolution_err"], "rmse": above["rmse"],
-            "met": bool(above["resolution"] <= GOALS["calorimeter_above"])},
-        **{key: found[key] for key in ("crossover_gev", "crossover_from", "crossover_fit_gev",
-                                       "crossover_measured_gev")}}
-    metrics["_combined"] = combined  # per-event arrays for predictions.npz, not for metrics.json
-    return metrics
-
-
-def _summary(metrics: dict[str, Any]) -> list[str]:
-    lines = [f"{s['label']:60s} {s['fit_label'] or 'no fit'}" for s in metrics["regressors"].values()]
-    for name, c in metrics["combinations"].items():
-        g, a = c["at_goal_energy"], c["calorimeter_above"]
-        lines.append(f"{name}: crossover with the tracker at {c['crossover_gev']:.0f} GeV (from the "
-                     f"{c['crossover_from']}; fit {c['crossover_fit_gev']:.0f} GeV, bins "
-                     f"{c['crossover_measured_gev']:.0f} GeV); combination "
-                     f"{100 * g['improvement']:.1f} ± {100 * g['improvement_err']:.1f}% better than the tracker at "
-                     f"{g['window_gev'][0]:.0f}-{g['window_gev'][1]:.0f} GeV; calorimeter {100 * a['resolution']:.1f} "
-                     f"± {100 * a['resolution_err']:.1f}% (RMSE {100 * a['rmse']:.1f}%) above "
-                     f"{a['range_gev'][0]:.0f} GeV")
-    goals = metrics["goals"]
-    for key in ("combination_vs_tracker", "calorimeter_above"):
-        g = goals[key]
-        value = g["improvement"] if "improvement" in g else g["resolution"]
-        err = g["improvement_err"] if "improvement" in g else g["resolution_err"]
-        lines.append(f"{g['statement']} ({goals['regressor']}): {100 * value:.1f} ± {100 * err:.1f}% "
-                     f"({'met' if g['met'] else 'not met'})")
-    return lines
-
-
-def _tables(metrics, scored):
-    from calolab.studies.regression import table_from_dict as table
-
-    tables = {s.label: s.table for s in scored.values()}
-    tables["tracker (simulated)"] = table(metrics["tracker"]["table"])
-    for name, c in metrics["combinations"].items():
-        tables[f"{name} + tracker"] = table(c["table"])
-    return tables
-
-
-def _table(config, metrics, scored) -> str:
-    from calolab.studies import regression as reg
-
-    lo, hi = config.energy_range_gev
-    lines = [f"# Muons in {config.detector}: {lo:g}-{hi:g} GeV {config.spectrum} test, "
-             f"{config.train_range_gev[0]:g}-{config.train_range_gev[1]:g} GeV training, "
-             f"tracker {metrics['tracker']['model']}", ""]
-    lines += [f"Track read by the calorimeter regressors: {track_label(config)}.", ""]
-    if metrics["cnn"]:
-        lines += [f"CNN: {metrics['cnn']}.", ""]
-    lines += ["## Resolution (68%, percent) per bin of true energy", "", *reg.per_bin_table(_tables(metrics, scored)),
-              "", "## Regressors", "", *reg.summary_rows(scored), "", "## Combination and goals", ""]
-    lines += [f"- {line}" for line in _summary(metrics)[len(scored):]]
-    return "\n".join(lines) + "\n"
-
-
-def track_label(config) -> str:
-    """How the calorimeter regressors know the muon's entry point and direction."""
-    if not (config.track_sigma_mm or config.track_sigma_mrad):
-        return "the true entry point and direction (exact)"
-    return (f"entry point and direction smeared by {config.track_sigma_mm:g} mm and {config.track_sigma_mrad:g} mrad "
-            "per coordinate")
-
-
-def _plot_combination(metrics, config, ax):
-    import numpy as np
-
-    from calolab.studies.regression import table_from_dict
-
-    name = metrics["goals"]["regressor_name"]
-    reg_table = table_from_dict(metrics["regressors"][name]["table"])
-    trk_table = table_from_dict(metrics["tracker"]["table"])
-    comb = metrics["combinations"][name]
-    comb_table = table_from_dict(comb["table"])
-    label = f"{name} alone"
-    for t, lab in ((reg_table, label), (trk_table, "tracker (simulated)"), (comb_table, "combination per event")):
-        ax.errorbar(t.energy_gev, t.resolution, t.resolution_err, fmt="o", ms=3, capsize=2, label=lab)
-    grid = np.geomspace(*config.energy_range_gev, 200)
-    ax.plot(grid, config.tracker_slope * grid, "k--", lw=0.8, label=f"tracker {config.tracker_slope:g} E[GeV]")
-    ax.plot(comb["per_bin_energy_gev"], comb["per_bin_resolution"], "k-", lw=0.8,
-            label="inverse-variance per bin (measured ⊕ nominal)")
-    if np.isfinite(comb["crossover_gev"]):
-        ax.axvline(comb["crossover_gev"], color="grey", ls=":", label=f"crossover {comb['crossover_gev']:.0f} GeV")
-    ax.set(xscale="log", xlabel="true energy [GeV]", ylabel="resolution σ/E (68%)", ylim=(0, 1.2),
-           title="calorimeter, tracker and their combination")
-    ax.legend(fontsize="small")
-    return ax
 
 
 @click.command("muons")

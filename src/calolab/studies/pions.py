@@ -49,6 +49,7 @@ from typing import Any, NamedTuple
 
 import click
 
+from calolab.config import with_overrides
 from calolab.errors import CalolabError
 
 GOALS = {"cnn_vs_sum": 0.15, "cnn_vs_trees": 0.05, "linearity": 0.02, "cnn_events_per_s": 1000.0}
@@ -121,10 +122,6 @@ def as_option(values) -> str:
     return ",".join(str(v) for v in values)
 
 
-def with_overrides(config, **overrides: Any):
-    """``config`` with the non-None overrides applied."""
-    return replace(config, **{k: v for k, v in overrides.items() if v is not None})
-
 
 def cnn_label(config) -> str:
     """What the CNN is, stated beside every CNN result."""
@@ -134,8 +131,8 @@ def cnn_label(config) -> str:
     body = "high-level features in the body" if config.features else "no features"
     if config.features and config.feature_transform != "none":
         body = f"{config.feature_transform} {body}"
+    from calolab.ml.fit import mirror_x
     from calolab.ml.train import mirror_axes
-    from calolab.studies.regression import mirror_x
 
     axes = " and ".join(mirror_axes(config.mirror_y, mirror_x(config)))
     mirrored = f", mirrored in {axes}" if axes else ""
@@ -150,10 +147,11 @@ def run_pion_study(out_dir: str | Path, config: PionStudyConfig = PionStudyConfi
 
     from calolab.effects import zero_suppress
     from calolab.geometry import load_detector
+    from calolab.io.rundir import write_json, write_yaml
+    from calolab.ml.fit import fit_cnn
     from calolab.reconstruction.features import high_level_features
     from calolab.simulation import Beam, simulate
     from calolab.studies import regression as reg
-    from calolab.studies.rundir import write_json, write_yaml
 
     started = time.perf_counter()
     out = Path(out_dir)
@@ -180,8 +178,8 @@ def run_pion_study(out_dir: str | Path, config: PionStudyConfig = PionStudyConfi
             def features(showers):
                 return high_level_features(showers)
 
-            scored["cnn"] = reg.fit_cnn(config, cnn_label(config), features if config.features else None, fit_set,
-                                        cal_set, test, edges, common, out / "cnn", seeds[5], echo, progress)
+            scored["cnn"] = fit_cnn(config, cnn_label(config), features if config.features else None, fit_set,
+                                    cal_set, test, edges, common, out / "cnn", seeds[5], echo, progress)
     references = {}
     if config.em_fraction_bound:
         for key, truth in TRUTH_REFERENCES.items():
@@ -226,8 +224,8 @@ def _truth_reference(key, truth, fit_set, cal_set, test, edges, common, config, 
     from threadpoolctl import threadpool_limits
 
     from calolab.reconstruction.baselines import TreesRegressor
+    from calolab.reconstruction.scoring import score
     from calolab.reconstruction.sums import weighted_sum
-    from calolab.studies import regression as reg
 
     def truths(showers):
         cells = np.maximum(showers.energy_sum(), 1e-9)
@@ -255,14 +253,15 @@ def _truth_reference(key, truth, fit_set, cal_set, test, edges, common, config, 
             with threadpool_limits(limits=config.threads, user_api="openmp"):
                 return np.exp(model.predict(inputs(showers)))
 
-    return reg.score(key, f"{truth.label} (simulator truth)", predict, cal_set, test, edges,
-                     time.perf_counter() - start, **common)
+    return score(key, f"{truth.label} (simulator truth)", predict, cal_set, test, edges,
+                 time.perf_counter() - start, **common)
 
 
 def _metrics(config, scored, references, test, edges, seed, n_fit, n_cal) -> dict[str, Any]:
     import numpy as np
 
-    from calolab.studies import regression as reg
+    from calolab.reconstruction.paired import improvement, paired_ratio
+    from calolab.reconstruction.scoring import linearity
 
     metrics: dict[str, Any] = {
         "config": asdict(config), "detector": config.detector,
@@ -277,21 +276,21 @@ def _metrics(config, scored, references, test, edges, seed, n_fit, n_cal) -> dic
     goal_edges = np.unique(np.concatenate([[lo], edges[(edges > lo) & (edges < hi)], [hi]]))
     if "sum" in scored:
         for key, reference in references.items():
-            ratio = reg.paired_ratio(test.incident_energy, reference.test_pred, scored["sum"].test_pred, goal_edges,
-                                     config.n_boot, seed)
-            metrics[key] = {**reference.to_dict(), "vs_sum": ratio, **reg.improvement(ratio)}
+            ratio = paired_ratio(test.incident_energy, reference.test_pred, scored["sum"].test_pred, goal_edges,
+                                 config.n_boot, seed)
+            metrics[key] = {**reference.to_dict(), "vs_sum": ratio, **improvement(ratio)}
             if TRUTH_REFERENCES[key].features and "trees" in scored:  # what the truth adds to the same features
-                ratio = reg.paired_ratio(test.incident_energy, reference.test_pred, scored["trees"].test_pred,
-                                         goal_edges, config.n_boot, seed)
+                ratio = paired_ratio(test.incident_energy, reference.test_pred, scored["trees"].test_pred,
+                                     goal_edges, config.n_boot, seed)
                 metrics[key]["vs_trees"] = {"ratio": ratio["overall"], "ratio_err": ratio["overall_err"],
-                                            **reg.improvement(ratio)}
+                                            **improvement(ratio)}
     vs_sum: dict[str, dict[str, Any]] = {}  # every regressor against the sum on the same events, goal range
     if "sum" in scored:
         for name, s in scored.items():
             if name != "sum":
-                vs_sum[name] = reg.paired_ratio(test.incident_energy, s.test_pred, scored["sum"].test_pred,
-                                                goal_edges, config.n_boot, seed)
-        metrics["vs_sum"] = {name: {"ratio": r["overall"], "ratio_err": r["overall_err"], **reg.improvement(r)}
+                vs_sum[name] = paired_ratio(test.incident_energy, s.test_pred, scored["sum"].test_pred,
+                                            goal_edges, config.n_boot, seed)
+        metrics["vs_sum"] = {name: {"ratio": r["overall"], "ratio_err": r["overall_err"], **improvement(r)}
                              for name, r in vs_sum.items()}
     if "cnn" not in scored:
         return metrics
@@ -299,15 +298,15 @@ def _metrics(config, scored, references, test, edges, seed, n_fit, n_cal) -> dic
     goals: dict[str, Any] = {"range_gev": list(config.goal_range_gev), "cnn": cnn.label, "ratios": {}}
     for other, key in (("sum", "cnn_vs_sum"), ("trees", "cnn_vs_trees")):
         if other in scored:
-            ratio = vs_sum["cnn"] if other == "sum" else reg.paired_ratio(
+            ratio = vs_sum["cnn"] if other == "sum" else paired_ratio(
                 test.incident_energy, cnn.test_pred, scored[other].test_pred, goal_edges, config.n_boot, seed)
-            gain = reg.improvement(ratio)
+            gain = improvement(ratio)
             goals["ratios"][key] = ratio
             goals[key] = {"statement": f"CNN resolution better than {other} by >= {100 * GOALS[key]:g}% at "
                                        f"{config.goal_range_gev[0]:g}-{config.goal_range_gev[1]:g} GeV",
                           "ratio": ratio["overall"], "ratio_err": ratio["overall_err"], **gain,
                           "met": bool(gain["improvement"] >= GOALS[key])}
-    lin = reg.linearity(cnn.table)["max_abs_mean_minus_1"]
+    lin = linearity(cnn.table)["max_abs_mean_minus_1"]
     goals["linearity"] = {"statement": "CNN mean response within 2% of 1 in every test bin after the correction",
                           "max_abs_response_minus_1": lin, "met": bool(lin <= GOALS["linearity"])}
     goals["inference"] = {"statement": "CNN inference >= 1000 events/s (features included, one run)",

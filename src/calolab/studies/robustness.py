@@ -34,17 +34,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from calolab.config import check_fields
 from calolab.errors import CalolabError
 
 if TYPE_CHECKING:
     from calolab.robustness.scan import ScanConfig
 
-TABLE1_NOTE = ("Table 1 of paper 002 lists the noise scale 0.1 twice; the second is read as 0.2, giving "
-               "the stated 5 x 8 x 3 = 120 points.")
 REGRESSOR_NAMES = ("sum", "trees", "cnn")
-# A point is "flooded" where noise above the threshold reads more than this fraction of the signal:
-# drawn open in the figures, and left out of the "unflooded" regression of a and b.
-FLOODED_NOISE_FRACTION = 0.1
 UNFLOODED_TERMS = ("1", "s", "n", "u", "s:n", "s:u", "n:u")
 
 
@@ -105,10 +101,7 @@ class RobustnessStudyConfig:
         for extra in ("note", "test", "provenance"):  # written next to the config, not part of it
             spec.pop(extra, None)
         scan = config_from_dict(ScanConfig, spec.pop("scan", None), f"{where}.scan")
-        names = {f.name for f in fields(cls)} - {"scan"}
-        unknown = sorted(set(spec) - names)
-        if unknown:
-            raise CalolabError(f"{where}: unknown field {unknown[0]!r}; expected some of {', '.join(sorted(names))}")
+        check_fields(spec, {f.name for f in fields(cls)} - {"scan"}, where)
         values = {k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()}
         return cls(scan=scan, **values)
 
@@ -124,9 +117,19 @@ def run_robustness_study(out_dir: str | Path, config: RobustnessStudyConfig, reg
     import numpy as np
 
     from calolab.io.atomic import atomic_path
+    from calolab.io.rundir import write_json, write_yaml
     from calolab.robustness import fit_response, regress, scan
     from calolab.robustness.regression import PAPER_TERMS
-    from calolab.studies.rundir import write_json, write_yaml
+    from calolab.studies.robustness_report import (
+        TABLE1_NOTE,
+        draw_figures,
+        fit_row,
+        flooded,
+        signal_table,
+        study_metrics,
+        summary_lines,
+        write_table,
+    )
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -138,7 +141,7 @@ def run_robustness_study(out_dir: str | Path, config: RobustnessStudyConfig, reg
     result = scan(regressors, test, config.scan, progress=echo)
     params = np.array([[p.calibration_scale, p.noise_scale, p.bias] for p in result.points])
     rows, fits = [], {}
-    signal = _signal_table(result)
+    signal = signal_table(result)
     for k, name in enumerate(result.names):
         for p, point in enumerate(result.points):
             try:
@@ -147,9 +150,9 @@ def run_robustness_study(out_dir: str | Path, config: RobustnessStudyConfig, reg
                 echo(f"{name} at point {p}: no response fit ({exc})")
                 fit = None
             fits[name, p] = fit
-            rows.append({"regressor": name, **point._asdict(), **_fit_row(fit), **signal[p]})
+            rows.append({"regressor": name, **point._asdict(), **fit_row(fit), **signal[p]})
     regression = {}
-    clear = ~_flooded(signal)
+    clear = ~flooded(signal)
     for name in result.names:
         regression[name] = {}
         for target in ("a", "b"):
@@ -164,7 +167,7 @@ def run_robustness_study(out_dir: str | Path, config: RobustnessStudyConfig, reg
                                                               grid.zero_suppression, config.alpha)
                 except CalolabError as exc:
                     echo(f"{name}: regression of {target} ({model}) not possible: {exc}")
-    _write_table(out / "points.csv", rows)
+    write_table(out / "points.csv", rows)
     write_json(out / "points.json", {"points": rows})
     write_json(out / "regression.json", {name: {t: {m: f.to_dict() for m, f in models.items()}
                                                 for t, models in targets.items()}
@@ -172,224 +175,13 @@ def run_robustness_study(out_dir: str | Path, config: RobustnessStudyConfig, reg
     with atomic_path(out / "predictions.npz") as tmp, open(tmp, "wb") as handle:
         np.savez(handle, e_true=result.e_true, predictions=result.predictions.astype(np.float32),
                  regressors=np.array(result.names), points=params)
-    metrics = _metrics(config, result, rows, regression, signal, test.detector.name)
+    metrics = study_metrics(config, result, rows, regression, signal, test.detector.name)
     write_json(out / "metrics.json", metrics)
-    _figures(out, config, result, params, fits, regression, signal)
-    for line in _summary_lines(metrics, regression):
+    draw_figures(out, config, result, params, fits, regression, signal)
+    for line in summary_lines(metrics, regression):
         echo(line)
     echo(f"run folder: {out} (config.yaml, points.csv, regression.json, metrics.json, figures)")
     return metrics
-
-
-def _fit_row(fit) -> dict[str, float]:
-    keys = ("a", "a_err", "b", "b_err", "chi2", "ndf", "resolution_raw_overall", "resolution_cal_overall")
-    if fit is None:
-        return {**dict.fromkeys(keys, float("nan")), "chi2_ndf": float("nan"), "resolution_raw_bins": [],
-                "resolution_cal_bins": []}
-    row = {k: getattr(fit, k) for k in keys}
-    row["chi2_ndf"] = fit.chi2 / fit.ndf if fit.ndf > 0 else float("nan")
-    row["resolution_raw_bins"] = [round(float(v), 6) for v in fit.resolution_raw]
-    row["resolution_cal_bins"] = [round(float(v), 6) for v in fit.resolution_cal]
-    return row
-
-
-def _signal_table(result) -> list[dict[str, float]]:
-    """Per point: what survives of the signal and how much noise comes in (per event, MeV)."""
-    n = max(len(result.e_true), 1)
-    st = result.stats
-    out = []
-    for p in range(len(result.points)):
-        hits, energy = st["signal_hits"][p], st["signal_energy"][p]
-        out.append({"signal_hits_kept_fraction": st["signal_hits_kept"][p] / hits if hits else float("nan"),
-                    "signal_energy_kept_fraction": st["signal_energy_kept"][p] / energy if energy else float("nan"),
-                    "signal_reading_per_event": st["signal_reading_kept"][p] / n,
-                    "noise_cells_per_event": st["noise_cells"][p] / n,
-                    "noise_energy_per_event": st["noise_energy"][p] / n})
-    return out
-
-
-def _write_table(path: Path, rows: list[dict[str, Any]]) -> None:
-    import csv
-
-    from calolab.io.atomic import atomic_path
-
-    columns = [k for k in rows[0] if not isinstance(rows[0][k], list)]
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items() if k in columns})
-
-
-def _finite_range(values) -> list[float] | None:
-    import numpy as np
-
-    v = np.asarray(values, float)
-    v = v[np.isfinite(v)]
-    return [float(v.min()), float(v.max())] if len(v) else None
-
-
-def _metrics(config, result, rows, regression, signal, detector: str) -> dict[str, Any]:
-    grid = config.scan.grid
-    nominal = next((p.index for p in result.points
-                    if p.calibration_scale == 0 and p.noise_scale == 0 and p.bias == 0), 0)
-    per_reg = {}
-    for k, name in enumerate(result.names):
-        mine = [r for r in rows if r["regressor"] == name]
-        per_reg[name] = {
-            "a_range": _finite_range([r["a"] for r in mine]),
-            "b_range_mev": _finite_range([r["b"] for r in mine]),
-            "resolution_raw_range": _finite_range([r["resolution_raw_overall"] for r in mine]),
-            "resolution_cal_range": _finite_range([r["resolution_cal_overall"] for r in mine]),
-            "nominal": {key: mine[nominal][key] for key in ("a", "a_err", "b", "b_err", "resolution_raw_overall",
-                                                            "resolution_cal_overall")},
-            "predict_seconds": float(result.seconds[k]),
-            "significant": {t: {m: f.significant for m, f in models.items()}
-                            for t, models in regression.get(name, {}).items()},
-        }
-    crossing = [i for i, p in enumerate(result.points) if grid.crosses(p.noise_scale, p.bias)]
-    return {
-        "detector": detector,
-        "units": grid.units, "zero_suppression": grid.zero_suppression, "points": len(result.points),
-        "test_events": len(result.e_true), "draws": config.scan.draws, "seconds_scan": result.seconds_total,
-        "nominal_point": nominal, "note": TABLE1_NOTE,
-        "signal": {"nominal": signal[nominal],
-                   "hits_kept_fraction_range": _finite_range([s["signal_hits_kept_fraction"] for s in signal]),
-                   "energy_kept_fraction_range": _finite_range([s["signal_energy_kept_fraction"] for s in signal]),
-                   "noise_cells_per_event_max": max(s["noise_cells_per_event"] for s in signal),
-                   "points_with_noise_above_threshold": len(crossing)},
-        "regressors": per_reg,
-    }
-
-
-def _summary_lines(metrics: dict[str, Any], regression) -> list[str]:
-    sig = metrics["signal"]
-    nominal = sig["nominal"]
-    lines = [f"signal at the nominal point: {100 * nominal['signal_hits_kept_fraction']:.1f}% of hits and "
-             f"{100 * nominal['signal_energy_kept_fraction']:.1f}% of the true visible energy survive the "
-             f"{metrics['zero_suppression']:g} {metrics['units']} threshold; up to "
-             f"{sig['noise_cells_per_event_max']:.0f} noise-only cells per event on "
-             f"{sig['points_with_noise_above_threshold']} points"]
-    for name, m in metrics["regressors"].items():
-        fmt = lambda r, f="{:.3g}": "-" if r is None else f"{f.format(r[0])} .. {f.format(r[1])}"  # noqa: E731
-        lines.append(f"{name}: a {fmt(m['a_range'])}, b {fmt(m['b_range_mev'])} MeV, resolution raw "
-                     f"{fmt(m['resolution_raw_range'])}, calibrated {fmt(m['resolution_cal_range'])}; "
-                     f"predict {m['predict_seconds']:.0f} s")
-        for target, models in regression.get(name, {}).items():
-            for model, note in (("full", ""), ("unflooded", ", points where noise does not flood")):
-                if model in models:
-                    fit = models[model]
-                    lines.append(f"  {fit.formula(target)}  (R^2 {fit.r2:.3f}, rank {fit.rank}{note})")
-    return lines
-
-
-def _flooded(signal: list[dict[str, float]]):
-    """Per point: noise above the threshold carries more than FLOODED_NOISE_FRACTION of the signal's reading."""
-    import numpy as np
-
-    return np.array([row["noise_energy_per_event"] > FLOODED_NOISE_FRACTION * row["signal_reading_per_event"]
-                     for row in signal])
-
-
-def _figures(out: Path, config, result, params, fits, regression, signal) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    from calolab.robustness.plots import (
-        plot_against_parameter,
-        plot_residuals,
-        plot_response_curves,
-        plot_signal_survival,
-    )
-    from calolab.studies.rundir import save_figure
-
-    chosen = _selected_points(result.points, config.scan.grid)
-    names = result.names
-    fig, axes = plt.subplots(1, len(names), figsize=(6 * len(names), 4.8), squeeze=False)
-    for ax, name in zip(axes[0], names, strict=True):
-        curves = {label: fits[name, p] for label, p in chosen.items() if fits.get((name, p)) is not None}
-        plot_response_curves(curves, ax=ax)
-        ax.set_title(f"{name}: mean response")
-    fig.tight_layout()
-    save_figure(fig, out / "response_curves.png")
-
-    flooded = _flooded(signal)  # outside anything a regressor was trained on
-    fig, axes = plt.subplots(2, 3, figsize=(14, 8))
-    for row, target in enumerate(("a", "b")):
-        for col, which in enumerate(("s", "n", "u")):
-            ax = axes[row, col]
-            values = np.array([[_response_value(fits[name, p], target) for p in range(len(result.points))]
-                               for name in names])
-            for name, row_values in zip(names, values, strict=True):
-                plot_against_parameter(params, row_values, which, label=name, flooded=flooded, ax=ax)
-            ax.set_ylabel("slope a" if target == "a" else "intercept b [GeV]")
-            kept = values[:, ~flooded][np.isfinite(values[:, ~flooded])]
-            if target == "a" and flooded.any() and len(kept):  # the slope's scale from the unflooded points
-                pad = 0.1 * max(float(np.ptp(kept)), 0.05)
-                low, high = kept.min() - pad, kept.max() + pad
-                outside = values[:, flooded]
-                off = int(np.sum((outside < low) | (outside > high)))
-                ax.set_ylim(low, high)
-                ax.set_title("open: noise floods" + (f" ({off} off scale)" if off else ""), fontsize=8)
-            b_all = np.abs([_response_value(fits[name, p], "b") for name in names for p in range(len(params))])
-            b_all = b_all[np.isfinite(b_all) & (b_all > 0)]
-            if target == "b" and len(b_all) and b_all.max() > 1000 * np.median(b_all):  # noise swamps the signal
-                ax.set_yscale("symlog", linthresh=float(np.median(b_all)))
-    axes[0, 0].legend()
-    fig.tight_layout()
-    save_figure(fig, out / "response_vs_parameters.png")
-
-    fig, axes = plt.subplots(2, len(names), figsize=(6 * len(names), 8), squeeze=False)
-    for col, name in enumerate(names):
-        for row, target in enumerate(("a", "b")):
-            fit = regression.get(name, {}).get(target, {}).get("full")
-            if fit is not None:
-                plot_residuals(fit, "a" if target == "a" else "b [MeV]", label=name, ax=axes[row, col])
-    fig.tight_layout()
-    save_figure(fig, out / "regression_residuals.png")
-
-    grid = config.scan.grid
-    fig, ax = plt.subplots(figsize=(7, 4.8))
-    for u in grid.biases:
-        idx = [p.index for p in result.points if p.calibration_scale == grid.calibration_scales[0] and p.bias == u]
-        plot_signal_survival(params[idx, 1], [signal[i]["signal_hits_kept_fraction"] for i in idx],
-                             [signal[i]["signal_energy_kept_fraction"] for i in idx],
-                             [signal[i]["noise_cells_per_event"] for i in idx], f"u = {u:g}", ax=ax)
-    ax.set_title(f"zero suppression at {grid.zero_suppression:g} {grid.units} (s = {grid.calibration_scales[0]:g})")
-    fig.tight_layout()
-    save_figure(fig, out / "signal_survival.png")
-
-
-def _response_value(fit, target: str) -> float:
-    """``a``, or ``b`` in GeV, of a fit; NaN without one."""
-    if fit is None:
-        return float("nan")
-    return fit.a if target == "a" else fit.b / 1e3
-
-
-def _selected_points(points, grid) -> dict[str, int]:
-    """A few telling points for the response curves: nominal, worst calibration, noise, bias."""
-    def find(s, n, u):
-        return next((p.index for p in points if (p.calibration_scale, p.noise_scale, p.bias) == (s, n, u)), None)
-
-    s0, n0, u0 = (min(v, key=abs) for v in (grid.calibration_scales, grid.noise_scales, grid.biases))
-    quiet = [n for n in grid.noise_scales if not grid.crosses(n, u0)]
-    loud = [n for n in grid.noise_scales if grid.crosses(n, u0)]
-    candidates = {
-        "nominal": find(s0, n0, u0),
-        f"s = {max(grid.calibration_scales):g}": find(max(grid.calibration_scales), n0, u0),
-        f"n = {max(quiet):g}" if quiet else "": find(s0, max(quiet), u0) if quiet else None,
-        f"n = {max(loud):g}" if loud else "": find(s0, max(loud), u0) if loud else None,
-        f"u = {max(grid.biases):g}": find(s0, n0, max(grid.biases)),
-    }
-    out: dict[str, int] = {}
-    for label, index in candidates.items():
-        if index is not None and index not in out.values():
-            out[label] = index
-    return out
 
 
 # ---------------------------------------------------------------- the CLI command

@@ -34,7 +34,7 @@ from calolab.geometry import Detector, load_detector
 from calolab.reconstruction import weighted_sum
 from calolab.reconstruction.metrics import fit_resolution, resolution_model
 from calolab.simulation import Beam, simulate
-from calolab.simulation.hadron import EM_FRACTION_K, e_over_h, em_fraction_scale, pion_to_electron
+from calolab.simulation.hadron_composition import EM_FRACTION_K, e_over_h, em_fraction_scale, pion_to_electron
 from calolab.validation.core import Check, gaussian_core, linearity_fit
 
 CALICE_AHCAL = "CALICE AHCAL, JINST 7 P09017"

@@ -1,4 +1,8 @@
-"""Run folders: every study writes its config, metrics and figures into one folder."""
+"""Run folders: every study writes its config, metrics and figures into one folder.
+
+The helpers write plain JSON/YAML (NumPy arrays and scalars become lists and numbers) and
+PNG figures, each atomically (see :mod:`calolab.io.atomic`).
+"""
 
 from __future__ import annotations
 
