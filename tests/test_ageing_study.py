@@ -28,6 +28,11 @@ def test_quick_ageing_study_writes_a_complete_run_folder(tmp_path):
     assert linear["repeats"]["repeats"] == 3 and len(draws["mae"]) == 3
     assert draws["mae_worst"] == max(draws["mae"]) and min(draws["mae"]) <= draws["mae_median"] <= draws["mae_worst"]
     assert "MAE worst" in (out / "table.md").read_text()
+    # the energy scale, which the MAE hides: the correction brings the damaged sum back towards the reference
+    scale = linear["methods"]["hierarchical"]["energy_scale"]
+    assert scale["sum_ratio_damaged"] < scale["sum_ratio_corrected"] <= 1.02
+    assert scale["response_damaged"] < scale["response_corrected"] and scale["dead_cells_true"] > 0
+    assert "E-weighted response" in (out / "table.md").read_text()
     assert set(metrics["scenarios"]) == {"linear", "exponential-spread-dead"}
     for figure in ("mae_vs_events.png", "predicted_vs_true.png", "energy_sums.png", "pulls.png"):
         assert (out / figure).read_bytes()[:4] == b"\x89PNG"

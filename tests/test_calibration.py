@@ -167,3 +167,30 @@ def test_silent_live_cells_are_rarely_called_dead():
     assert silent.sum() > 5000 and called.sum() <= 30
     exact = silent & (1e-3 / (1e-3 + np.exp(-ref.astype(float))) > 0.5)
     assert exact.sum() > 3 * max(called.sum(), 10)  # what the predictive fixes
+
+
+def test_calibrate_command_reads_the_threshold_and_shows_the_energy_scale(pion_runs, tmp_path, monkeypatch, capsys):
+    """Left out, --threshold is the one the damaged file records; the output names its cell set and
+    the energy scale (a low MAE can hide a corrected sum far below the reference's)."""
+    import sys
+
+    from calolab.cli import main
+    from calolab.io import write_showers
+
+    reference, damaged, truth, threshold = pion_runs
+    ref, dam = write_showers(reference[:1500], tmp_path / "ref.h5"), write_showers(damaged[:1500], tmp_path / "dam.h5")
+
+    def cli(*args):
+        monkeypatch.setattr(sys, "argv", ["calolab", "calibrate", str(ref), str(dam), "-o", str(tmp_path / "c.h5"),
+                                          *args])
+        main()
+        return capsys.readouterr()
+
+    out = cli().out
+    assert f"threshold {threshold:.4g} MeV (from dam.h5)" in out
+    assert "of the reference's" in out and "over those hit cells: MAE" in out
+    assert "visible sum over the reference's: damaged" in out and "energy-weighted response" in out
+    by_hand = cli("--threshold", f"{threshold!r}").out
+    assert out.split("; ", 1)[1] == by_hand.split("; ", 1)[1]  # the same figures as giving it by hand
+    captured = cli("-m", "moments", "--threshold", "0.3")
+    assert captured.err.strip() == "calolab: warning: -m moments does not use --threshold: ignored"

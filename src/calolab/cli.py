@@ -222,7 +222,12 @@ def validate(out_dir: Path, scale: float, seed: int, only: tuple[str, ...], stri
 @click.option("-s", "--seed", type=int, default=1, show_default=True)
 def age(input_file, output, model, target_mae, exposure, peak_dose, slope, critical_dose, dose_rate, spread,
         spread_kind, dead_fraction, config_file, seed) -> None:
-    """Age a shower file: multiply every hit by its cell's radiation-damage coefficient."""
+    """Age a shower file: multiply every hit by its cell's radiation-damage coefficient.
+
+    Prints the mean |1 - c| over hit cells, the hit cells with c = 0 (drawn dead or killed by
+    the dose) and the energy-weighted response sum_c E_c c / sum_c E_c over INPUT's energy flow."""
+    import numpy as np
+
     from calolab.effects import AgeingConfig, config_from_dict, write_record
     from calolab.effects import age as run_age
     from calolab.effects.config import load_spec, merge_spec
@@ -243,8 +248,13 @@ def age(input_file, output, model, target_mae, exposure, peak_dose, slope, criti
                           input=str(input_file), output=str(path), parameters=truth.parameters)
     live = (truth.dose > 0) & ~truth.dead
     mae = float((1 - truth.coefficients[live]).mean()) if live.any() else 0.0
+    c = np.asarray(truth.coefficients, float)
+    flow = np.bincount(showers.cell, showers.energy.astype(np.float64), showers.detector.n_cells).reshape(c.shape)
+    response = float((flow * c).sum() / flow.sum()) if flow.sum() > 0 else 1.0
+    silent = int(((flow > 0) & (c == 0)).sum())
     click.echo(f"{path}: aged {len(aged)} events ({config.model}), mean |1 - c| {mae:.4f} over {live.sum()} hit "
-               f"cells, min c {truth.coefficients[live].min(initial=1.0):.3f}, {truth.dead.sum()} dead cells, "
+               f"cells, min c {truth.coefficients[live].min(initial=1.0):.3f}, {silent} hit cells with c = 0 "
+               f"({int(truth.dead.sum())} drawn dead, the others by dose), energy-weighted response {response:.4f}, "
                f"peak dose {truth.dose.max():.3g} krad; config in {record}")
 
 
@@ -331,29 +341,48 @@ def distort(input_file, output, calibration_scale, noise_scale, bias, zero_suppr
               help="HDF5 file for the per-cell coefficients, uncertainties and calibrated mask.")
 @click.option("--apply", "apply_to", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write DAMAGED corrected with the coefficients to this file.")
-@click.option("--threshold", type=float, default=0.0, show_default=True,
-              help="Zero-suppression threshold of the data in MeV (quantile, hierarchical, mip).")
-@click.option("--min-hits", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--threshold", type=click.FloatRange(min=0),
+              help="Zero-suppression threshold of the data in MeV (quantile, hierarchical, mip).  "
+                   "[the one DAMAGED records, else 0]")
+@click.option("--min-hits", type=click.IntRange(min=1), help="Fewest hits for a cell's own estimate.  [10]")
 @click.option("--epochs", type=click.IntRange(min=1), help="wgan: training epochs.")
 @click.option("-s", "--seed", type=int, default=0, show_default=True, help="wgan: seed.")
-def calibrate(reference: Path, damaged: Path, method: str, output: Path, apply_to: Path | None, threshold: float,
-              min_hits: int, epochs: int | None, seed: int) -> None:
-    """Per-cell calibration of DAMAGED data against a REFERENCE run of the same kind of events."""
+def calibrate(reference: Path, damaged: Path, method: str, output: Path, apply_to: Path | None,
+              threshold: float | None, min_hits: int | None, epochs: int | None, seed: int) -> None:
+    """Per-cell calibration of DAMAGED data against a REFERENCE run of the same kind of events.
+
+    Prints the cells calibrated (of the reference's hit cells), and what the correction does
+    to the energy scale: the damaged and corrected visible sums over the reference's; with
+    the ageing truth DAMAGED carries (from calolab age), the MAE over the reference's hit cells,
+    the energy-weighted response and the cells with c = 0."""
     import time
     import warnings
 
     import numpy as np
 
-    from calolab.calibration import apply_calibration, hit_cells, score, write_calibration
+    from calolab.calibration import apply_calibration, energy_scale, hit_cells, score, write_calibration
     from calolab.calibration import calibrate as run_calibration
-    from calolab.effects import read_truth
+    from calolab.effects import read_truth, readout_threshold
     from calolab.io import read_showers, write_showers
     from calolab.io.failures import require_non_negative
 
     task = f"calolab calibrate -m {method}"
     ref, dam = (require_non_negative(read_showers(f), f, task) for f in (reference, damaged))
-    options: dict = {"min_hits": min_hits}
+    ignored = [name for name, value, used in (("--threshold", threshold, method in ("quantile", "hierarchical", "mip")),
+                                              ("--min-hits", min_hits, method != "wgan"),
+                                              ("--epochs", epochs, method == "wgan")) if value is not None and not used]
+    for name in ignored:
+        click.echo(f"calolab: warning: -m {method} does not use {name}: ignored", err=True)
+    options: dict = {"min_hits": 10 if min_hits is None else min_hits}
+    where = ""
     if method in ("quantile", "hierarchical", "mip"):
+        if threshold is None:
+            recorded = readout_threshold(dam)
+            if recorded is not None and np.ptp(recorded) > 0:
+                raise CalolabError(f"{damaged}: zero-suppressed with per-layer thresholds "
+                                   f"({recorded.min():.3g}-{recorded.max():.3g} MeV): pass --threshold")
+            threshold = 0.0 if recorded is None else float(recorded[0])
+            where = f" (from {damaged.name})" if recorded is not None else ""
         options["threshold"] = threshold
     if method == "wgan":
         options = {"seed": seed} | ({"epochs": epochs} if epochs else {})
@@ -364,15 +393,22 @@ def calibrate(reference: Path, damaged: Path, method: str, output: Path, apply_t
     seconds = time.perf_counter() - start
     write_calibration(result, output)
     cells = hit_cells(ref)
-    line = (f"{output}: {method} calibrated {int(result.calibrated[cells].sum())} of {int(cells.sum())} hit cells "
-            f"in {seconds:.1f} s")
+    line = (f"{output}: {method} calibrated {int(result.calibrated[cells].sum())} of the reference's "
+            f"{int(cells.sum())} hit cells in {seconds:.1f} s")
+    if "threshold" in options:
+        line += f", threshold {options['threshold']:.4g} MeV{where}"
     try:
         truth = np.asarray(read_truth(dam, "ageing").coefficients, float)
     except CalolabError:
         truth = None
+    scale = energy_scale(ref, dam, result, truth)
+    line += (f"; visible sum over the reference's: damaged {scale['sum_ratio_damaged']:.4f}, "
+             f"corrected {scale['sum_ratio_corrected']:.4f}; {scale['dead_cells_found']} cells set dead (c = 0)")
     if truth is not None:
         found = score(result, truth, cells)
-        line += f"; against the stored ageing truth: MAE {found['mae']:.4f}, RMSE {found['rmse']:.4f}"
+        line += (f"; against the stored ageing truth, over those hit cells: MAE {found['mae']:.4f}, "
+                 f"RMSE {found['rmse']:.4f}, energy-weighted response {scale['response_damaged']:.4f} -> "
+                 f"{scale['response_corrected']:.4f}, {scale['dead_cells_true']} cells with c = 0")
     click.echo(line)
     for warning in caught:
         click.echo(f"calolab: warning: {warning.message}", err=True)

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from calolab.calibration.base import CalibrationResult, apply_calibration, check_pair, hit_cells, score
+from calolab.calibration.base import (
+    CalibrationResult,
+    apply_calibration,
+    check_pair,
+    energy_scale,
+    hit_cells,
+    score,
+)
 from calolab.calibration.hierarchical import calibrate_hierarchical
 from calolab.calibration.mip import calibrate_mip
 from calolab.calibration.moments import calibrate_moments
@@ -45,5 +52,5 @@ def calibrate(reference: Showers, damaged: Showers, method: str = "hierarchical"
     return METHODS[method](reference, damaged, **options)
 
 
-__all__ = ["METHODS", "CalibrationResult", "apply_calibration", "calibrate", "check_pair", "hit_cells",
+__all__ = ["METHODS", "CalibrationResult", "apply_calibration", "calibrate", "check_pair", "energy_scale", "hit_cells",
            "read_calibration", "score", "write_calibration"]

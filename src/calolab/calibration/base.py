@@ -99,3 +99,46 @@ def score(result: CalibrationResult, truth: np.ndarray, cells: np.ndarray | None
         out.update(pull_mean=float(np.mean(pulls)), pull_width=float(np.std(pulls)),
                    pull_width_robust=float(0.7413 * np.subtract(*np.percentile(pulls, [75, 25]))))
     return out
+
+
+def energy_scale(reference: Showers, damaged: Showers, result: CalibrationResult,
+                 truth: np.ndarray | None = None) -> dict[str, float]:
+    """What a calibration does to the energy scale, which a per-cell MAE hides.
+
+    Returns the mean visible sum per event of ``damaged`` before and after
+    :func:`apply_calibration`, each over that of ``reference`` (``sum_ratio_damaged``,
+    ``sum_ratio_corrected``; the runs hold the same kind of events), and ``dead_cells_found``,
+    the reference's hit cells set to c = 0. With the true coefficients ``truth`` (layers,
+    nx, ny) it adds the energy-weighted response over the reference's energy flow, before
+    (``sum_c E_c t_c / sum_c E_c``) and after correction (``t_c / c_hat_c``; a dead cell's
+    energy is lost: 0), and ``dead_cells_true``, the hit cells with t = 0.
+
+    >>> from calolab.geometry import load_detector
+    >>> det = load_detector("siw-ecal")
+    >>> dense = np.zeros((1, *det.shape), np.float32); dense[0, 0, 0, :2] = [3.0, 1.0]
+    >>> ref = Showers.from_dense(det, dense, particle=11, incident_energy=[1e3])
+    >>> dam = Showers.from_dense(det, dense * 0.5, particle=11, incident_energy=[1e3])
+    >>> c = np.ones(det.shape); c[0, 0, :2] = 0.5
+    >>> found = CalibrationResult(c, np.zeros(det.shape), np.ones(det.shape, bool), "toy")
+    >>> {k: round(v, 3) for k, v in energy_scale(ref, dam, found, truth=c).items()}  # doctest: +NORMALIZE_WHITESPACE
+    {'sum_ratio_damaged': 0.5, 'sum_ratio_corrected': 1.0, 'dead_cells_found': 0, 'response_damaged': 0.5,
+     'response_corrected': 1.0, 'dead_cells_true': 0}
+    """
+    reference_sum = float(reference.energy_sum().mean())
+    cells = hit_cells(reference)
+    estimate = np.where(result.calibrated, result.coefficients, 1.0)
+    out: dict[str, float] = {
+        "sum_ratio_damaged": float(damaged.energy_sum().mean()) / reference_sum,
+        "sum_ratio_corrected": float(apply_calibration(damaged, result).energy_sum().mean()) / reference_sum,
+        "dead_cells_found": int((cells & (estimate == 0)).sum()),
+    }
+    if truth is not None:
+        flow = np.bincount(reference.cell, reference.energy.astype(np.float64), reference.detector.n_cells)
+        flow = flow.reshape(reference.detector.shape)
+        truth = np.asarray(truth, float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            corrected = np.where(estimate > 0, truth / estimate, 0.0)
+        out |= {"response_damaged": float((flow * truth).sum() / flow.sum()),
+                "response_corrected": float((flow * corrected).sum() / flow.sum()),
+                "dead_cells_true": int((cells & (truth == 0)).sum())}
+    return out

@@ -37,7 +37,7 @@ from calolab.effects.ageing import (
     scintillator_critical_dose,
     sipm_response,
 )
-from calolab.effects.apply import age, distort, effect_records, read_truth, zero_suppress
+from calolab.effects.apply import age, distort, effect_records, read_truth, readout_threshold, zero_suppress
 from calolab.effects.config import config_from_dict, config_to_dict, load_config, write_record
 from calolab.effects.copula import CopulaConfig, SubmoduleCopula, beta22_ppf
 from calolab.effects.dose import DoseConfig, cumulative_energy, dose_map
@@ -67,6 +67,7 @@ __all__ = [
     "load_config",
     "noise_occupancy",
     "read_truth",
+    "readout_threshold",
     "scintillator_critical_dose",
     "sipm_response",
     "write_record",

@@ -179,6 +179,24 @@ def effect_records(meta: dict[str, Any]) -> list[dict[str, Any]]:
     return list(meta.get("effects", []))
 
 
+def readout_threshold(source: Showers | dict[str, Any]) -> np.ndarray | None:
+    """Per-layer zero-suppression threshold (layers,) in MeV that the last readout effect applied, or None.
+
+    Read from ``meta["effects"]``: a ``zero_suppression`` record, or a ``distortion`` (which
+    zero-suppresses its readings), whichever came last.
+    """
+    meta = source.meta if isinstance(source, Showers) else source
+    for record in reversed(effect_records(meta)):
+        if not isinstance(record, dict):
+            continue
+        if record.get("effect") == "zero_suppression" and "threshold_mev" in record:
+            return np.asarray(record["threshold_mev"], float)
+        if record.get("effect") == "distortion":
+            threshold = TRUTHS["distortion"].from_meta(record).threshold
+            return None if threshold is None else np.asarray(threshold, float)
+    return None
+
+
 def read_truth(source: Showers | dict[str, Any], effect: str) -> Any:
     """The truth of the last ``effect`` (``ageing`` or ``distortion``) applied to showers or a ``meta`` dict."""
     if effect not in TRUTHS:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from calolab.calibration import CalibrationResult, apply_calibration, calibrate, hit_cells, score
+from calolab.calibration import CalibrationResult, apply_calibration, calibrate, energy_scale, hit_cells, score
 from calolab.effects import (
     AgeingConfig,
     DoseConfig,
@@ -157,10 +157,15 @@ def run_ageing_study(out_dir: str | Path, config: AgeingStudyConfig = AgeingStud
         for method in config.methods:
             result, seconds = _run_method(method, data, config.events, truth, config, scan=False)
             found = score(result, truth, cells) | {"seconds": seconds}
+            # the constants applied to the pion runs, whatever runs they came from (mip: muons)
+            found["energy_scale"] = energy_scale(data["reference"][: config.events], data["damaged"][: config.events],
+                                                 result, truth)
             results[name][method] = result
             scenario["methods"][method] = found | {"diagnostics": _small(result.diagnostics)}
             echo(f"[{name}] {method:12s} MAE {found['mae']:.4f}  RMSE {found['rmse']:.4f}  "
-                 f"coverage {found['coverage']:.2f}  {seconds:6.1f} s")
+                 f"coverage {found['coverage']:.2f}  corrected/reference sum "
+                 f"{found['energy_scale']['sum_ratio_corrected']:.3f}  E-weighted response "
+                 f"{found['energy_scale']['response_corrected']:.3f}  {seconds:6.1f} s")
         if k == 0:
             scenario["repeats"] = _repeats(config, det, beam, muon_beam, spec, scaled_dose, cells, echo)
             scenario["scan"] = _scan(config, data, truth, echo)
@@ -306,11 +311,17 @@ def _plots(out: Path, scenario: dict[str, Any], results: dict[str, CalibrationRe
 def _table(metrics: dict[str, Any]) -> str:
     lines = []
     for name, scenario in metrics["scenarios"].items():
-        lines += [f"## {name} (uncorrected MAE {scenario['start_mae']:.4f})", "",
-                  "| method | MAE | RMSE | coverage | pull width (robust) | runtime [s] |", "|---|---|---|---|---|---|"]
+        first = next(iter(scenario["methods"].values()))["energy_scale"]
+        lines += [f"## {name} (uncorrected: MAE {scenario['start_mae']:.4f}, damaged / reference sum "
+                  f"{first['sum_ratio_damaged']:.3f}, E-weighted response {first['response_damaged']:.3f}, "
+                  f"{first['dead_cells_true']} hit cells with c = 0)", "",
+                  "| method | MAE | RMSE | coverage | pull width (robust) | corrected / reference sum "
+                  "| E-weighted response | runtime [s] |", "|---|---|---|---|---|---|---|---|"]
         for method, m in scenario["methods"].items():
             pull = f"{m['pull_width_robust']:.2f}" if "pull_width_robust" in m else "-"
+            scale = m["energy_scale"]
             lines.append(f"| {method} | {m['mae']:.4f} | {m['rmse']:.4f} | {m['coverage']:.2f} | {pull} | "
+                         f"{scale['sum_ratio_corrected']:.3f} | {scale['response_corrected']:.3f} | "
                          f"{m['seconds']:.1f} |")
         repeats = scenario.get("repeats")
         if repeats:
