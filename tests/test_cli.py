@@ -75,3 +75,23 @@ def test_every_lazy_command_loads():
             command = group.get_command(click.Context(group), name)
             assert isinstance(command, click.Command), name
             assert CliRunner().invoke(command, ["--help"]).exit_code == 0, name
+
+
+def test_age_takes_a_separate_dose_run(tmp_path):
+    """--dose-run: the dose map comes from another run's deposits, as the ageing study's long dose run."""
+    from calolab.effects import AgeingConfig, DoseConfig, age, dose_map, read_truth
+    from calolab.geometry import load_detector
+    from calolab.io import write_showers
+    from calolab.simulation import Beam, simulate
+
+    det, beam = load_detector("ahcal"), Beam("pi+", energy=10e3)
+    data = write_showers(simulate(det, beam, 200, seed=1), tmp_path / "data.h5")
+    dose_run = write_showers(simulate(det, beam, 600, seed=2), tmp_path / "dose.h5")
+    result = run("age", str(data), "-o", str(tmp_path / "aged.h5"), "--dose-run", str(dose_run), "-s", "4")
+    assert "hit cells with c = 0" in result.stdout and "energy-weighted response" in result.stdout
+    found = read_truth(read_showers(tmp_path / "aged.h5"), "ageing").coefficients
+    _, expected = age(read_showers(data), AgeingConfig(slope=None, target_mae=0.018), seed=4,
+                      dose=dose_map(read_showers(dose_run), DoseConfig()))
+    assert np.array_equal(found, expected.coefficients)
+    _, own = age(read_showers(data), AgeingConfig(slope=None, target_mae=0.018), seed=4)
+    assert not np.array_equal(found, own.coefficients)  # the dose run's map, not the input's

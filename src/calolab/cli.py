@@ -217,11 +217,14 @@ def validate(out_dir: Path, scale: float, seed: int, only: tuple[str, ...], stri
 @click.option("--spread", type=float, help="Cell-to-cell spread of the radiation sensitivity.  [0]")
 @click.option("--spread-kind", type=click.Choice(["lognormal", "normal"]), help="[lognormal]")
 @click.option("--dead-fraction", type=float, help="Fraction of dead cells.  [0]")
+@click.option("--dose-run", type=click.Path(path_type=Path),
+              help="Showers whose deposits give the dose map (a separate, longer run of the same detector).  "
+                   "[INPUT]")
 @click.option("-c", "--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
               help="YAML AgeingConfig (or a .ageing.yaml record); options override it.")
 @click.option("-s", "--seed", type=int, default=1, show_default=True)
 def age(input_file, output, model, target_mae, exposure, peak_dose, slope, critical_dose, dose_rate, spread,
-        spread_kind, dead_fraction, config_file, seed) -> None:
+        spread_kind, dead_fraction, dose_run, config_file, seed) -> None:
     """Age a shower file: multiply every hit by its cell's radiation-damage coefficient.
 
     Prints the mean |1 - c| over hit cells, the hit cells with c = 0 (drawn dead or killed by
@@ -242,10 +245,20 @@ def age(input_file, output, model, target_mae, exposure, peak_dose, slope, criti
         spec["target_mae"] = 0.018
     config = config_from_dict(AgeingConfig, spec, where="age options")
     showers = require_non_negative(read_showers(input_file), input_file, "calolab age (dose from deposited energy)")
-    aged, truth = run_age(showers, config, seed=seed)
+    dose = None
+    if dose_run is not None:
+        from calolab.effects import dose_map
+
+        source = require_non_negative(read_showers(dose_run), dose_run, "calolab age --dose-run")
+        if source.detector.shape != showers.detector.shape:
+            raise CalolabError(f"{dose_run}: detector {source.detector.name!r} {source.detector.shape} does not fit "
+                               f"{input_file}'s {showers.detector.name!r} {showers.detector.shape}")
+        dose = dose_map(source, config.dose)
+    aged, truth = run_age(showers, config, seed=seed, dose=dose)
     path = write_showers(aged, output)
     record = write_record(output.with_name(output.stem + ".ageing.yaml"), "ageing", config, seed,
-                          input=str(input_file), output=str(path), parameters=truth.parameters)
+                          input=str(input_file), output=str(path), parameters=truth.parameters,
+                          **({"dose_run": str(dose_run)} if dose_run is not None else {}))
     live = (truth.dose > 0) & ~truth.dead
     mae = float((1 - truth.coefficients[live]).mean()) if live.any() else 0.0
     c = np.asarray(truth.coefficients, float)
