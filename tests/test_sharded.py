@@ -111,3 +111,23 @@ def test_commands_take_a_sharded_dataset(tmp_path, monkeypatch, capsys):
     assert "120 events of e-" in cli("info", str(tmp_path / "run"))
     cli("features", str(tmp_path / "run"), "-o", str(tmp_path / "f.npz"))
     assert np.load(tmp_path / "f.npz")["features"].shape[0] == 120
+
+
+def test_features_stream_by_chunks_and_equal_the_whole_file(tmp_path, monkeypatch):
+    """calolab features reads HDF5 files and sharded datasets a chunk at a time: same numbers."""
+    from calolab.reconstruction import commands
+    from calolab.reconstruction.features import high_level_features
+    from calolab.reconstruction.muon_features import muon_features
+
+    det = load_detector("pbwo4")
+    muons = simulate(det, Beam("mu-", energy_min=50e3, energy_max=500e3, spectrum="uniform"), 90, seed=3)
+    path = write_sharded(muons, tmp_path / "muons", shard_events=40)
+    monkeypatch.setattr(commands, "CHUNK_EVENTS", 25)
+    commands.features.main([str(path), "-o", str(tmp_path / "f.npz")], standalone_mode=False)
+    found = np.load(tmp_path / "f.npz")
+    whole = np.hstack([high_level_features(muons)[0], muon_features(muons)[0]])
+    assert np.array_equal(found["features"], whole) and np.array_equal(found["incident_energy"], muons.incident_energy)
+    mixed = write_sharded(list(iter_showers(path, 45))[:1] + [simulate(det, Beam("e-", energy=5e3), 10, seed=1)],
+                          tmp_path / "mixed")
+    with pytest.raises(CalolabError, match="mixes muons with other particles"):
+        commands.features.main([str(mixed), "-o", str(tmp_path / "g.npz")], standalone_mode=False)

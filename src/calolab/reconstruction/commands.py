@@ -10,6 +10,9 @@ from pathlib import Path
 
 import click
 
+from calolab.errors import CalolabError
+
+CHUNK_EVENTS = 20_000  # events read and featurised at a time by calolab features
 
 @click.command()
 @click.argument("train_file", metavar="TRAIN", type=click.Path(path_type=Path))
@@ -54,21 +57,39 @@ def regress(train_file, test_file, out_dir, methods, bins, segments, alpha, non_
 @click.option("--muon/--no-muon", default=None, help="Add the muon features (default: when all events are muons).")
 @click.option("--segments", type=click.IntRange(min=1), default=10, show_default=True)
 def features(input_file, output, muon, segments) -> None:
-    """Compute the high-level (and muon) features of every event of INPUT."""
+    """Compute the high-level (and muon) features of every event of INPUT.
+
+    HDF5 files and sharded datasets are read a chunk of events at a time (the features are
+    per event), so INPUT may be larger than memory."""
     import numpy as np
 
-    from calolab.io import read_showers
+    from calolab.io import iter_showers, read_showers
     from calolab.io.atomic import atomic_path
     from calolab.io.failures import require_non_negative
+    from calolab.io.sharded import is_sharded
     from calolab.reconstruction.features import high_level_features
     from calolab.reconstruction.muon_features import muon_features
 
-    showers = require_non_negative(read_showers(input_file), input_file, "calolab features")
-    x, names = high_level_features(showers, segments=segments)
-    if muon or (muon is None and len(showers) and np.all(np.abs(showers.particle) == 13)):
-        xm, names_m = muon_features(showers)
-        x, names = np.hstack([x, xm]), names + names_m
+    streamed = is_sharded(input_file) or Path(input_file).suffix.lower() in (".h5", ".hdf5")
+    chunks = iter_showers(input_file, CHUNK_EVENTS) if streamed else iter([read_showers(input_file)])
+    auto = muon is None
+    parts, energies, names = [], [], []
+    for chunk in chunks:
+        require_non_negative(chunk, input_file, "calolab features")
+        all_muons = bool(len(chunk)) and bool(np.all(np.abs(chunk.particle) == 13))
+        if auto and muon is None:
+            muon = all_muons
+        elif auto and len(chunk) and all_muons != muon:
+            raise CalolabError(f"{input_file}: mixes muons with other particles: pass --muon or --no-muon")
+        x, names = high_level_features(chunk, segments=segments)
+        if muon:
+            xm, names_m = muon_features(chunk)
+            x, names = np.hstack([x, xm]), names + names_m
+        parts.append(x)
+        energies.append(chunk.incident_energy)
+    x = np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
+    energies = energies or [np.zeros(0)]
     with atomic_path(output) as tmp:
         with open(tmp, "wb") as fh:
-            np.savez(fh, features=x, names=np.array(names), incident_energy=showers.incident_energy)
+            np.savez(fh, features=x, names=np.array(names), incident_energy=np.concatenate(energies))
     click.echo(f"{output}: {x.shape[0]} events x {x.shape[1]} features")
