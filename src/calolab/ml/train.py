@@ -493,7 +493,7 @@ def load_checkpoint(path, meta, model, optimiser, scheduler, loss_fn, rng, group
         loss_fn.load_state_dict(data["loss"])
         torch.set_rng_state(data["torch_rng"])
         if group is not None and group.active and len(data.get("rank_rngs", ())) == group.world:
-            torch.set_rng_state(data["rank_rngs"][group.rank].contiguous())
+            torch.set_rng_state(data["rank_rngs"][group.rank].clone())  # a tensor of its own: not a view
         device = next(model.parameters()).device
         if device.type == "cuda" and "cuda_rng" in data:  # dropout draws on CUDA from the device's generator
             torch.cuda.set_rng_state(data["cuda_rng"], device)
