@@ -12,6 +12,8 @@ module                     what
 :mod:`~calolab.ml.train`   ``TrainConfig``, ``train`` (1-cycle Adam, resumable run folder)
 :mod:`~calolab.ml.ensemble`  ``train_ensemble``, ``CNNEnsemble`` (a ``Regressor``)
 :mod:`~calolab.ml.predict`   ``predict_file``: predictions of a run on a showers file
+:mod:`~calolab.ml.device`    ``resolve_device``: ``auto``, ``cpu``, ``cuda``, ``cuda:N``
+:mod:`~calolab.ml.distributed`  data-parallel training under torchrun (gloo, nccl)
 =========================  ==========================================================
 """
 
