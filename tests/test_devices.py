@@ -12,7 +12,10 @@ from calolab.io import write_showers
 
 torch = pytest.importorskip("torch")
 
-from test_ml import SMALL, toy_showers  # noqa: E402  (pytest puts tests/ on sys.path)
+import test_ml  # noqa: E402  (pytest puts tests/ on sys.path)
+
+# test_ml's fixtures serve here too: one torch thread, the toy detector and its pions
+detector, events, one_thread, SMALL = test_ml.detector, test_ml.events, test_ml.one_thread, test_ml.SMALL
 
 from calolab.ml.data import ShowerBatches, loader  # noqa: E402
 from calolab.ml.device import resolve_device  # noqa: E402
@@ -24,24 +27,6 @@ from calolab.ml.train import TrainConfig, train  # noqa: E402
 FAST = {"epochs": 3, "batch_size": 16, "lr_max": 3e-3}
 # a device string other than "cpu" that resolves to the CPU on this machine
 OTHER_CPU = "auto" if not torch.cuda.is_available() else "CPU"
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def events():
-    from calolab.geometry import Detector
-
-    det = Detector.from_dict({"name": "toy", "cells": {"nx": 8, "ny": 9, "pitch": 20.0},
-                              "layers": [{"absorber": "Fe", "absorber_thickness": 20, "active": "Scintillator",
-                                          "active_thickness": 5, "repeat": 7}]})
-    return toy_showers(det, 96, seed=1)
 
 
 def _checkpoint(path):

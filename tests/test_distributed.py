@@ -19,21 +19,14 @@ from calolab.io import write_showers
 
 torch = pytest.importorskip("torch")
 
-from test_ml import SMALL, toy_showers  # noqa: E402  (pytest puts tests/ on sys.path)
+import test_ml  # noqa: E402  (pytest puts tests/ on sys.path)
 
-from calolab.geometry import Detector  # noqa: E402
+detector, events, SMALL = test_ml.detector, test_ml.events, test_ml.SMALL  # test_ml's toy pions serve here too
+
 from calolab.ml.model import RegressorConfig  # noqa: E402
 from calolab.ml.train import TrainConfig, train  # noqa: E402
 
 RTOL = 1e-4  # losses of 2 ranks vs 1 process: they differ in the order of float sums only
-
-
-@pytest.fixture(scope="module")
-def events():
-    det = Detector.from_dict({"name": "toy", "cells": {"nx": 8, "ny": 9, "pitch": 20.0},
-                              "layers": [{"absorber": "Fe", "absorber_thickness": 20, "active": "Scintillator",
-                                          "active_thickness": 5, "repeat": 7}]})
-    return toy_showers(det, 96, seed=1)
 
 
 def _history(run: str) -> list[dict]:
@@ -77,7 +70,7 @@ class Killed(Exception):
     pass
 
 
-def _rank(rank: int, port: int, events, root: str) -> None:
+def _rank(rank: int, port: int, showers, root: str) -> None:
     """One of two ranks: a straight run, a run killed after its first epoch, and that run resumed."""
     import torch.distributed as dist
 
@@ -87,16 +80,16 @@ def _rank(rank: int, port: int, events, root: str) -> None:
     model, config = RegressorConfig(pool=(1, 2, 3), **SMALL, dropout=0.2), TrainConfig(
         epochs=3, batch_size=16, seed=5, mirror_y=True)
     try:
-        train(events, f"{root}/straight", model, config, device="cpu", distributed=True)
+        train(showers, f"{root}/straight", model, config, device="cpu", distributed=True)
 
         def kill(record):
             raise Killed
 
         try:
-            train(events, f"{root}/resumed", model, config, callback=kill, device="cpu", distributed=True)
+            train(showers, f"{root}/resumed", model, config, callback=kill, device="cpu", distributed=True)
         except Killed:
             pass
-        train(events, f"{root}/resumed", model, config, device="cpu", distributed=True)
+        train(showers, f"{root}/resumed", model, config, device="cpu", distributed=True)
     finally:
         dist.destroy_process_group()
 
