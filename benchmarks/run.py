@@ -13,7 +13,10 @@ The CNN's input pipeline is timed on ``pbwo4`` muons: batches of events converte
 first pass and kept (as in training) against events converted again on every pass. So is the
 training of an ensemble of the muon study's CNNs on every core: its members one after the
 other with all the torch threads, against ``--workers`` members at once in separate processes
-sharing the threads (``train_ensemble(..., workers=...)``).
+sharing the threads (``train_ensemble(..., workers=...)``). One CNN trained data-parallel by
+``torchrun --nproc-per-node 2 -m calolab train`` (gloo, one thread per process) is timed
+against one process with one thread and the same global batch; and, only where torch sees
+CUDA, training on the GPU against the CPU (otherwise the reason is printed).
 
 Trained models are benchmarked when their run folders are given (``make bench
 BENCH_ARGS="--generator runs/gen --cnn runs/pions/cnn"``): the generator's speed against the
@@ -208,6 +211,70 @@ def time_dask(events: int, workers: int) -> dict:
             many = time.perf_counter() - start
     return {"events": events, "workers": workers, "shard_events": shard, "one_process_s": one, "dask_s": many,
             "ratio": one / many, "goal_ratio": 1.8 if workers == 2 else None}
+def _muon_run(events: int, seed: int):
+    """``pbwo4`` muons of 50 GeV-8 TeV and the muon study's architecture, for the training benchmarks."""
+    from calolab.ml.model import RegressorConfig
+    from calolab.studies.muons import MuonStudyConfig
+
+    showers = simulate(load_detector("pbwo4"), Beam("mu-", energy_min=50e3, energy_max=8e6, spectrum="uniform"),
+                       events, seed=seed)
+    study = MuonStudyConfig()
+    return showers, RegressorConfig(pool=study.pool, channels=study.channels, hidden=study.hidden)
+
+
+def _median_rate(run: Path) -> float:
+    import json
+
+    history = json.loads((run / "metrics.json").read_text())["history"]
+    return float(np.median([r["train_events_per_s"] for r in history]))
+
+
+def time_ddp_training(events: int, ranks: int = 2, epochs: int = 3) -> dict:
+    """Training events/s of one muon-study CNN: ``torchrun --nproc-per-node ranks`` (gloo, one torch thread per
+    rank) against one process with one thread, the same global batch of 64 (median over the epochs)."""
+    import tempfile
+
+    from calolab.io import write_showers
+
+    showers, model = _muon_run(events, seed=5)
+    pool, channels = ",".join(map(str, model.pool)), ",".join(map(str, model.channels))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    row: dict = {"events": events, "ranks": ranks, "epochs": epochs}
+    with tempfile.TemporaryDirectory() as tmp:
+        data = write_showers(showers, Path(tmp) / "muons.h5")
+        args = ["train", str(data), "--pool", pool, "--channels", channels, "--epochs", str(epochs),
+                "--batch-size", "64", "--validation-fraction", "0.3", "--seed", "1", "--device", "cpu",
+                "--no-progress"]
+        for key, launcher in (("one_process", [sys.executable, "-m", "calolab"]),
+                              ("ddp", [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                                       "--nproc-per-node", str(ranks), "-m", "calolab"])):
+            subprocess.run([*launcher, *args, "-o", str(Path(tmp) / key)], env=env, check=True, capture_output=True)
+            row[f"{key}_events_per_s"] = _median_rate(Path(tmp) / key / "member-0")
+    row["ratio"] = row["ddp_events_per_s"] / row["one_process_events_per_s"]
+    return row
+
+
+def time_gpu_training(events: int, epochs: int = 3) -> dict:
+    """Training events/s of one muon-study CNN on CUDA (with 2 loader workers) against the CPU (all threads);
+    ``{"skipped": reason}`` where torch sees no CUDA device."""
+    import tempfile
+
+    import torch
+
+    from calolab.ml.train import TrainConfig, train
+
+    if not torch.cuda.is_available():
+        why = "this torch build has no CUDA" if torch.version.cuda is None else "torch sees no CUDA device"
+        return {"skipped": why}
+    showers, model = _muon_run(events, seed=6)
+    config = TrainConfig(epochs=epochs, batch_size=64, validation_fraction=0.3, seed=1, split_seed=1)
+    row: dict = {"events": events, "epochs": epochs, "gpu": torch.cuda.get_device_name()}
+    with tempfile.TemporaryDirectory() as tmp:
+        for key, device, workers in (("cpu", "cpu", 0), ("cuda", "cuda", 2)):
+            train(showers, Path(tmp) / key, model, config, device=device, loader_workers=workers)
+            row[f"{key}_events_per_s"] = _median_rate(Path(tmp) / key)
+    row["ratio"] = row["cuda_events_per_s"] / row["cpu_events_per_s"]
+    return row
 
 
 def main() -> None:
@@ -260,6 +327,16 @@ def main() -> None:
               f"one by one {row['one_by_one_s']:.1f} s ({row['one_by_one_events_per_s']:.0f} training ev/s), at once "
               f"{row['at_once_s']:.1f} s ({row['at_once_events_per_s']:.0f} ev/s) = {row['wall_ratio']:.2f}x in "
               f"wall time, {row['throughput_ratio']:.2f}x in training throughput", flush=True)
+    row = results["ddp_training"] = time_ddp_training(600 if args.quick else 6000)
+    print(f"one muon-study CNN data-parallel: {row['ddp_events_per_s']:.0f} training ev/s with torchrun "
+          f"{row['ranks']} gloo processes vs {row['one_process_events_per_s']:.0f} with one process = "
+          f"{row['ratio']:.2f}x", flush=True)
+    row = results["gpu_training"] = time_gpu_training(600 if args.quick else 6000)
+    if "skipped" in row:
+        print(f"gpu vs cpu training: skipped ({row['skipped']})", flush=True)
+    else:
+        print(f"gpu vs cpu training ({row['gpu']}): {row['cuda_events_per_s']:.0f} vs {row['cpu_events_per_s']:.0f} "
+              f"training ev/s = {row['ratio']:.1f}x", flush=True)
     if args.generator is not None:
         row = results["generator"] = time_generator(args.generator, 500 if args.quick else 5000)
         print(f"generator {row['model']} ({args.generator}), log-uniform 1-100 GeV: {row['generator']:.0f} ev/s vs "

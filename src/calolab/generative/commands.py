@@ -12,6 +12,7 @@ import click
 
 DEFAULT_EPOCHS = {"layerwise": 80, "wgan": 5}
 THREADS_HELP = "Torch threads; on a shared machine one is fastest (more mostly wait for each other)."
+DEVICE_HELP = "auto or cpu: the generative models run on the CPU (cuda is refused)."
 
 
 def _torch():
@@ -38,9 +39,10 @@ def generate() -> None:
 @click.option("--epochs", type=click.IntRange(min=1), help="Passes over the data.  [layerwise 80, wgan 5]")
 @click.option("-s", "--seed", type=int, default=1, show_default=True, help="Seed of the data, weights and draws.")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help=THREADS_HELP)
+@click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def train_command(model_name: str, run_dir: Path, events: int | None, events_per_layout: int, energy_range: str,
-                  epochs: int | None, seed: int, threads: int, progress: bool) -> None:
+                  epochs: int | None, seed: int, threads: int, device: str, progress: bool) -> None:
     """Simulate a training set of varied absorber layouts and train a model on it (resumes after a kill)."""
     _torch().set_num_threads(threads)
     from calolab.generative.data import DatasetConfig
@@ -52,7 +54,7 @@ def train_command(model_name: str, run_dir: Path, events: int | None, events_per
     data = DatasetConfig(n_layouts=n_layouts, events_per_layout=events_per_layout, energy_min_gev=low / 1e3,
                          energy_max_gev=high / 1e3, seed=seed)
     config = TrainConfig(model=model_name, epochs=epochs or DEFAULT_EPOCHS[model_name], seed=seed)
-    _, history = train(run_dir, config, data, progress=progress)
+    _, history = train(run_dir, config, data, progress=progress, device=device)
     seconds = sum(h["seconds"] for h in history)
     click.echo(f"{run_dir}: {model_name} trained {len(history)} epochs on {n_layouts} layouts x {events_per_layout} "
                f"events ({seconds:.0f} s of training); losses in {run_dir / 'losses.json'}")
@@ -71,8 +73,9 @@ def train_command(model_name: str, run_dir: Path, events: int | None, events_per
 @click.option("--format", "fmt", type=click.Choice(["hdf5", "calochallenge", "parquet", "root"]),
               help="Force a format (calochallenge for the CaloChallenge HDF5 layout).")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help=THREADS_HELP)
+@click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 def sample_command(run_dir: Path, energy: str, spectrum: str, events: int, detector: str | None, seed: int,
-                   output: Path, fmt: str | None, threads: int) -> None:
+                   output: Path, fmt: str | None, threads: int, device: str) -> None:
     """Generate showers with the model of a run folder and write them to a file."""
     import time
 
@@ -83,7 +86,7 @@ def sample_command(run_dir: Path, energy: str, spectrum: str, events: int, detec
     from calolab.units import parse_energy, parse_energy_range
 
     energies = parse_energy_range(energy) if ":" in energy else parse_energy(energy)
-    model = load_model(run_dir)
+    model = load_model(run_dir, device=device)
     start = time.perf_counter()
     showers = run_generate(model, detector, energies, events, seed, spectrum=spectrum)
     seconds = time.perf_counter() - start

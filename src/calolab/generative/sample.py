@@ -38,11 +38,13 @@ class TrainedModel:
         return self.data_config.energy_min_gev * GEV, self.data_config.energy_max_gev * GEV
 
 
-def load_model(run_dir: str | Path) -> TrainedModel:
-    """The model of a run folder written by :func:`calolab.generative.train.train`, in evaluation mode."""
-    from calolab.generative.train import build_model, load_checkpoint, model_config
+def load_model(run_dir: str | Path, device: str = "auto") -> TrainedModel:
+    """The model of a run folder written by :func:`calolab.generative.train.train`, in evaluation mode, on
+    ``device`` (``auto`` or ``cpu``: see :func:`~calolab.generative.train.generative_device`)."""
+    from calolab.generative.train import build_model, generative_device, load_checkpoint, model_config
     from calolab.yamlfile import read_yaml
 
+    generative_device(device)
     run_dir = Path(run_dir)
     config_path = run_dir / "config.yaml"
     if not run_dir.is_dir() or not config_path.is_file():

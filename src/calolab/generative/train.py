@@ -53,6 +53,25 @@ class TrainConfig:
             raise CalolabError(f"epochs must be >= 1, got {self.epochs}")
 
 
+def generative_device(device: str = "auto") -> torch.device:
+    """The device of a generative model: the CPU. ``auto`` means the CPU here, and a CUDA device
+    (``cuda``, ``cuda:N``) is a one-line error: the families build their batches and draw their
+    random numbers on the CPU. Strings are checked by :func:`calolab.ml.device.resolve_device`.
+
+    >>> generative_device("auto")
+    device(type='cpu')
+    """
+    from calolab.ml.device import resolve_device
+
+    if str(device).strip().lower() == "auto":
+        return torch.device("cpu")
+    resolved = resolve_device(device)
+    if resolved.type != "cpu":
+        raise CalolabError(f"device {device!r}: the generative models (layerwise, wgan) run on the CPU only; "
+                           "use --device cpu or auto")
+    return resolved
+
+
 def cosine_lr(base: float, epoch: int, epochs: int, warmup: int = 1) -> float:
     """Learning rate of ``epoch`` (0-based): linear warm-up over ``warmup`` epochs, then cosine decay to 2%.
 
@@ -140,7 +159,8 @@ def prepare_run(run_dir: Path, train: TrainConfig, mconfig, data: DatasetConfig)
 
 def train(run_dir: str | Path, train_config: TrainConfig, data_config: DatasetConfig | None = None,
           model_spec: dict[str, Any] | None = None, *, progress: bool = False,
-          on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> tuple[torch.nn.Module, list[dict]]:
+          on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+          device: str = "auto") -> tuple[torch.nn.Module, list[dict]]:
     """Train (or resume training) a generative model in ``run_dir``.
 
     Parameters
@@ -158,11 +178,14 @@ def train(run_dir: str | Path, train_config: TrainConfig, data_config: DatasetCo
         Print one line per epoch.
     on_epoch
         Called with ``(epoch, losses)`` after each epoch's checkpoint is written.
+    device
+        ``auto`` or ``cpu`` (:func:`generative_device`: CUDA is refused in one line).
 
     Returns
     -------
     The trained model (evaluation mode) and the per-epoch history.
     """
+    generative_device(device)
     run_dir = Path(run_dir)
     data_config = data_config or DatasetConfig()
     family, _, _ = FAMILIES[train_config.model]

@@ -13,6 +13,8 @@ module                     what
 :mod:`~calolab.ml.ensemble`  ``train_ensemble``, ``CNNEnsemble`` (a ``Regressor``)
 :mod:`~calolab.ml.predict`   ``predict_file``: predictions of a run on a showers file
 :mod:`~calolab.ml.fit`       ``fit_cnn``: train an ensemble, score it as the baselines are
+:mod:`~calolab.ml.device`    ``resolve_device``: ``auto``, ``cpu``, ``cuda``, ``cuda:N``
+:mod:`~calolab.ml.distributed`  data-parallel training under torchrun (gloo, nccl)
 =========================  ==========================================================
 """
 

@@ -22,6 +22,9 @@ def _triple(text: str) -> tuple[int, int, int]:
     return values
 
 
+DEVICE_HELP = "auto (CUDA if available, else the CPU), cpu, cuda or cuda:N."
+
+
 def _ints(text: str, option: str) -> tuple[int, ...]:
     try:
         return tuple(int(v) for v in text.split(","))
@@ -59,22 +62,40 @@ def _ints(text: str, option: str) -> tuple[int, ...]:
               help="Mirror a random half of each training batch in x too (x -> -x): detectors without a field only.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Models of the ensemble trained at once, each in its own process with its share of the threads.")
+@click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
+@click.option("--bf16/--no-bf16", default=False, show_default=True,
+              help="bfloat16 autocast of the forward passes (CUDA only; an error on the CPU).")
+@click.option("--loader-workers", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Processes densifying the batches (0: the training process); same batches, same bits.")
+@click.option("--distributed/--no-distributed", default=False, show_default=True,
+              help="Train one model data-parallel over the processes of torchrun (implied when torchrun starts "
+                   "several): torchrun --nproc-per-node N -m calolab train ...")
 @click.option("-s", "--seed", type=int, default=0, show_default=True)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def train(data, out_dir, features, pool, channels, hit_classes, epochs, batch_size, lr, k, loss, validation_fraction,
-          patience, weight_decay, mirror_y, mirror_x, workers, seed, progress) -> None:
-    """Train a CNN (or an ensemble) to regress the incident energy of the showers in DATA (.h5)."""
+          patience, weight_decay, mirror_y, mirror_x, workers, device, bf16, loader_workers, distributed, seed,
+          progress) -> None:
+    """Train a CNN (or an ensemble) to regress the incident energy of the showers in DATA (.h5).
+
+    With --distributed (under torchrun) --batch-size is the global batch: each of the N processes
+    takes its share, and rank 0 alone writes the run folder and prints.
+    """
+    from calolab.ml.distributed import launched, process_rank
     from calolab.ml.ensemble import source_features, train_ensemble
     from calolab.ml.model import RegressorConfig
     from calolab.ml.train import TrainConfig
 
+    distributed = distributed or launched()
+
     model_config = RegressorConfig(pool=_triple(pool), channels=_ints(channels, "--channels"), hit_classes=hit_classes)
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr_max=lr, loss=loss, weight_decay=weight_decay,
                          validation_fraction=validation_fraction, patience=patience, mirror_y=mirror_y,
-                         mirror_x=mirror_x, seed=seed, split_seed=seed)
+                         mirror_x=mirror_x, seed=seed, split_seed=seed, bf16=bf16)
     values, names = source_features(data) if features else (None, None)
     ensemble = train_ensemble(data, out_dir, k, model_config, config, values, names, progress=progress,
-                              workers=workers)
+                              workers=workers, device=device, loader_workers=loader_workers, distributed=distributed)
+    if process_rank() != 0:
+        return
     info, weights = ensemble.info, ", ".join(f"{w:.3f}" for w in ensemble.weights)
     click.echo(f"{out_dir}: {len(ensemble.models)} model(s) trained on {info['train_events']} events "
                f"({info['validation_events']} for validation), weights {weights}")
@@ -86,10 +107,11 @@ def train(data, out_dir, features, pool, channels, hit_classes, epochs, batch_si
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="HDF5 file: event, true_energy, predicted_energy (MeV).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=512, show_default=True)
-def predict(run_dir, data, output, batch_size) -> None:
+@click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
+def predict(run_dir, data, output, batch_size, device) -> None:
     """Predict the incident energy of the events in DATA with the CNN(s) trained in RUN_DIR."""
     from calolab.ml.predict import predict_file
 
-    summary = predict_file(run_dir, data, output, batch_size=batch_size)
+    summary = predict_file(run_dir, data, output, batch_size=batch_size, device=device)
     click.echo(f"{output}: {summary['events']} events, median E_pred/E_true {summary['median_response']:.4f}, "
                f"relative RMS {summary['relative_rms']:.4f}")

@@ -52,7 +52,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import IterableDataset
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from calolab.errors import CalolabError
 from calolab.geometry import Detector
@@ -166,6 +166,26 @@ class Batch:
     def __len__(self) -> int:
         return len(self.index)
 
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
+        """The batch with its tensors on ``device`` (``index`` stays a numpy array)."""
+        def move(t):
+            return None if t is None else t.to(device, non_blocking=non_blocking)
+
+        hits = self.hits
+        if hits is not None:
+            hits = HitBatch(move(hits.occupied), move(hits.slot), move(hits.mips), move(hits.inputs))
+        return Batch(move(self.x), move(self.esum), move(self.features), move(self.target), self.index, hits)
+
+    def pin_memory(self) -> Batch:
+        """The batch in pinned (page-locked) memory, for fast copies to CUDA (``DataLoader(pin_memory=True)``)."""
+        def pin(t):
+            return None if t is None else t.pin_memory()
+
+        hits = self.hits
+        if hits is not None:
+            hits = HitBatch(pin(hits.occupied), pin(hits.slot), pin(hits.mips), pin(hits.inputs))
+        return Batch(pin(self.x), pin(self.esum), pin(self.features), pin(self.target), self.index, hits)
+
 
 @dataclass
 class _Events:
@@ -251,8 +271,8 @@ class ShowerBatches(IterableDataset):
         Keep the converted events of the first pass for the next ones while they take at
         most this many GiB (0: convert on every pass, e.g. for a single pass).
 
-    Iterate it directly, or through a ``DataLoader`` with ``batch_size=None`` and no worker
-    processes (each worker would yield every batch).
+    Iterate it directly, or through :func:`loader` (a ``DataLoader`` whose worker processes
+    densify the batches, each worker every ``num_workers``-th batch, in the same order).
     """
 
     def __init__(self, source: Source, batch_size: int = 64, pool: tuple[int, int, int] = (1, 1, 1),
@@ -272,6 +292,7 @@ class ShowerBatches(IterableDataset):
             raise CalolabError(f"cache_gib must be >= 0, got {cache_gib}")
         self.cache_bytes = int(cache_gib * 2**30)
         self.epoch = 0
+        self.shard = (0, 1)  # (rank, world): see set_shard
         self._converted: list[_Events] | None = None
 
     def set_epoch(self, epoch: int) -> None:
@@ -282,7 +303,34 @@ class ShowerBatches(IterableDataset):
         """Batches per pass when ``n_events`` events are selected."""
         return math.ceil(n_events / self.batch_size)
 
+    def set_shard(self, rank: int, world: int) -> None:
+        """Yield only rank ``rank``'s contiguous share of each batch of ``world`` ranks (distributed training)."""
+        if not 0 <= rank < world:
+            raise CalolabError(f"rank must be in [0, {world}), got {rank}")
+        self.shard = (int(rank), int(world))
+
+    def convert(self) -> None:
+        """Convert the source now (one pass) so that later passes, and worker processes forked from this one,
+        start from the cache."""
+        if self._converted is None:
+            for _ in self._events():
+                pass
+
     def __iter__(self) -> Iterator[Batch]:
+        for events in self._batch_events():
+            yield self._batch(events)
+
+    def _batch_events(self) -> Iterator[_Events]:
+        """The events of each batch (this rank's share), skipping the batches of the other DataLoader workers."""
+        worker = get_worker_info()
+        mine, every = (0, 1) if worker is None else (worker.id, worker.num_workers)
+        rank, world = self.shard
+        for i, (buffer, idx) in enumerate(self._orders()):
+            if i % every == mine:
+                yield buffer.take(idx if world == 1 else np.array_split(idx, world)[rank])
+
+    def _orders(self) -> Iterator[tuple[_Events, np.ndarray]]:
+        """Each batch as the shuffle buffer and the batch's places in it."""
         rng = np.random.default_rng([self.seed, self.epoch])
         buffer: _Events | None = None
         for events in self._events():
@@ -291,12 +339,12 @@ class ShowerBatches(IterableDataset):
                 order = rng.permutation(len(buffer)) if self.shuffle else np.arange(len(buffer))
                 full = len(buffer) // self.batch_size * self.batch_size
                 for start in range(0, full, self.batch_size):
-                    yield self._batch(buffer.take(order[start : start + self.batch_size]))
+                    yield buffer, order[start : start + self.batch_size]
                 buffer = buffer.take(order[full:])
         if buffer is not None and len(buffer):
             order = rng.permutation(len(buffer)) if self.shuffle else np.arange(len(buffer))
             for start in range(0, len(buffer), self.batch_size):
-                yield self._batch(buffer.take(order[start : start + self.batch_size]))
+                yield buffer, order[start : start + self.batch_size]
 
     def _events(self) -> Iterator[_Events]:
         if self._converted is not None:
@@ -359,6 +407,24 @@ class ShowerBatches(IterableDataset):
                                                                                                  self.detector)
             self._grid_shape = pooled_shape(det.shape, self.pool)
         return self._grid_shape
+
+
+def loader(batches: ShowerBatches, workers: int = 0, pin_memory: bool = False) -> ShowerBatches | DataLoader:
+    """``batches`` themselves (``workers == 0``), or a ``DataLoader`` whose ``workers`` processes densify them.
+
+    The batches come in the same order either way. The source is converted here first, so
+    that each worker forked from this process starts from the cache (when it fits) instead of
+    converting the source itself. ``pin_memory`` (for CUDA) pins each batch in the loader.
+    Iterating the loader leaves torch's global random generator alone.
+    """
+    if workers < 0:
+        raise CalolabError(f"loader workers must be >= 0, got {workers}")
+    if workers == 0:
+        return batches
+    batches.convert()
+    # a generator of its own: the loader seeds its workers from it, not from torch's global one (dropout's)
+    return DataLoader(batches, batch_size=None, num_workers=workers, pin_memory=pin_memory,
+                      generator=torch.Generator().manual_seed(0))
 
 
 def source_detector(source: Source, detector: Detector | str | None = None) -> Detector:

@@ -34,6 +34,8 @@ import yaml
 from calolab.errors import CalolabError
 from calolab.io.rundir import write_yaml
 from calolab.ml.data import ShowerBatches, Source, source_chunks
+from calolab.ml.device import resolve_device
+from calolab.ml.distributed import process_rank
 from calolab.ml.model import EnergyCNN, RegressorConfig
 from calolab.ml.train import (
     BEST,
@@ -93,7 +95,8 @@ def source_features(source: Source, chunk_events: int = 4096) -> tuple[np.ndarra
 
 def train_ensemble(source: Source, run_dir: str | Path, k: int = 5, model_config: RegressorConfig | None = None,
                    config: TrainConfig | None = None, features: np.ndarray | None = None,
-                   feature_names: list[str] | None = None, progress: bool = False, workers: int = 1) -> CNNEnsemble:
+                   feature_names: list[str] | None = None, progress: bool = False, workers: int = 1, *,
+                   device: str = "auto", loader_workers: int = 0, distributed: bool = False) -> CNNEnsemble:
     """Train ``k`` models with seeds ``config.seed + i`` into ``run_dir`` and return the ensemble.
 
     Parameters are those of :func:`calolab.ml.train.train`; ``features`` (N, F) are shared.
@@ -101,15 +104,21 @@ def train_ensemble(source: Source, run_dir: str | Path, k: int = 5, model_config
     ``max(1, torch.get_num_threads() // workers)`` torch threads. The processes are spawned, so a
     script that asks for ``workers > 1`` needs Python's ``if __name__ == "__main__":`` guard, and
     each process holds its own copy of in-memory showers and features (an HDF5 source is read
-    by each).
+    by each). ``device``, ``loader_workers`` and ``distributed`` go to :func:`~calolab.ml.train.train`;
+    a distributed run trains one model (``k == 1``, ``workers == 1``), and the ensemble is
+    returned on ``device``.
     """
     if k < 1:
         raise CalolabError(f"an ensemble needs k >= 1 models, got {k}")
     if workers < 1:
         raise CalolabError(f"an ensemble trains with workers >= 1 processes, got {workers}")
+    if distributed and (k > 1 or workers > 1):
+        raise CalolabError(f"distributed training trains one model: drop --ensemble {k} / --workers {workers}, or "
+                           "train the members without --distributed")
+    resolve_device(device)  # a bad device string fails here, not in a worker process
     run_dir, config = Path(run_dir), config or TrainConfig()
     jobs = [(i, k, run_dir / f"member-{i}", replace(config, seed=config.seed + i)) for i in range(k)]
-    shared = (source, model_config, features, feature_names, progress)
+    shared = (source, model_config, features, feature_names, progress, device, loader_workers, distributed)
     workers = min(workers, k)
     if workers == 1:
         results = [_train_member(job, shared) for job in jobs]
@@ -122,9 +131,10 @@ def train_ensemble(source: Source, run_dir: str | Path, k: int = 5, model_config
     inverse = np.array([1.0 / max(m["val_loss"], 1e-30) for m in members])
     for m, w in zip(members, inverse / inverse.sum(), strict=True):
         m["weight"] = float(w)
-    write_yaml(run_dir / ENSEMBLE, {"combination": "weights proportional to 1 / best validation loss",
-                                    "loss": config.loss, "members": members})
-    return CNNEnsemble.load(run_dir)
+    if not distributed or process_rank() == 0:  # rank 0 alone writes the run folder
+        write_yaml(run_dir / ENSEMBLE, {"combination": "weights proportional to 1 / best validation loss",
+                                        "loss": config.loss, "members": members})
+    return CNNEnsemble(*_members(run_dir, [m["path"] for m in members], inverse / inverse.sum()), device=device)
 
 
 _SHARED: tuple = ()  # in a worker process: what every member of the ensemble shares, sent once per worker
@@ -139,7 +149,8 @@ def _init_worker(shared: tuple, threads: int) -> None:
 def _train_member(job: tuple[int, int, Path, TrainConfig], shared: tuple | None = None) -> dict[str, Any]:
     """Train member ``i`` of ``k`` with ``shared`` (in a worker: the worker's); its best epoch and validation loss."""
     i, k, member_dir, config = job
-    source, model_config, features, feature_names, progress = _SHARED if shared is None else shared
+    source, model_config, features, feature_names, progress, device, loader_workers, distributed = \
+        _SHARED if shared is None else shared
     if progress:
         print(f"member {i + 1}/{k} (seed {config.seed})", flush=True)
 
@@ -147,8 +158,15 @@ def _train_member(job: tuple[int, int, Path, TrainConfig], shared: tuple | None 
         print(f"member {i + 1}/{k} {epoch_line(record)}", flush=True)
 
     result = train(source, member_dir, model_config, config, features, feature_names,
-                   callback=report if progress else None)
+                   callback=report if progress else None, device=device, loader_workers=loader_workers,
+                   distributed=distributed)
     return {"best_epoch": result.best_epoch, "val_loss": result.best_val_loss, "history_epochs": len(result.history)}
+
+
+def _members(run_dir: Path, paths: list[str], weights: np.ndarray) -> tuple[list[EnergyCNN], np.ndarray, dict]:
+    """The members' best models (CPU), their weights and the first member's info."""
+    loaded = [load_model(run_dir / p / BEST) for p in paths]
+    return [m for m, _ in loaded], weights, loaded[0][1]
 
 
 class CNNEnsemble:
@@ -164,6 +182,8 @@ class CNNEnsemble:
         What the models were trained on (``detector_shape``, ``feature_names``, ...).
     batch_size
         Events per inference batch.
+    device
+        Where the models run (``auto``, ``cpu``, ``cuda``, ``cuda:N``); predictions come back as numpy.
     mirror_y, mirror_x
         Average each event with its mirror image in y (in x; with both, the four images);
         ``None``: when ``info`` says the models were trained so.
@@ -172,20 +192,23 @@ class CNNEnsemble:
     name = "cnn"
 
     def __init__(self, models: list[EnergyCNN], weights: np.ndarray | list[float], info: dict[str, Any],
-                 batch_size: int = 512, mirror_y: bool | None = None, mirror_x: bool | None = None):
+                 batch_size: int = 512, mirror_y: bool | None = None, mirror_x: bool | None = None,
+                 device: str = "auto"):
         weights = np.asarray(weights, np.float64)
         if not models or len(weights) != len(models) or np.any(weights < 0) or not weights.sum() > 0:
             raise CalolabError("an ensemble needs at least one model and one non-negative weight per model")
         if len({(m.config.pool, m.config.n_features, m.config.hit_classes > 0) for m in models}) != 1:
             raise CalolabError("the models of an ensemble must share their pooling, features and use of hit classes")
-        self.models, self.weights, self.info = [m.eval() for m in models], weights / weights.sum(), info
+        self.device = resolve_device(device)
+        self.models = [m.eval().to(self.device) for m in models]
+        self.weights, self.info = weights / weights.sum(), info
         self.batch_size = int(batch_size)
         self.mirror_y = bool(info.get("mirror_y", False)) if mirror_y is None else bool(mirror_y)
         self.mirror_x = bool(info.get("mirror_x", False)) if mirror_x is None else bool(mirror_x)
 
     @classmethod
-    def load(cls, run_dir: str | Path, batch_size: int = 512) -> CNNEnsemble:
-        """Load ``run_dir/ensemble.yaml`` and its members, or a single training run (``best.pt``)."""
+    def load(cls, run_dir: str | Path, batch_size: int = 512, device: str = "auto") -> CNNEnsemble:
+        """Load ``run_dir/ensemble.yaml`` and its members, or a single training run (``best.pt``), onto ``device``."""
         run_dir = Path(run_dir)
         if (run_dir / ENSEMBLE).is_file():
             try:
@@ -199,7 +222,7 @@ class CNNEnsemble:
         else:
             raise CalolabError(f"{run_dir}: no {ENSEMBLE} or {BEST}: not a trained energy-CNN run folder")
         loaded = [load_model(p) for p in paths]
-        return cls([m for m, _ in loaded], weights, loaded[0][1], batch_size)
+        return cls([m for m, _ in loaded], weights, loaded[0][1], batch_size, device=device)
 
     @property
     def n_features(self) -> int:
@@ -243,14 +266,15 @@ class CNNEnsemble:
                                 hit_inputs=self.models[0].config.hit_classes > 0, cache_gib=0)  # one pass
         out = np.empty((len(self.models), len(showers)))
         names = self.info.get("feature_names", []) if self.n_features else []
-        signs = {axis: mirror_signs(names, axis) for axis in axes}
+        signs = {axis: mirror_signs(names, axis).to(self.device) for axis in axes}
         with torch.inference_mode():
             for batch in batches:
+                batch = batch.to(self.device, non_blocking=True)
                 images = [batch]
                 for axis in axes:  # each image mirrored in this axis too: 1, 2 or 4 images
                     every = np.ones(len(batch), bool)
                     images += [mirror_batch(b, signs[axis], every, axis) for b in images]
                 for k, model in enumerate(self.models):
                     pred = sum(model(b.x, b.esum, b.features, b.hits) for b in images)
-                    out[k, batch.index] = (pred / len(images)).double().numpy()
+                    out[k, batch.index] = (pred / len(images)).cpu().double().numpy()
         return out

@@ -29,7 +29,10 @@ definition:
 Only in training mode (``loss.train()``) do batches update the thresholds; in evaluation
 mode they are frozen (LUMIN updates them on every call), so that a validation pass leaves
 the training state alone. Bins that no training batch has reached are not Huberised.
-The thresholds are a buffer: they are saved in checkpoints with the model.
+The thresholds are a buffer: they are saved in checkpoints with the model. In distributed
+training (``distributed = True``) each threshold is the percentile of the global batch, the
+squared errors of every rank gathered, so that all ranks hold the thresholds one process
+with the whole batch would.
 
 >>> import torch
 >>> loss = BinnedHuberMFSE(torch.tensor([0.0, 100.0]))
@@ -87,6 +90,7 @@ class BinnedHuberMFSE(nn.Module):
         self.percentile, self.momentum = float(percentile), float(momentum)
         self.register_buffer("edges", edges)
         self.register_buffer("thresholds", torch.full((len(edges) - 1,), -1.0, dtype=torch.float64))  # GeV^2
+        self.distributed = False  # thresholds from the global batch of all ranks (set by distributed training)
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Loss (scalar, GeV) of predictions ``pred`` (B,) for true energies ``target`` (B,), GeV."""
@@ -96,16 +100,10 @@ class BinnedHuberMFSE(nn.Module):
         t = target.detach().to(torch.float64)
         inside = (t >= self.edges[0]) & (t < self.edges[-1])
         bins = torch.bucketize(t, self.edges[1:-1], right=True)  # e_k <= t < e_{k+1} -> k
+        if self.training:
+            self._update(sq.detach(), t)
         for k in torch.unique(bins[inside]).tolist():
             in_bin = inside & (bins == k)
-            if self.training:
-                values = sq.detach()[in_bin]
-                rank = 1 + round(self.percentile * (len(values) - 1))
-                kth = values.kthvalue(rank).values.to(torch.float64)
-                if self.thresholds[k] < 0:
-                    self.thresholds[k] = kth
-                else:
-                    self.thresholds[k] = (1 - self.momentum) * self.thresholds[k] + self.momentum * kth
             threshold = self.thresholds[k]
             if threshold < 0:
                 continue
@@ -113,6 +111,25 @@ class BinnedHuberMFSE(nn.Module):
             d = torch.sqrt(threshold).to(sq.dtype)
             terms = torch.where(big, threshold.to(sq.dtype) + 2 * d * (err.abs() - d), terms)
         return (terms / target).mean()
+
+
+    def _update(self, sq: torch.Tensor, t: torch.Tensor) -> None:
+        """Move the thresholds of the bins that the batch's squared errors ``sq`` (B,) at true energies ``t`` (B,)
+        reach; in distributed training, the batch is the global one (every rank's events)."""
+        if self.distributed:
+            from calolab.ml.distributed import gather
+
+            sq, t = gather(sq), gather(t)
+        inside = (t >= self.edges[0]) & (t < self.edges[-1])
+        bins = torch.bucketize(t, self.edges[1:-1], right=True)
+        for k in torch.unique(bins[inside]).tolist():
+            values = sq[inside & (bins == k)]
+            rank = 1 + round(self.percentile * (len(values) - 1))
+            kth = values.kthvalue(rank).values.to(torch.float64)
+            if self.thresholds[k] < 0:
+                self.thresholds[k] = kth
+            else:
+                self.thresholds[k] = (1 - self.momentum) * self.thresholds[k] + self.momentum * kth
 
 
 def make_loss(name: str, edges: torch.Tensor | None = None, percentile: float = 0.68,

@@ -26,13 +26,13 @@ FORMAT = "calolab-predictions"
 
 
 def predict_file(run_dir: str | Path, data: str | Path, output: str | Path, batch_size: int = 512,
-                 chunk_events: int = 8192) -> dict[str, float]:
-    """Predict every event of ``data`` with the run in ``run_dir``; write ``output``; return a summary.
+                 chunk_events: int = 8192, device: str = "auto") -> dict[str, float]:
+    """Predict every event of ``data`` with the run in ``run_dir`` on ``device``; write ``output``; return a summary.
 
     The summary holds the number of events and, over events with a true energy > 0, the
     median of ``E_pred / E_true`` and the RMS of ``E_pred / E_true - 1``.
     """
-    ensemble = CNNEnsemble.load(run_dir, batch_size=batch_size)
+    ensemble = CNNEnsemble.load(run_dir, batch_size=batch_size, device=device)
     true, pred = [], []
     for chunk in iter_showers(data, chunk_events):
         require_non_negative(chunk, data, "calolab predict")

@@ -52,7 +52,9 @@ import torch
 from calolab.errors import CalolabError
 from calolab.io.atomic import atomic_path
 from calolab.io.rundir import write_json, write_yaml
-from calolab.ml.data import Batch, ShowerBatches, Source, scan
+from calolab.ml import distributed as dist
+from calolab.ml.data import Batch, ShowerBatches, Source, loader, scan
+from calolab.ml.device import autocast, check_bf16, fork_rng_devices, resolve_device
 from calolab.ml.losses import LOSSES, make_loss, mfse
 from calolab.ml.model import EnergyCNN, RegressorConfig, count_parameters
 
@@ -87,6 +89,7 @@ class TrainConfig:
     chunk_events: int = 4096
     mirror_y: bool = False  # mirror a random half of each training batch in y (see the module docstring)
     mirror_x: bool = False  # and in x (detectors without a field only)
+    bf16: bool = False  # bfloat16 autocast of the forward passes: CUDA only (an error on the CPU)
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -128,7 +131,8 @@ def validation_split(n: int, fraction: float, seed: int) -> np.ndarray:
 def train(source: Source, run_dir: str | Path, model_config: RegressorConfig | None = None,
           config: TrainConfig | None = None, features: np.ndarray | None = None,
           feature_names: list[str] | None = None, callback: Callable[[dict], None] | None = None,
-          progress: bool = False) -> TrainResult:
+          progress: bool = False, *, device: str = "auto", loader_workers: int = 0,
+          distributed: bool = False) -> TrainResult:
     """Train an :class:`EnergyCNN` on ``source`` into ``run_dir``, resuming from its checkpoint if any.
 
     Parameters
@@ -144,12 +148,44 @@ def train(source: Source, run_dir: str | Path, model_config: RegressorConfig | N
     feature_names
         Their names, stored with the model (``CNNEnsemble`` recomputes them for new data).
     callback
-        Called with each epoch's record after its checkpoint is written.
+        Called with each epoch's record after its checkpoint is written (on every rank).
     progress
         Print one line per epoch.
+    device
+        ``auto`` (CUDA if available, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``
+        (:func:`~calolab.ml.device.resolve_device`). The device may change when a run resumes:
+        checkpoints hold CPU tensors.
+    loader_workers
+        Processes that densify the batches (a ``DataLoader``; 0: in this process). The batches,
+        hence the bits, are the same for any number; on CUDA the batches are pinned.
+    distributed
+        Train data-parallel in the process group of ``torchrun`` (see
+        :mod:`calolab.ml.distributed`): each rank takes its share of every batch of
+        ``config.batch_size`` events, and rank 0 alone writes ``run_dir``.
+
+    Examples
+    --------
+    ``torchrun --nproc-per-node 2 -m calolab train showers.h5 -o run`` runs this with
+    ``distributed=True`` in two processes; ``train(showers, "run", device="cpu")`` in one.
     """
     run_dir = Path(run_dir)
     model_config, config = model_config or RegressorConfig(), config or TrainConfig()
+    device = resolve_device(device)
+    check_bf16(device, config.bf16)
+    group, joined = dist.join(device) if distributed else (dist.Group(), False)
+    try:
+        return _train(source, run_dir, model_config, config, features, feature_names, callback, progress,
+                      dist.rank_device(device, group), loader_workers, group)
+    finally:
+        if joined:
+            dist.barrier()
+            import torch.distributed
+
+            torch.distributed.destroy_process_group()
+
+
+def _train(source, run_dir, model_config, config, features, feature_names, callback, progress, device,
+           loader_workers, group) -> TrainResult:
     table = scan(source, config.chunk_events)
     n = len(table)
     if features is not None:
@@ -167,23 +203,34 @@ def train(source: Source, run_dir: str | Path, model_config: RegressorConfig | N
             "detector_shape": list(table.detector.shape), "feature_names": list(feature_names or []),
             "detector_layers": table.detector.to_dict()["layers"], "mirror_y": bool(config.mirror_y),
             "mirror_x": bool(config.mirror_x)}
-    meta = {"model_config": model_config.to_dict(), "train_config": asdict(config), "data": info}
+    train_config = asdict(config)
+    if not config.bf16:
+        del train_config["bf16"]  # run folders from before bf16 existed resume
+    meta = {"model_config": model_config.to_dict(), "train_config": train_config, "data": info}
 
     def batches(select: np.ndarray, shuffle: bool) -> ShowerBatches:
         return ShowerBatches(source, config.batch_size, model_config.pool, features, select, shuffle, config.seed,
                              config.shuffle_buffer, config.chunk_events, hit_inputs=model_config.hit_classes > 0)
 
     train_ds, val_ds = batches(~val, True), batches(val, False)
-    mirror = _mirror_signs(config, model_config, table.detector, feature_names, features)
+    if group.active:
+        train_ds.set_shard(group.rank, group.world)  # every rank validates on all validation events
+    pin = device.type == "cuda"
+    train_loader, val_loader = (loader(ds, loader_workers, pin) for ds in (train_ds, val_ds))
+    mirror = {axis: signs.to(device) for axis, signs in
+              _mirror_signs(config, model_config, table.detector, feature_names, features).items()}
     steps_per_epoch = train_ds.n_batches(int((~val).sum()))
     warm_up = math.ceil(config.pct_start * config.epochs)  # epochs while the learning rate rises: no early stopping
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=fork_rng_devices(device)):
         torch.manual_seed(config.seed)
         model = EnergyCNN(model_config)
         model.fit_scaling(table.esum[~val], table.target[~val], None if features is None else features[~val])
+        model.to(device)  # the initial weights are drawn on the CPU: the same on every device
         edges = np.linspace(table.target[~val].min(), table.target[~val].max(), config.huber_bins + 1)
         edges[0], edges[-1] = -np.inf, np.inf
-        loss_fn = make_loss(config.loss, torch.as_tensor(edges), config.huber_percentile, config.huber_momentum)
+        loss_fn = make_loss(config.loss, torch.as_tensor(edges), config.huber_percentile,
+                            config.huber_momentum).to(device)
+        loss_fn.distributed = group.active
         optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr_max, weight_decay=config.weight_decay)
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
             optimiser, config.lr_max, total_steps=config.epochs * steps_per_epoch, pct_start=config.pct_start,
@@ -191,24 +238,41 @@ def train(source: Source, run_dir: str | Path, model_config: RegressorConfig | N
         rng = np.random.default_rng(config.seed)
         state = {"epoch": 0, "best_val_loss": math.inf, "best_epoch": -1, "bad_epochs": 0, "stopped": False,
                  "history": []}
+        if group.active:  # the same initial weights on every rank, then dropout draws of each rank's own
+            torch.manual_seed(int(np.random.SeedSequence([config.seed, group.rank]).generate_state(1)[0]))
         if (run_dir / CHECKPOINT).exists():
-            state = load_checkpoint(run_dir / CHECKPOINT, meta, model, optimiser, scheduler, loss_fn, rng)
-        else:
+            state = load_checkpoint(run_dir / CHECKPOINT, meta, model, optimiser, scheduler, loss_fn, rng, group)
+        elif group.main:
             write_yaml(run_dir / CONFIG, {**meta, "parameters": count_parameters(model)})
+        net = model
+        if group.active:
+            from torch.nn.parallel import DistributedDataParallel
+
+            net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        step = _Step(net, loss_fn, optimiser, scheduler, device, config.bf16, group, mirror,
+                     int((~val).sum()), config.batch_size)
         while state["epoch"] < config.epochs and not state["stopped"]:
-            record = _epoch(model, loss_fn, optimiser, scheduler, train_ds, val_ds, rng, state["epoch"], mirror)
+            record = _epoch(step, train_ds, train_loader, val_loader, rng, state["epoch"])
             state["history"].append(record)
-            if record["val_loss"] < state["best_val_loss"]:
+            best = record["val_loss"] < state["best_val_loss"]
+            if best:
                 state.update(best_val_loss=record["val_loss"], best_epoch=record["epoch"], bad_epochs=0)
-                save_model(run_dir / BEST, model, {**info, "epoch": record["epoch"], "val_loss": record["val_loss"]})
             elif record["epoch"] >= warm_up:
                 state["bad_epochs"] += 1
             state["stopped"] = state["bad_epochs"] >= config.patience
             state["epoch"] += 1
-            save_checkpoint(run_dir / CHECKPOINT, meta, state, model, optimiser, scheduler, loss_fn, rng)
-            write_json(run_dir / METRICS, {"history": state["history"], "best_epoch": state["best_epoch"],
-                                           "best_val_loss": state["best_val_loss"], "stopped_early": state["stopped"]})
-            if progress:
+            rank_rngs = dist.gather(torch.get_rng_state()[None]) if group.active else None  # (world, n) uint8
+            if group.main:
+                if best:
+                    save_model(run_dir / BEST, model, {**info, "epoch": record["epoch"],
+                                                       "val_loss": record["val_loss"]})
+                save_checkpoint(run_dir / CHECKPOINT, meta, state, model, optimiser, scheduler, loss_fn, rng,
+                                rank_rngs)
+                write_json(run_dir / METRICS, {"history": state["history"], "best_epoch": state["best_epoch"],
+                                               "best_val_loss": state["best_val_loss"],
+                                               "stopped_early": state["stopped"]})
+            dist.barrier()  # the checkpoint is on disk before any rank goes on (or is killed)
+            if progress and group.main:
                 print(epoch_line(record), flush=True)
             if callback is not None:
                 callback(record)
@@ -263,7 +327,7 @@ def mirror_batch(batch: Batch, signs: torch.Tensor, flip: np.ndarray, axis: str 
     by ``signs`` (F,), and the hits of learned hit classes move to the mirrored voxel (their
     inputs, sums over square neighbourhoods, stay as they are).
     """
-    mask = torch.from_numpy(np.asarray(flip, bool))
+    mask = torch.from_numpy(np.asarray(flip, bool)).to(batch.x.device)
     x = torch.where(mask.view(-1, *([1] * (batch.x.dim() - 1))), batch.x.flip(-1 if axis == "y" else -2), batch.x)
     features = batch.features
     if features is not None:
@@ -279,41 +343,88 @@ def mirror_batch(batch: Batch, signs: torch.Tensor, flip: np.ndarray, axis: str 
     return replace(batch, x=x, features=features, hits=hits)
 
 
-def _epoch(model, loss_fn, optimiser, scheduler, train_ds, val_ds, rng, epoch, mirror=None) -> dict[str, float]:
+@dataclass
+class _Step:
+    """What one training step needs: the network (``DistributedDataParallel`` when distributed), the loss,
+    optimiser, schedule, device, precision, process group, mirroring signs and the global batches' sizes."""
+
+    net: torch.nn.Module
+    loss_fn: torch.nn.Module
+    optimiser: torch.optim.Optimizer
+    scheduler: Any
+    device: torch.device
+    bf16: bool
+    group: dist.Group
+    mirror: dict[str, torch.Tensor]
+    train_events: int
+    batch_size: int
+
+    @property
+    def model(self) -> EnergyCNN:
+        return getattr(self.net, "module", self.net)
+
+    def global_size(self, i: int) -> int:
+        """Events of global batch ``i`` (all full but the last)."""
+        return min(self.batch_size, self.train_events - i * self.batch_size)
+
+    def __call__(self, i: int, batch: Batch, flips: np.random.Generator | None) -> torch.Tensor:
+        """Train on this rank's share of global batch ``i``; the share's summed loss (float64, no gradient)."""
+        group, size = self.group, self.global_size(i)
+        mine = dist.shard(np.arange(size), group.rank, group.world)  # this rank's places in the global batch
+        if len(mine) != len(batch):
+            raise CalolabError(f"batch {i} holds {len(batch)} events, expected {len(mine)} of {size}")
+        self.optimiser.zero_grad(set_to_none=True)
+        for axis, signs in self.mirror.items():  # y, then x: runs that mirror in y only draw as before
+            batch = mirror_batch(batch, signs, (flips.random(size) < 0.5)[mine], axis)
+        with autocast(self.device, self.bf16):
+            pred = self.net(batch.x, batch.esum, batch.features, batch.hits)
+        loss = self.loss_fn(pred.float(), batch.target)
+        objective = loss
+        if group.active:  # DDP averages the ranks' gradients: weigh each by its share of the global batch
+            objective = loss * (len(batch) * group.world / size) if len(batch) else pred.sum() * 0.0
+        objective.backward()
+        self.optimiser.step()
+        self.scheduler.step()
+        return loss.detach().double() * len(batch) if len(batch) else torch.zeros((), dtype=torch.float64,
+                                                                                device=self.device)
+
+
+def _epoch(step: _Step, train_ds: ShowerBatches, train_loader, val_loader, rng, epoch) -> dict[str, float]:
     epoch_seed = int(rng.integers(2**62))
     train_ds.set_epoch(epoch_seed)
-    flips = np.random.default_rng([epoch_seed, 1]) if mirror else None  # resumes bit for bit
+    flips = np.random.default_rng([epoch_seed, 1]) if step.mirror else None  # resumes bit for bit
+    model, loss_fn = step.model, step.loss_fn
     model.train()
     loss_fn.train()
-    start, total, n = time.perf_counter(), 0.0, 0
-    for batch in train_ds:
-        optimiser.zero_grad(set_to_none=True)
-        for axis, signs in (mirror or {}).items():  # y, then x: runs that mirror in y only draw as before
-            batch = mirror_batch(batch, signs, flips.random(len(batch)) < 0.5, axis)
-        loss = loss_fn(model(batch.x, batch.esum, batch.features, batch.hits), batch.target)
-        loss.backward()
-        optimiser.step()
-        scheduler.step()
-        total, n = total + float(loss.detach()) * len(batch), n + len(batch)
+    start, n = time.perf_counter(), 0
+    total = torch.zeros((), dtype=torch.float64, device=step.device)
+    for i, batch in enumerate(train_loader):
+        total = total + step(i, batch.to(step.device, non_blocking=True), flips)
+        n += len(batch)
+    total, n = dist.all_sum(float(total), n, device=step.device)
     elapsed = time.perf_counter() - start
     model.eval()
     loss_fn.eval()
-    pred, target = predict_batches(model, val_ds)
+    pred, target = predict_batches(model, val_loader, step.device, step.bf16)
     p, t = torch.from_numpy(pred), torch.from_numpy(target)
     ratio = pred / target
-    return {"epoch": epoch, "lr": scheduler.get_last_lr()[0], "train_loss": total / max(n, 1),
-            "val_loss": float(loss_fn(p, t)), "val_mfse": float(mfse(p, t)), "val_response": float(np.median(ratio)),
-            "val_rel_rms": float(np.std(ratio - 1)), "train_time_s": elapsed,
+    return {"epoch": epoch, "lr": step.scheduler.get_last_lr()[0], "train_loss": total / max(n, 1),
+            "val_loss": float(loss_fn(p.to(step.device), t.to(step.device))), "val_mfse": float(mfse(p, t)),
+            "val_response": float(np.median(ratio)), "val_rel_rms": float(np.std(ratio - 1)), "train_time_s": elapsed,
             "train_events_per_s": n / max(elapsed, 1e-9)}
 
 
-def predict_batches(model: EnergyCNN, batches: ShowerBatches) -> tuple[np.ndarray, np.ndarray]:
-    """Predicted and true energies (GeV, float64 (N,)) of every batch, in ``inference_mode``."""
+def predict_batches(model: EnergyCNN, batches, device: torch.device | None = None,
+                    bf16: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted and true energies (GeV, float64 (N,)) of every batch, in ``inference_mode`` on ``device``
+    (the model's; default the CPU), in bfloat16 autocast if ``bf16`` (CUDA only)."""
+    device = device or torch.device("cpu")
     pred, target = [], []
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(device, bf16):
         for batch in batches:
-            pred.append(model(batch.x, batch.esum, batch.features, batch.hits).double().numpy())
-            target.append(batch.target.double().numpy())
+            batch = batch.to(device, non_blocking=True)
+            pred.append(model(batch.x, batch.esum, batch.features, batch.hits).float().cpu().double().numpy())
+            target.append(batch.target.cpu().double().numpy())
     return np.concatenate(pred), np.concatenate(target)
 
 
@@ -321,7 +432,7 @@ def predict_batches(model: EnergyCNN, batches: ShowerBatches) -> tuple[np.ndarra
 def save_model(path: Path, model: EnergyCNN, info: dict[str, Any]) -> Path:
     """Write the weights (with the input scaling buffers) and the model config, atomically."""
     with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, "model_config": model.config.to_dict(), "state_dict": model.state_dict(),
+        torch.save({"format": FORMAT, "model_config": model.config.to_dict(), "state_dict": on_cpu(model.state_dict()),
                     "info": json.dumps(info)}, tmp)
     return path
 
@@ -339,17 +450,36 @@ def load_model(path: str | Path) -> tuple[EnergyCNN, dict[str, Any]]:
     return model.eval(), info
 
 
-def save_checkpoint(path, meta, state, model, optimiser, scheduler, loss_fn, rng) -> Path:
+def on_cpu(obj: Any) -> Any:
+    """``obj`` (nested dicts, lists and tuples of tensors) with every tensor on the CPU, so that a file written on
+    one device loads on any other."""
+    if isinstance(obj, torch.Tensor):
+        return obj.cpu()
+    if isinstance(obj, dict):
+        return type(obj)((k, on_cpu(v)) for k, v in obj.items())
+    if isinstance(obj, list | tuple):
+        return type(obj)(on_cpu(v) for v in obj)
+    return obj
+
+
+def save_checkpoint(path, meta, state, model, optimiser, scheduler, loss_fn, rng, rank_rngs=None) -> Path:
+    """Write the run's state (CPU tensors, and the CUDA generator's state when training on CUDA), atomically;
+    ``rank_rngs`` (world, n): the torch generator state of each rank of a distributed run."""
+    extra = {} if rank_rngs is None else {"rank_rngs": rank_rngs.cpu()}
+    device = next(model.parameters()).device
+    if device.type == "cuda":
+        extra["cuda_rng"] = torch.cuda.get_rng_state(device)
     with atomic_path(path) as tmp:
         torch.save({"format": FORMAT, "meta": json.dumps(meta), "state": json.dumps(state),
-                    "model": model.state_dict(), "optimiser": optimiser.state_dict(),
-                    "scheduler": scheduler.state_dict(), "loss": loss_fn.state_dict(),
-                    "torch_rng": torch.get_rng_state(), "numpy_rng": json.dumps(rng.bit_generator.state)}, tmp)
+                    "model": on_cpu(model.state_dict()), "optimiser": on_cpu(optimiser.state_dict()),
+                    "scheduler": scheduler.state_dict(), "loss": on_cpu(loss_fn.state_dict()),
+                    "torch_rng": torch.get_rng_state(), "numpy_rng": json.dumps(rng.bit_generator.state), **extra}, tmp)
     return path
 
 
-def load_checkpoint(path, meta, model, optimiser, scheduler, loss_fn, rng) -> dict[str, Any]:
-    """Restore everything :func:`save_checkpoint` wrote; the run must be the same (configs, data)."""
+def load_checkpoint(path, meta, model, optimiser, scheduler, loss_fn, rng, group=None) -> dict[str, Any]:
+    """Restore everything :func:`save_checkpoint` wrote; the run must be the same (configs, data). A rank of
+    a distributed run (``group``) takes its own torch generator state when the run had as many ranks."""
     data = _load(path)
     try:
         saved = json.loads(data["meta"])
@@ -362,6 +492,11 @@ def load_checkpoint(path, meta, model, optimiser, scheduler, loss_fn, rng) -> di
         scheduler.load_state_dict(data["scheduler"])
         loss_fn.load_state_dict(data["loss"])
         torch.set_rng_state(data["torch_rng"])
+        if group is not None and group.active and len(data.get("rank_rngs", ())) == group.world:
+            torch.set_rng_state(data["rank_rngs"][group.rank].clone())  # a tensor of its own: not a view
+        device = next(model.parameters()).device
+        if device.type == "cuda" and "cuda_rng" in data:  # dropout draws on CUDA from the device's generator
+            torch.cuda.set_rng_state(data["cuda_rng"], device)
         rng.bit_generator.state = json.loads(data["numpy_rng"])
         return json.loads(data["state"])
     except CalolabError:
