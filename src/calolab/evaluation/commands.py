@@ -12,9 +12,9 @@ import click
 
 
 @click.command("evaluate")
-@click.argument("reference", type=click.Path(dir_okay=False, path_type=Path))
-@click.argument("generated", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--floor", "floor_file", type=click.Path(dir_okay=False, path_type=Path),
+@click.argument("reference", type=click.Path(path_type=Path))
+@click.argument("generated", type=click.Path(path_type=Path))
+@click.option("--floor", "floor_file", type=click.Path(path_type=Path),
               help="An independent simulator sample for the floor (default: REFERENCE split in halves).")
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Run folder for config.yaml, metrics.json and the figures.")
