@@ -111,13 +111,13 @@ def speed_race(model: TrainedModel, energy_range: tuple[float, float], events: i
 def benchmark(model: TrainedModel, out_dir: str | Path, config: BenchmarkConfig | None = None,
               echo: Callable[[str], None] | None = print) -> dict[str, Any]:
     """Compare ``model`` with the simulator on its base detector; write and return the metrics."""
-    from calolab.io.rundir import write_json, write_yaml
+    from calolab.io.rundir import write_config, write_json
     from calolab.simulation import Beam, simulate
 
     config = config or BenchmarkConfig()
     out = Path(out_dir)
     det = model.detector
-    write_yaml(out / "config.yaml", {"benchmark": asdict(config), "run": str(model.path), "model": model.name,
+    write_config(out, {"benchmark": asdict(config), "run": str(model.path), "model": model.name,
                                      "detector": det.name})
     seeds = np.random.SeedSequence(config.seed).generate_state(8)
     particle = model.data_config.particle

@@ -142,12 +142,12 @@ def run_regression(train: Showers, test: Showers, out_dir: str | Path,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from calolab.io.rundir import save_figure, write_json, write_yaml
+    from calolab.io.rundir import save_figure, write_config, write_json
     from calolab.reconstruction.metrics import ResolutionFit
     from calolab.reconstruction.plots import plot_prediction_vs_truth, plot_resolution, plot_response
 
     out = Path(out_dir)
-    write_yaml(out / "config.yaml", {**asdict(config), "sources": sources or {}, "detector": train.detector.name,
+    write_config(out, {**asdict(config), "sources": sources or {}, "detector": train.detector.name,
                                      "train_events": len(train), "test_events": len(test)})
     found = compare_regressors(train, test, config, echo=echo)
     fitted, predictions = found.pop("_fitted"), found.pop("_predictions")

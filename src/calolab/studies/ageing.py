@@ -32,7 +32,7 @@ from calolab.effects import (
 )
 from calolab.effects.ageing import mae_scale
 from calolab.geometry import Detector, load_detector
-from calolab.io.rundir import save_figure, write_json, write_yaml
+from calolab.io.rundir import save_figure, write_config, write_json
 from calolab.showers import Showers
 from calolab.simulation import Beam, simulate
 
@@ -129,7 +129,7 @@ def run_ageing_study(out_dir: str | Path, config: AgeingStudyConfig = AgeingStud
         config = replace(config, methods=tuple(m for m in config.methods if m in METHODS))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    write_yaml(out / "config.yaml", asdict(config))
+    write_config(out, asdict(config))
     det = load_detector(config.detector)
     beam = Beam(config.particle, energy=config.energy_gev * 1e3)
     muon_beam = Beam("mu-", energy=config.muon_energy_gev * 1e3, spot_sigma=0.3 * det.nx * det.pitch_x)

@@ -71,7 +71,7 @@ def run_design_study(out_dir: str | Path, config: DesignStudyConfig = DesignStud
     from calolab.design.check import bootstrap_indices, compare, layout_detector, measure_layout, simulate_responses
     from calolab.errors import CalolabError
     from calolab.geometry import load_detector
-    from calolab.io.rundir import write_json, write_yaml
+    from calolab.io.rundir import write_config, write_json
 
     if config.energies < 2 or not 0 < config.energy_min_gev < config.energy_max_gev:
         raise CalolabError("design study: expected energies >= 2 and 0 < energy_min_gev < energy_max_gev")
@@ -80,7 +80,7 @@ def run_design_study(out_dir: str | Path, config: DesignStudyConfig = DesignStud
                            f"{config.bootstrap}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    write_yaml(out / "config.yaml", asdict(config))
+    write_config(out, asdict(config))
     started = time.perf_counter()
     template = load_detector(config.detector)
     model = ResolutionSurrogate(template, rear_leakage=config.rear_leakage, quadrature=config.quadrature)

@@ -203,7 +203,7 @@ def run_muon_study(out_dir: str | Path, config: MuonStudyConfig = MuonStudyConfi
     from calolab.errors import CalolabError
     from calolab.geometry import load_detector
     from calolab.io.atomic import atomic_path
-    from calolab.io.rundir import write_json, write_yaml
+    from calolab.io.rundir import write_config, write_json
     from calolab.ml.fit import fit_cnn
     from calolab.reconstruction.tracker import smear_track, tracker_energies
     from calolab.simulation import Beam, simulate
@@ -223,7 +223,7 @@ def run_muon_study(out_dir: str | Path, config: MuonStudyConfig = MuonStudyConfi
     started = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    write_yaml(out / "config.yaml", asdict(config))
+    write_config(out, asdict(config))
     det = load_detector(config.detector)
     seeds = [int(s) for s in np.random.SeedSequence(config.seed).generate_state(8)]
     beam = Beam(config.particle, energy_min=lo * 1e3, energy_max=hi * 1e3, spectrum=config.spectrum)

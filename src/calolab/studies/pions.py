@@ -147,7 +147,7 @@ def run_pion_study(out_dir: str | Path, config: PionStudyConfig = PionStudyConfi
 
     from calolab.effects import zero_suppress
     from calolab.geometry import load_detector
-    from calolab.io.rundir import write_json, write_yaml
+    from calolab.io.rundir import write_config, write_json
     from calolab.ml.fit import fit_cnn
     from calolab.reconstruction.features import high_level_features
     from calolab.simulation import Beam, simulate
@@ -156,7 +156,7 @@ def run_pion_study(out_dir: str | Path, config: PionStudyConfig = PionStudyConfi
     started = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    write_yaml(out / "config.yaml", asdict(config))
+    write_config(out, asdict(config))
     det = load_detector(config.detector)
     seeds = [int(s) for s in np.random.SeedSequence(config.seed).generate_state(6)]
     (tr_lo, tr_hi), (te_lo, te_hi) = config.train_range_gev, config.test_range_gev

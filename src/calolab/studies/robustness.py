@@ -117,7 +117,7 @@ def run_robustness_study(out_dir: str | Path, config: RobustnessStudyConfig, reg
     import numpy as np
 
     from calolab.io.atomic import atomic_path
-    from calolab.io.rundir import write_json, write_yaml
+    from calolab.io.rundir import write_config, write_json
     from calolab.robustness import fit_response, regress, scan
     from calolab.robustness.regression import PAPER_TERMS
     from calolab.studies.robustness_report import (
@@ -134,7 +134,7 @@ def run_robustness_study(out_dir: str | Path, config: RobustnessStudyConfig, reg
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     grid = config.scan.grid
-    write_yaml(out / "config.yaml", {**asdict(config), "regressors": list(regressors), "note": TABLE1_NOTE,
+    write_config(out, {**asdict(config), "regressors": list(regressors), "note": TABLE1_NOTE,
                                      "test": test.summary(), "provenance": provenance or {}})
     echo(f"robustness scan: {len(grid.points())} points x {len(test)} {test.detector.name} events, "
          f"regressors {', '.join(regressors)}, units {grid.units}, {config.scan.draws} draws")
