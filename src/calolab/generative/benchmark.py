@@ -1,4 +1,4 @@
-"""How close a trained model comes to the simulator: the numbers issue 6 is judged on.
+"""How close a trained model comes to the simulator, measured at fixed energies.
 
 At fixed energies on one layout (the trained base detector, i.e. the prototype, by default)
 three samples are compared: a reference simulation, an independent simulation (the
@@ -15,7 +15,7 @@ three samples are compared: a reference simulation, an independent simulation (t
   timings of each, so that a burst of other jobs does not decide it), for each energy and for
   a log-uniform spectrum between the lowest and highest energy (1-100 GeV by default).
 
-Writes ``config.yaml`` and ``metrics.json`` into a run folder.
+Writes ``config.yaml``, ``provenance.json`` and ``metrics.json`` into a run folder.
 """
 
 from __future__ import annotations
