@@ -94,3 +94,13 @@ def test_cli_report_and_not_a_run_folder(runs, tmp_path):
     assert not (tmp_path / "none").exists()
     with pytest.raises(CalolabError, match="no such run folder"):
         read_run(tmp_path / "missing")
+
+
+def test_figure_style_without_mplhep(tmp_path, monkeypatch):
+    """Without the plots extra the figures are plain matplotlib, and still written."""
+    from calolab.plotting import figure_style
+
+    monkeypatch.setitem(sys.modules, "mplhep", None)  # import mplhep raises ImportError
+    with figure_style():
+        assert plt.rcParams["legend.loc"] == "best"
+        assert _figure(tmp_path / "plain.pdf").read_bytes()[:4] == b"%PDF"

@@ -42,6 +42,7 @@ from calolab.effects import (
 from calolab.effects.ageing import mae_scale
 from calolab.geometry import Detector, load_detector
 from calolab.io.rundir import save_figure, write_config, write_json
+from calolab.plotting import styled
 from calolab.showers import Showers
 from calolab.simulation import Beam, simulate
 
@@ -239,6 +240,7 @@ def _scan(config: AgeingStudyConfig, data: dict[str, Showers], truth: np.ndarray
     return scan
 
 
+@styled
 def _energy_sums(out: Path, data: dict[str, Showers], results: dict[str, CalibrationResult], n: int,
                  distance) -> dict[str, float]:
     import matplotlib
@@ -262,6 +264,7 @@ def _energy_sums(out: Path, data: dict[str, Showers], results: dict[str, Calibra
     return w1
 
 
+@styled
 def _plots(out: Path, scenario: dict[str, Any], results: dict[str, CalibrationResult], truth: np.ndarray,
            cells: np.ndarray) -> None:
     import matplotlib

@@ -70,6 +70,7 @@ def run_design_study(out_dir: str | Path, config: DesignStudyConfig = DesignStud
     from calolab.errors import CalolabError
     from calolab.geometry import load_detector
     from calolab.io.rundir import write_config, write_json
+    from calolab.plotting import figure_style
 
     if config.energies < 2 or not 0 < config.energy_min_gev < config.energy_max_gev:
         raise CalolabError("design study: expected energies >= 2 and 0 < energy_min_gev < energy_max_gev")
@@ -126,7 +127,8 @@ def run_design_study(out_dir: str | Path, config: DesignStudyConfig = DesignStud
     metrics = _metrics(config, template, layouts, runs, best, surrogate, measured, comparisons, total)
     metrics["seconds"] = time.perf_counter() - started
     write_json(out / "metrics.json", metrics)
-    _figures(out, metrics, layouts, runs, surrogate, measured, comparisons)
+    with figure_style():
+        _figures(out, metrics, layouts, runs, surrogate, measured, comparisons)
     for line in _summary(metrics):
         echo(line)
     echo(f"run folder: {out} (config.yaml, metrics.json, thickness.png, resolution.png, trajectory.png)")

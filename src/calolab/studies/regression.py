@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from calolab.errors import CalolabError
+from calolab.plotting import styled
 from calolab.reconstruction.metrics import ResolutionTable
 from calolab.reconstruction.scoring import Scored, linearity, score, split_calibration
 from calolab.showers import Showers
@@ -84,6 +85,7 @@ def plot_ratios(ratios: Mapping[str, Mapping[str, Any]], ax=None):
 
 
 # ------------------------------------------------------------------ run folder
+@styled
 def draw_figures(out: Path, scored: Mapping[str, Scored], e_true: np.ndarray, log_x: bool = False,
                  extra: Mapping[str, Callable] | None = None, note: str = "") -> list[str]:
     """``response.png``, ``resolution.png`` (with fits), ``truth_<name>.png`` and ``extra`` figures; their names.
