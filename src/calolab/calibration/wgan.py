@@ -221,7 +221,10 @@ class ConvCritic(nn.Module):
         return self.out(h.flatten(1)).squeeze(-1)
 
 
-def gradient_penalty(critic: nn.Module, real: tuple, fake: tuple, n_cells: int) -> torch.Tensor:
+Pair = tuple[torch.Tensor, torch.Tensor]  # (cells, energy) of the hits, as densify takes them
+
+
+def gradient_penalty(critic: nn.Module, real: Pair, fake: Pair, n_cells: int) -> torch.Tensor:
     """Mean ``(|grad_x D(x_hat)| - 1)^2`` on random interpolates of dense real and fake events (MeV)."""
     real_d, fake_d = densify(*real, n_cells), densify(*fake, n_cells)
     alpha = torch.rand(len(real_d), 1, device=real_d.device)
