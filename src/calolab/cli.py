@@ -429,6 +429,20 @@ def calibrate(reference: Path, damaged: Path, method: str, output: Path, apply_t
         click.echo(f"{write_showers(apply_calibration(dam, result), apply_to)}: corrected {len(dam)} events")
 
 
+@cli.command()
+@click.argument("run_dirs", metavar="RUN_DIR...", nargs=-1, required=True,
+                type=click.Path(file_okay=False, path_type=Path))
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("docs/results"), show_default=True, help="Folder for index.md, index.html and figures/.")
+@click.option("--title", default="calolab results", show_default=True)
+def report(run_dirs: tuple[Path, ...], out_dir: Path, title: str) -> None:
+    """Render run folders into a results page: Markdown and self-contained HTML."""
+    from calolab.report import write_report
+
+    written = write_report(run_dirs, out_dir, title=title)
+    click.echo(f"{written[0]}, {written[1]}: {len(run_dirs)} runs, {len(written) - 2} figures")
+
+
 @cli.group(cls=LazyGroup, lazy=STUDIES)
 def study() -> None:
     """Studies that write one run folder each (config, metrics JSON, tables, figures)."""

@@ -1,16 +1,61 @@
 """Plots of showers: event displays and mean profiles. Every function takes ``ax=`` and returns it.
 
-matplotlib is imported inside the functions so that ``import calolab`` stays light.
+:func:`figure_style` is the look of every figure calolab writes: mplhep's HEP style when
+mplhep is installed (``pip install calolab[plots]``), plain matplotlib without it; legends
+go where they cover the least data. matplotlib is imported inside the functions so that
+``import calolab`` stays light.
+
+>>> import matplotlib.pyplot as plt
+>>> with figure_style():
+...     plt.rcParams["legend.loc"]
+'best'
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 
 from calolab.io.atomic import atomic_path
 from calolab.showers import Showers
+
+# on top of mplhep's style: matplotlib's font (it has every glyph calolab's labels use, such as
+# ⊕ and σ) and sizes for the figure sizes the studies choose
+STYLE = {"font.family": "sans-serif", "font.sans-serif": ["DejaVu Sans"], "mathtext.fontset": "dejavusans",
+         "font.size": 11, "axes.titlesize": "medium", "axes.labelsize": "medium", "xtick.labelsize": "small",
+         "ytick.labelsize": "small", "legend.fontsize": "small", "legend.loc": "best", "figure.figsize": (6.4, 4.8)}
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@contextmanager
+def figure_style() -> Iterator[None]:
+    """matplotlib settings for calolab's figures, inside the ``with`` block only."""
+    import matplotlib.pyplot as plt
+
+    try:
+        import mplhep
+    except ImportError:  # the plots extra is not installed: matplotlib's own look
+        styles: list[Any] = [{"legend.loc": "best"}]
+    else:
+        styles = [mplhep.style.CMS, STYLE]
+    with plt.style.context(styles):
+        yield
+
+
+def styled(function: F) -> F:
+    """Decorator: run ``function`` (which draws and writes figures) inside :func:`figure_style`."""
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        with figure_style():
+            return function(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _axes(ax):
@@ -82,6 +127,7 @@ def energy_sum_histogram(showers: Showers, ax=None, label: str | None = None, bi
     return ax
 
 
+@styled
 def overview(showers: Showers, path: str | Path, event: int = 0) -> Path:
     """Write a PNG with event displays (xy, zx) and mean profiles; return its path."""
     import matplotlib

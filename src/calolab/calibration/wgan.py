@@ -12,38 +12,34 @@ the generator, so it changes what the critic finds easy, not what has to match):
 
 * ``conv`` (default): the papers' critic, 3x3 convolutions over (nx, ny) with the layers as
   input channels, then a linear head; filters 32-64-64-32 by default, the papers'
-  64-128-128-64 with ``filters=(64, 128, 128, 64)`` (same ``w`` to a correlation of 0.9999,
-  3.7 times the time).
+  64-128-128-64 with ``filters=(64, 128, 128, 64)``.
 * ``mlp``: the flattened cells, plus log1p of the layer sums, -> 256 -> 64 -> 1,
   LeakyReLU(0.2), no batch norm, and a linear path from the cells to the output. The first
   layer is evaluated on the hits only (``embedding_bag``), which equals a dense ``Linear``
   since log1p(0) = 0, at ~1% of the cost.
 * ``linear``: that first layer straight to one output, ``D = sum_i a_i log1p(E_i) + b``.
 
-Measured on 5000 + 5000 ahcal 10 GeV pions, linear ageing with mean |1 - c| = 0.018 (the
-papers: 0.018 -> 0.0074 in 100 epochs), two CPU threads: conv 0.0041 in 10 epochs (17-19 s
-each; 64-128-128-64: 60-70 s), mlp 0.0079 in 40 (1.2 s), linear 0.0073 in 40 (0.13 s). The
-conv critic shares its filters over cells and pushes ``w`` down roughly in proportion to each
-cell's deposits: it wins because the damage follows the dose. With a 30% cell-to-cell
-spread of the radiation sensitivity it still does best (0.0057; mlp 0.0082, linear 0.0078),
-near what a single dose-proportional correction with the best slope gives (0.0047).
+The conv critic shares its filters over cells, so it pushes ``w`` down roughly in proportion
+to each cell's deposits, as the damage follows the dose. Papers 000/001 report MAE 0.018 ->
+0.0074 in 100 epochs on 10 GeV pions with linear ageing; ``calolab study ageing`` measures
+every critic on that scenario and ``calolab report runs/ageing`` shows the results.
 
 Loss: the original weight clipping (Arjovsky et al., RMSprop) by default, or the gradient
-penalty (Gulrajani et al., Adam betas (0.5, 0.9)) with ``gradient_penalty=10`` (mlp:
-0.0081 in 30 epochs of 5.7 s). An epoch is one pass over the events: ``n_critic`` critic
-steps on fresh batches, then one generator step on the reference events of those batches.
+penalty (Gulrajani et al., Adam betas (0.5, 0.9)) with ``gradient_penalty=10``. An epoch is
+one pass over the events: ``n_critic`` critic steps on fresh batches, then one generator step
+on the reference events of those batches.
 
 The generator is trained by SGD, its gradient divided by the root-mean-square gradient over
 cells (averaged over all steps so far), with a cosine-decaying step. Per-cell adaptive
 optimisers (RMSprop, Adam) fail here: they give a cell hit once in a thousand events the
-same step as a core cell, and the thousands of rarely hit cells random-walk away from 1
-(measured: MAE 0.018 -> 0.07 in 30 epochs, and rising). With one scale for all cells, a
+same step as a core cell, and the thousands of rarely hit cells random-walk away from 1.
+With one scale for all cells, a
 cell moves in proportion to how often it is hit and how consistently the critic pushes it.
 The decay matters: the Wasserstein gradient keeps its size near the optimum (like that of
 ``|x|``), so with a constant step ``w`` goes on following the critic's sample noise and the
 MAE passes a minimum and rises again. The total step (``generator_lr`` x ``epochs``, default
 0.012 with clipping) thus sets how far rarely hit cells move: it acts as the prior "c = 1
-unless the data say otherwise", tuned on the runs above.
+unless the data say otherwise", tuned on the ageing study's scenario.
 
 Uncertainties are not estimated (NaN): the spread of ``w`` over epochs reflects the
 schedule, not the statistics.
@@ -225,7 +221,10 @@ class ConvCritic(nn.Module):
         return self.out(h.flatten(1)).squeeze(-1)
 
 
-def gradient_penalty(critic: nn.Module, real: tuple, fake: tuple, n_cells: int) -> torch.Tensor:
+Pair = tuple[torch.Tensor, torch.Tensor]  # (cells, energy) of the hits, as densify takes them
+
+
+def gradient_penalty(critic: nn.Module, real: Pair, fake: Pair, n_cells: int) -> torch.Tensor:
     """Mean ``(|grad_x D(x_hat)| - 1)^2`` on random interpolates of dense real and fake events (MeV)."""
     real_d, fake_d = densify(*real, n_cells), densify(*fake, n_cells)
     alpha = torch.rand(len(real_d), 1, device=real_d.device)

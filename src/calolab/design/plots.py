@@ -30,7 +30,7 @@ def plot_thickness(layouts: dict[str, np.ndarray], ax=None, unit: str = "mm", ti
         layers = np.arange(len(thickness) + 1)
         ax.stairs(thickness, layers - 0.5, label=f"{name} (total {np.sum(thickness):.1f} {unit})", lw=1.8)
     ax.set(xlabel="layer", ylabel=f"absorber thickness [{unit}]", title=title)
-    ax.legend()
+    ax.legend(loc="best")
     return ax
 
 
@@ -52,7 +52,7 @@ def plot_resolution(measurements: dict, surrogate: dict[str, np.ndarray] | None 
             ax.plot(m.energies_gev, surrogate[name], ls="--", color=colour, lw=1)
     ax.plot([], [], "k--", lw=1, label="surrogate")
     ax.set(xscale="log", yscale="log", xlabel="E [GeV]", ylabel="σ68 / E", title="electron resolution (simulator)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="best")
     return ax
 
 
@@ -66,7 +66,7 @@ def plot_relative(measurements: dict, comparisons: dict[str, dict], ax=None, ref
                     fmt="o-", ms=4, label=f"{name} vs {reference}")
     ax.axhline(0, color="k", lw=0.8)
     ax.set(xscale="log", xlabel="E [GeV]", ylabel="change of σ/E [%]", title=f"relative to the {reference}")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="best")
     return ax
 
 
@@ -78,7 +78,7 @@ def plot_trajectory(objectives: dict[str, np.ndarray], ax=None, reference: dict[
     for i, (name, value) in enumerate((reference or {}).items()):
         ax.axhline(value, color=f"C{i + 3}", ls=":", lw=1, label=name)
     ax.set(xlabel="Adam step", ylabel="mean (σ/E)² (surrogate)", title="optimisation")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="best")
     return ax
 
 

@@ -43,7 +43,7 @@ from calolab.effects.miscalibration import (
 from calolab.errors import CalolabError
 from calolab.showers import Showers
 
-TRUTHS: dict[str, type] = {"ageing": AgeingTruth, "distortion": DistortionTruth}
+TRUTHS: dict[str, Any] = {"ageing": AgeingTruth, "distortion": DistortionTruth}
 
 
 def check_energies(showers: Showers, what: str, negative: bool = False) -> None:

@@ -191,7 +191,7 @@ def evaluate(reference: Showers, generated: Showers, out_dir: str | Path, floor:
     dict
         The content of ``metrics.json``: ``generated`` and ``floor`` metrics, ``events``, ``seconds``.
     """
-    from calolab.io.rundir import write_json, write_yaml
+    from calolab.io.rundir import write_config, write_json
 
     config = config or EvaluationConfig()
     names = ("reference", "generated", "floor")
@@ -200,7 +200,7 @@ def evaluate(reference: Showers, generated: Showers, out_dir: str | Path, floor:
     start = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    write_yaml(out / "config.yaml", {"seed": seed, "floor": "given" if floor is not None else "reference halves",
+    write_config(out, {"seed": seed, "floor": "given" if floor is not None else "reference halves",
                                      "inputs": sources or {}, **asdict(config)})
     reference, generated, floor = prepare_samples(reference, generated, floor, seed)
     f_ref = high_level_features(reference, config.mip_fraction)

@@ -1,4 +1,4 @@
-"""How close a trained model comes to the simulator: the numbers issue 6 is judged on.
+"""How close a trained model comes to the simulator, measured at fixed energies.
 
 At fixed energies on one layout (the trained base detector, i.e. the prototype, by default)
 three samples are compared: a reference simulation, an independent simulation (the
@@ -15,7 +15,7 @@ three samples are compared: a reference simulation, an independent simulation (t
   timings of each, so that a burst of other jobs does not decide it), for each energy and for
   a log-uniform spectrum between the lowest and highest energy (1-100 GeV by default).
 
-Writes ``config.yaml`` and ``metrics.json`` into a run folder.
+Writes ``config.yaml``, ``provenance.json`` and ``metrics.json`` into a run folder.
 """
 
 from __future__ import annotations
@@ -111,13 +111,13 @@ def speed_race(model: TrainedModel, energy_range: tuple[float, float], events: i
 def benchmark(model: TrainedModel, out_dir: str | Path, config: BenchmarkConfig | None = None,
               echo: Callable[[str], None] | None = print) -> dict[str, Any]:
     """Compare ``model`` with the simulator on its base detector; write and return the metrics."""
-    from calolab.io.rundir import write_json, write_yaml
+    from calolab.io.rundir import write_config, write_json
     from calolab.simulation import Beam, simulate
 
     config = config or BenchmarkConfig()
     out = Path(out_dir)
     det = model.detector
-    write_yaml(out / "config.yaml", {"benchmark": asdict(config), "run": str(model.path), "model": model.name,
+    write_config(out, {"benchmark": asdict(config), "run": str(model.path), "model": model.name,
                                      "detector": det.name})
     seeds = np.random.SeedSequence(config.seed).generate_state(8)
     particle = model.data_config.particle

@@ -24,15 +24,10 @@ Drawing the total first makes the energy sum's distribution a one-dimensional fi
 anticorrelation of early and late layers exact (what one layer takes, the others lack).
 Drawing the depth next gives every layer the event's dominant fluctuation, the shift of the
 whole profile with the depth of the first interactions: without it the layers, each fitted
-given only the layers before it, learnt too weak an anticorrelation of the front and the tail
-(at 100 GeV the correlation of layers 0-3 with layers 8-14 came out 0.2-0.3 too high, and a
-classifier on the 15 layer energies alone reached AUC 0.71; with ``t`` and ``s``, after 20
-epochs, 0.70 against 0.78 without). ``t`` and ``s`` are those of the event in training
-(teacher forcing); in drawn events both have their means within 1% and widths within 10%.
-The spread is not drawn by default: the mean energy of the far tail layers is a steep function
-of it (the 0.7% too wide spread of a trained model put 6-8% too much energy into layers 13 and
-14 at 5 GeV), whereas given ``t`` the layers themselves fix the spread, as they fixed the
-tails before.
+given only the layers before it, learn too weak an anticorrelation of the front and the tail.
+``t`` and ``s`` are those of the event in training (teacher forcing). The spread is not drawn
+by default: the mean energy of the far tail layers is a steep function of it, whereas given
+``t`` the layers themselves fix the spread.
 
 The order of the draws (``rest_layer``): front to back up to ``rest_layer``, then back to
 front, so that the rest, and with it the small errors of every share, lands in a big layer

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -256,7 +257,7 @@ class TreesRegressor:
     random_state: int = 0
     threads: int | None = None
     feature_names: list[str] = field(default_factory=list, init=False)
-    _model: object = field(default=None, init=False, repr=False)
+    _model: Any = field(default=None, init=False, repr=False)  # a fitted scikit-learn regressor
     _use_muon: bool = field(default=False, init=False, repr=False)
 
     def features(self, showers: Showers) -> np.ndarray:
@@ -310,7 +311,8 @@ class TreesRegressor:
         return {"kind": "trees", **{k: getattr(self, k) for k in keys}, "thresholds_mip": list(self.thresholds_mip)}
 
 
-STORABLE = {"sum": SumRegressor, "layers": LayerWeightedRegressor, "compensation": CompensationRegressor}
+STORABLE: dict[str, Any] = {"sum": SumRegressor, "layers": LayerWeightedRegressor,
+                            "compensation": CompensationRegressor}
 
 
 def save_regressor(regressor: SumRegressor | LayerWeightedRegressor | CompensationRegressor, path: str | Path) -> Path:

@@ -142,12 +142,13 @@ def run_regression(train: Showers, test: Showers, out_dir: str | Path,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from calolab.io.rundir import save_figure, write_json, write_yaml
+    from calolab.io.rundir import save_figure, write_config, write_json
+    from calolab.plotting import figure_style
     from calolab.reconstruction.metrics import ResolutionFit
     from calolab.reconstruction.plots import plot_prediction_vs_truth, plot_resolution, plot_response
 
     out = Path(out_dir)
-    write_yaml(out / "config.yaml", {**asdict(config), "sources": sources or {}, "detector": train.detector.name,
+    write_config(out, {**asdict(config), "sources": sources or {}, "detector": train.detector.name,
                                      "train_events": len(train), "test_events": len(test)})
     found = compare_regressors(train, test, config, echo=echo)
     fitted, predictions = found.pop("_fitted"), found.pop("_predictions")
@@ -159,13 +160,18 @@ def run_regression(train: Showers, test: Showers, out_dir: str | Path,
               for m, r in found["methods"].items()}
     fits = {m: ResolutionFit(**{k: (np.inf if v is None else v) for k, v in r["fit"].items()})
             for m, r in found["methods"].items() if r["fit"]}
-    for name, draw in (("response", lambda ax: plot_response(tables, ax=ax)),
-                       ("resolution", lambda ax: plot_resolution(tables, fits, ax=ax))):
-        fig, ax = plt.subplots(figsize=(6, 4.5), layout="constrained")
-        draw(ax)
-        save_figure(fig, out / f"{name}.png")
-    for method, pred in predictions.items():
-        fig, ax = plt.subplots(figsize=(5.5, 4.5), layout="constrained")
-        plot_prediction_vs_truth(test.incident_energy, pred, ax=ax, label=method)
-        save_figure(fig, out / f"truth_{method}.png")
+    energies = test.incident_energy[test.incident_energy > 0]
+    wide = len(energies) > 0 and energies.max() >= 10 * energies.min()  # a decade or more: log E axes
+    with figure_style():
+        for name, draw in (("response", lambda ax: plot_response(tables, ax=ax)),
+                           ("resolution", lambda ax: plot_resolution(tables, fits, ax=ax))):
+            fig, ax = plt.subplots(figsize=(6, 4.5), layout="constrained")
+            draw(ax)
+            if wide:
+                ax.set_xscale("log")
+            save_figure(fig, out / f"{name}.png")
+        for method, pred in predictions.items():
+            fig, ax = plt.subplots(figsize=(5.5, 4.5), layout="constrained")
+            plot_prediction_vs_truth(test.incident_energy, pred, ax=ax, label=method)
+            save_figure(fig, out / f"truth_{method}.png")
     return out

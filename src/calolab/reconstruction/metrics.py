@@ -197,8 +197,9 @@ def fit_resolution(energy_gev: np.ndarray, rel_res: np.ndarray, rel_err: np.ndar
     err = np.sqrt(np.abs(np.diag(pcov)))
     errors = dict(zip(free, np.where((popt <= 0) | (err > 1e3 * popt), np.inf, err), strict=True))
     chi2 = float(np.sum(((y - model(e, *popt)) / s) ** 2))
-    return ResolutionFit(*(float(values.get(t, 0.0)) for t in "abc"), *(float(errors.get(t, 0.0)) for t in "abc"),
-                         chi2, int(len(e) - len(free)))
+    a, b, c = (float(values.get(t, 0.0)) for t in "abc")
+    a_err, b_err, c_err = (float(errors.get(t, 0.0)) for t in "abc")
+    return ResolutionFit(a, b, c, a_err, b_err, c_err, chi2, int(len(e) - len(free)))
 
 
 def tracker_resolution(energy_gev: np.ndarray, slope: float = TRACKER_SLOPE) -> np.ndarray:

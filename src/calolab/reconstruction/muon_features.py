@@ -11,12 +11,9 @@ at 50 GeV, 1.2 mm at 1 TeV, and less than a cell above about 320 GeV. Below that
 Above a few TeV that sub-cell bend is the calorimeter's best measure of the energy: the muon's
 radiative losses shower around the bent track, so the share of their energy on either side of
 the boundary between the two cell columns nearest the straight track follows its displacement
-(``bend_x_mm``; the field of every calolab detector lies along y and bends tracks in x). For
-``pbwo4`` muons entering on a cell corner (the muon study), the true exit displacement alone
-gives a 68% resolution of 20% pooled over 2.2-8 TeV, the true list of radiative losses above
-20 MeV 36-38% (posterior of their Poisson likelihood, or trees on their energy histogram).
-The bend is read against the straight track from ``entry`` along ``direction``, so it is only as
-good as they are: 0.05 mm or 0.02 mrad of error undo most of its gain (see the muon study).
+(``bend_x_mm``; the field of every calolab detector lies along y and bends tracks in x). The
+bend is read against the straight track from ``entry`` along ``direction``, so it is only as
+good as they are (the muon study's ``track_sigma_mm`` and ``track_sigma_mrad`` smear them).
 
 A hit's distance from the track is ``d = max(|ix - ix_t|, |iy - iy_t|)`` in cells.
 Names, in order (``{r}`` for each track radius, ``{t}`` for each layer threshold):

@@ -48,7 +48,7 @@ def plot_response(tables: Mapping[str, ResolutionTable], ax=None, kind: str = "m
                     capsize=2, label=name)
     ax.axhline(1.0, color="grey", lw=0.8, ls="--")
     ax.set(xlabel="true energy [GeV]", ylabel=label, title="response")
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", loc="best")
     return ax
 
 
@@ -67,7 +67,7 @@ def plot_resolution(tables: Mapping[str, ResolutionTable], fits: Mapping[str, Re
     if log_x:
         ax.set_xscale("log")
     ax.set_ylim(bottom=0)
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", loc="best")
     return ax
 
 

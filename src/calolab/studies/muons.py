@@ -1,85 +1,53 @@
-"""The muon study (paper 003, calolab issue 4): multi-TeV muon energy from the calorimeter and a tracker.
+"""The muon study (paper 003): multi-TeV muon energy from the calorimeter and a tracker.
 
-mu- with energies uniform from 50 GeV to 8 TeV, as in paper 003 (76% of them above 2 TeV;
-``spectrum="log-uniform"`` puts 27% there), cross the
-homogeneous PbWO4 block (``pbwo4``, 2 T); their energy shows only in the rare radiative
-losses (bremsstrahlung, pair production, photo-nuclear) that shower in the crystals. Calorimeter regressors: the
-calibrated sum, the boosted trees on the high-level and muon features, and an ensemble of
-CNNs with both feature sets in the body (without ``bend_x_mm`` unless ``cnn_bend``). Each is
-response-corrected on held-out training events (:mod:`calolab.studies.regression`) with the
-median true energy in bins of its prediction (``response_model="binned"``, see
-:class:`~calolab.reconstruction.response.ResponseCalibration`): over 50 GeV-8 TeV the
-regressors' response is far from linear (trained on the uniform spectrum, the trees' median
-prediction is 1.6 E near 1 TeV and 0.7 E near 7 TeV), and the paper's linear fit
-(``"linear"``), pulled by the many high-energy events, sent the medians of the uniform
-spectrum's few muons below 100 GeV to 0.3 E (trees) or below zero (CNN).
+mu- with energies uniform over ``energy_range_gev`` (50 GeV-8 TeV, as in paper 003;
+``spectrum="log-uniform"`` weights the low energies more) cross the homogeneous PbWO4 block
+(``pbwo4``, 2 T along y); their energy shows only in the rare radiative losses
+(bremsstrahlung, pair production, photo-nuclear) that shower in the crystals, and in the
+muon's bend in the field. Calorimeter regressors: the calibrated sum, the boosted trees on
+the high-level and muon features (:mod:`calolab.reconstruction.muon_features`, ``bend_x_mm``
+included), and an ensemble of CNNs with both feature sets in the body (without ``bend_x_mm``
+unless ``cnn_bend``). Each is response-corrected on held-out training events
+(:mod:`calolab.studies.regression`) with the median true energy in bins of its prediction
+(``response_model="binned"``, see :class:`~calolab.reconstruction.response.ResponseCalibration`):
+over this range a regressor's response need not be linear, and a linear fit is pulled by the
+many high-energy events. The regressors read the muon's entry point and direction: exact
+(the pencil beam's) or smeared by ``track_sigma_mm`` and ``track_sigma_mrad``, as a
+tracker's extrapolation would give them.
 
 The tracker is simulated per event, Gaussian in energy: ``E_trk = E (1 + N(0, s E[GeV]))``
-with ``s = 2e-4`` (20% at 1 TeV), from its own seed. (A curvature measurement is Gaussian in
-1/p instead; in energy that gives the same 68% width at low energies and a long tail above
-a few TeV. The Gaussian keeps the tracker's binned resolution equal to its nominal curve.)
-Each calorimeter estimate is combined with the tracker's event by event by maximum likelihood
+with ``s = tracker_slope`` (paper 003: 20% at 1 TeV, ``s = 2e-4``), from its own seed. (A
+curvature measurement is Gaussian in 1/p instead; in energy that gives the same 68% width at
+low energies and a long tail above a few TeV. The Gaussian keeps the tracker's binned
+resolution equal to its nominal curve.) Each calorimeter estimate is combined with the
+tracker's event by event by maximum likelihood
 (:func:`~calolab.reconstruction.metrics.combine_estimates`: the inverse-variance average with
 both variances taken at the combined energy), then response-corrected on held-out events
-with their own tracker draws. The calorimeter's sigma/E in the likelihood is its RMSE about
-the true energy, ``sqrt(<(E_cal/E - 1)^2>)``, measured in bins of the calibration events
-(``combination_width="rmse"``; interpolated in log E; no test event sets a weight, and
-``a/sqrt(E) ⊕ b/E ⊕ c`` need not describe a muon calorimeter). With the uniform spectrum the
-calorimeter reads 1.09-1.24 E at 0.3-1 TeV after the binned correction, with a long upper tail
-(the trees' RMSE about E is 0.83-1.01 there, their 68% width 0.43-0.53); its 68% width about its
-own median (``combination_width="resolution"``) hides both, and the likelihood then
-followed it away from the tracker (linear correction, 68% weights: trees + tracker 144% at
-0.4-0.6 TeV, where the tracker has 10.4%; binned correction, RMSE weights: 11.4% trees, 11.1% CNN).
-Per bin, the two measured resolutions are also combined directly. The crossover energy is
-where the calorimeter's resolution (test set) meets the tracker's for the last time (a
-measured curve that dips below the tracker's at low energy does not set it): on the fitted
-``a/sqrt(E) ⊕ b/E ⊕ c`` curve when that fit describes the bins (chi2/ndf <= FIT_CHI2_PER_NDF),
-otherwise on the interpolated bins (``crossover_from`` says which; a muon calorimeter's
-resolution first grows with E and then falls, which that form cannot follow).
-``crossover_fit_gev`` and ``crossover_measured_gev`` keep both.
+with their own tracker draws. The calorimeter's sigma/E in the likelihood is measured in bins
+of the calibration events, so that no test event sets a weight: its RMSE about the true
+energy, ``sqrt(<(E_cal/E - 1)^2>)`` (``combination_width="rmse"``, bias and tails included), or
+its 68% width about its own median (``"resolution"``); interpolated in log E. Per bin, the two
+measured resolutions are also combined directly. The crossover energy is where the
+calorimeter's resolution (test set) meets the tracker's for the last time: on the fitted
+``a/sqrt(E) ⊕ b/E ⊕ c`` curve when that fit describes the bins (chi2/ndf <=
+FIT_CHI2_PER_NDF), otherwise on the interpolated bins (``crossover_from`` says which;
+``crossover_fit_gev`` and ``crossover_measured_gev`` keep both).
 
-Measured with this code (seed 1, default sizes: 80,000 training muons, 4 CNNs of four residual
-blocks (8, 16, 32, 64 channels) and 30 epochs on inputs pooled (1, 4, 4), mirrored in y,
-trained two at once with one thread each, ``--threads 2``, 40 minutes): pooled above 2 TeV the
-calorimeter reaches 27.0% (trees) and 25.7 ± 0.2% (CNN), and 31, 26, 18% (CNN) in the bins
-2.2-3.4, 3.4-5.2, 5.2-8 TeV, whose medians run from 1.12 E to 0.91 E: a regressor pulls its
-predictions towards the middle of its training spectrum, and no correction of the prediction
-alone undoes that without widening every bin (divided by their bins' medians, the same
-predictions have a 68% width of 23.2%). Above 2 TeV the energy shows less in the radiative
-losses than in the muon's sub-millimetre bend in the field, which the muon feature ``bend_x_mm``
-reads from the share of the showers' energy on either side of the cell boundary next to the
-track (see :mod:`calolab.reconstruction.muon_features`): the trees reach 34.4% without it, and
-the CNN, which reads the bend from the cells itself, reaches 26.8% with it in its body
-(``cnn_bend``; 2 of its 4 members stopped early, at 12 and 16 epochs). The bend needs the
-track's entry point and direction, exact for this pencil beam; smeared as a tracker's
-extrapolation would give them (``track_sigma_mm``, ``track_sigma_mrad``), the trees on 6,000
-training muons go from 27.2% (exact) to 31.9% (0.05 mm), 32.1% (0.02 mrad) and 33.9% (0.1 mm
-and 0.05 mrad), against 34.9% without the feature. The four CNNs alone reach 25.8, 26.1, 26.2 and
-26.4%; three CNNs of three blocks (8, 16, 32), the previous default, 26.2, 26.6, 26.2% and together
-25.9%; one of three wider blocks (16, 32, 64), 25.9%; all eight together, 25.5%. A CNN whose output
-is a constant times ``exp(h)`` instead of the sum times it (so that it predicts log E itself and
-the sum enters only through its body) learns the bend sooner (validation loss 357 at epoch 3,
-against 444) but ends no better: 26.2% and 26.0% with the seeds of the first two members. Earlier
-defaults: 4 CNNs pooled (2, 4, 4), 26.7%; 5 CNNs on 40,000 muons, 28.0%. One CNN of 30 epochs
-pooled (2, 4, 4) reaches 29.5% above 2 TeV with 40,000 training muons, 27.5% with 80,000 and
-27.5% with 120,000 (paper 003 trains on about 850,000); pooled (1, 4, 4) it reaches 26.3% with
-80,000. Two CNNs of the default on 160,000 muons, the same CNN training time as the default's
-four (``--train-events 160000 --ensemble 2``, 49 minutes in all), reach 26.2% (trees 27.1%).
-Mirroring in y (training on a random half of each batch mirrored, predicting the mean
-of each event and its mirror image) lowers one CNN's validation loss (233.0 against 239.8) but
-not its resolution above 2 TeV (26.2%); the ensemble gives 25.9% with or without averaging the
-mirror images. Training on muons up to 10 TeV (``--train-range 50,10000``), so that the top of
-the test range is not the edge of the training spectrum, is worse above 2 TeV: 27.9% (bins 34,
-32, 23%; trees 35.5%), because the edge also narrows the predictions there (7.5-8 TeV: median
-0.84 E, 68% width 12.6% when training stops at 8 TeV). Changes of one CNN pooled (2, 4, 4) on
-40,000 muons: ``lr_max`` 1e-3, 30.4%; channels (16, 32, 64), 30.7%; 50 epochs without early
-stopping, 29.1%. With 10 epochs five CNNs on 40,000 muons reached 34.0% (their validation loss
-was still falling). Log-uniform (40,000 muons, 5 CNNs, 26 minutes): 40.9% (trees) and 32.0%
-(CNN).
+Outputs, in the run folder: ``config.yaml`` and ``provenance.json``; ``metrics.json`` with every
+regressor's binned resolution and RMSE, response, fit, tracker combination and crossover, and
+under ``headline`` (for the regressor with the best resolution above ``high_energy_gev`` on the
+calibration events) the combination's 68% resolution over the tracker's for true energies
+within ``goal_window`` of ``goal_energy_gev`` (paired bootstrap) and the calorimeter's
+68% resolution pooled above ``high_energy_gev``; ``predictions.npz`` (test events, MeV);
+``table.md``; the figures ``response.png``, ``resolution.png``, ``combination.png`` and
+``truth_<regressor>.png``; the CNN run folders under ``cnn/``. Energies in the config in GeV,
+in the arrays in MeV. ``calolab report runs/muons`` renders a run's results.
 
-Goal figures (metrics.json, ``goals``, for the CNN): the 68% resolution of the combination
-over the tracker's for true energies within ``goal_window`` of 4 TeV (paired bootstrap;
-goal: 20% better), and the calorimeter's 68% resolution pooled over 2-8 TeV (goal: <= 25%).
+Example (``calolab study muons --quick`` on the command line is a smoke test):
+
+>>> from calolab.studies.muons import MuonStudyConfig
+>>> MuonStudyConfig().energy_range_gev, MuonStudyConfig().tracker_slope
+((50.0, 8000.0), 0.0002)
 
 Module-level imports are stdlib and click only, so that ``calolab --help`` stays fast.
 """
@@ -104,9 +72,8 @@ class MuonStudyConfig:
 
     Energies in GeV; the test muons span ``energy_range_gev``, the training muons (and the
     held-out calibration events among them) ``train_range_gev``, which must hold it (paper
-    003's ranges are equal; see the module docstring for training up to 10 TeV); ``bins``
-    log-spaced bins over ``energy_range_gev``; the 4 TeV goal uses
-    the events with ``|E / goal_energy_gev - 1| < goal_window``. ``response_model``: see
+    003's ranges are equal); ``bins`` log-spaced bins over ``energy_range_gev``; the headline
+    combination figure uses the events with ``|E / goal_energy_gev - 1| < goal_window``. ``response_model``: see
     :class:`~calolab.reconstruction.response.ResponseCalibration`. ``combination_width``: the
     calorimeter's sigma/E in the likelihood combination with the tracker, per bin of the
     calibration events: ``"rmse"`` (``sqrt(<(E_cal/E - 1)^2>)``, its bias and tails included) or
@@ -115,8 +82,7 @@ class MuonStudyConfig:
     read (the straight track of the muon features) are the true ones smeared by these Gaussian
     widths per coordinate, as a tracker's extrapolation would give them, in the training and test
     events alike; 0: exact (the beam's). ``cnn_bend``: the CNN's body gets ``bend_x_mm`` too
-    (the trees always do); the CNN reads the bend from the cells itself, and the measured
-    figures of the module docstring are better without it. See
+    (the trees always do; the CNN can read the bend from the cells itself). See
     :class:`~calolab.studies.pions.PionStudyConfig` for the shared fields.
     """
 
@@ -203,7 +169,7 @@ def run_muon_study(out_dir: str | Path, config: MuonStudyConfig = MuonStudyConfi
     from calolab.errors import CalolabError
     from calolab.geometry import load_detector
     from calolab.io.atomic import atomic_path
-    from calolab.io.rundir import write_json, write_yaml
+    from calolab.io.rundir import write_config, write_json
     from calolab.ml.fit import fit_cnn
     from calolab.reconstruction.tracker import smear_track, tracker_energies
     from calolab.simulation import Beam, simulate
@@ -223,7 +189,7 @@ def run_muon_study(out_dir: str | Path, config: MuonStudyConfig = MuonStudyConfi
     started = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    write_yaml(out / "config.yaml", asdict(config))
+    write_config(out, asdict(config))
     det = load_detector(config.detector)
     seeds = [int(s) for s in np.random.SeedSequence(config.seed).generate_state(8)]
     beam = Beam(config.particle, energy_min=lo * 1e3, energy_max=hi * 1e3, spectrum=config.spectrum)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from calolab.errors import CalolabError
+from calolab.plotting import styled
 from calolab.reconstruction.metrics import ResolutionTable
 from calolab.reconstruction.scoring import Scored, linearity, score, split_calibration
 from calolab.showers import Showers
@@ -68,26 +69,23 @@ def fit_baselines(config, fit_set: Showers, calibration: Showers, test: Showers,
     return scored
 
 
-def plot_ratios(ratios: Mapping[str, Mapping[str, Any]], ax=None, goals: Mapping[str, float] | None = None):
-    """Resolution ratios of :func:`paired_ratio` per bin, one series per ``{name: ratio}``, goals as lines."""
+def plot_ratios(ratios: Mapping[str, Mapping[str, Any]], ax=None):
+    """Resolution ratios of :func:`paired_ratio` per bin, one series per ``{name: ratio}``, 1 as a line."""
     if ax is None:
         import matplotlib.pyplot as plt
 
         ax = plt.gca()
     for name, r in ratios.items():
-        points = ax.errorbar(r["energy_gev"], r["ratio"], r["ratio_err"], fmt="o-", ms=3, capsize=2,
-                             label=f"{name.replace('_vs_', ' / ')}: {r['overall']:.3f} ± {r['overall_err']:.3f} "
-                                   "pooled")
-        if goals and name in goals:
-            ax.axhline(1 - goals[name], color=points[0].get_color(), ls="--", lw=0.8,
-                       label=f"goal {1 - goals[name]:.2f}")
+        ax.errorbar(r["energy_gev"], r["ratio"], r["ratio_err"], fmt="o-", ms=3, capsize=2,
+                    label=f"{name.replace('_vs_', ' / ')}: {r['overall']:.3f} ± {r['overall_err']:.3f} pooled")
     ax.axhline(1.0, color="grey", lw=0.8)
     ax.set(xlabel="true energy [GeV]", ylabel="ratio of 68% resolutions", title="resolution ratios (paired bootstrap)")
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", loc="best")
     return ax
 
 
 # ------------------------------------------------------------------ run folder
+@styled
 def draw_figures(out: Path, scored: Mapping[str, Scored], e_true: np.ndarray, log_x: bool = False,
                  extra: Mapping[str, Callable] | None = None, note: str = "") -> list[str]:
     """``response.png``, ``resolution.png`` (with fits), ``truth_<name>.png`` and ``extra`` figures; their names.

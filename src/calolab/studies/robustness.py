@@ -4,13 +4,13 @@
 on a separate training sample (the calibrated sum; the trees when asked for and scikit-learn
 is installed), loads a CNN ensemble from a run folder when given, and scores every
 regressor at each point of Table 1's grid on the same distorted events
-(:mod:`calolab.robustness`). The default, the sum on 20,000 events, takes about 10 minutes on
-2 cores; the trees and the CNN compute per-hit features, which on the grid's noise-flooded
-points (noise scale 1-1.5 MeV against the 0.6 MeV threshold: up to 53,000 noise cells per
-event) costs about 0.3 s (trees) and 0.5 s (CNN) per event over the whole grid, so they are
-scored on 1000-2000 events. The run folder holds::
+(:mod:`calolab.robustness`). The default scores the sum on 20,000 events; the trees and the
+CNN compute per-hit features, which are slow on the grid's noise-flooded points (noise scale
+1-1.5 MeV against the 0.6 MeV threshold floods tens of thousands of cells per event), so
+they are best scored on 1000-2000 events. The run folder holds::
 
     config.yaml        the study config (grid, copulas, seed, regressors), the Table 1 note
+    provenance.json    the command line and the git commit that made the run
     points.csv/.json   per point and regressor: a, b (MeV), errors, chi2/ndf, resolutions,
                        signal hits and energy surviving, noise-only cells and energy per event
     regression.json    OLS of a and b on (s, n, u) per regressor: full and paper-002 models on
@@ -117,7 +117,7 @@ def run_robustness_study(out_dir: str | Path, config: RobustnessStudyConfig, reg
     import numpy as np
 
     from calolab.io.atomic import atomic_path
-    from calolab.io.rundir import write_json, write_yaml
+    from calolab.io.rundir import write_config, write_json
     from calolab.robustness import fit_response, regress, scan
     from calolab.robustness.regression import PAPER_TERMS
     from calolab.studies.robustness_report import (
@@ -134,7 +134,7 @@ def run_robustness_study(out_dir: str | Path, config: RobustnessStudyConfig, reg
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     grid = config.scan.grid
-    write_yaml(out / "config.yaml", {**asdict(config), "regressors": list(regressors), "note": TABLE1_NOTE,
+    write_config(out, {**asdict(config), "regressors": list(regressors), "note": TABLE1_NOTE,
                                      "test": test.summary(), "provenance": provenance or {}})
     echo(f"robustness scan: {len(grid.points())} points x {len(test)} {test.detector.name} events, "
          f"regressors {', '.join(regressors)}, units {grid.units}, {config.scan.draws} draws")

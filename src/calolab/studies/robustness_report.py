@@ -130,6 +130,14 @@ def flooded(signal: list[dict[str, float]]):
 
 
 def draw_figures(out: Path, config, result, params, fits, regression, signal) -> None:
+    """The study's figures, in :func:`~calolab.plotting.figure_style`."""
+    from calolab.plotting import figure_style
+
+    with figure_style():
+        _draw_figures(out, config, result, params, fits, regression, signal)
+
+
+def _draw_figures(out: Path, config, result, params, fits, regression, signal) -> None:
     import matplotlib
 
     matplotlib.use("Agg")

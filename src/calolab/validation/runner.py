@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from calolab.io.atomic import atomic_path
+from calolab.io.rundir import write_config
 from calolab.validation.core import Check
 
 MODULES = ("em", "hadron", "muon")
@@ -38,4 +39,5 @@ def run_validation(out_dir: str | Path, scale: float = 1.0, seed: int = 1, only:
     }
     with atomic_path(out / "checks.json") as tmp:
         tmp.write_text(json.dumps(report, indent=2))
+    write_config(out, report["config"])
     return checks
