@@ -1,14 +1,16 @@
 """Calibration streamed shard by shard: per-cell sums merge exactly, results do not depend on storage."""
 
+import sys
+
 import numpy as np
 import pytest
 
 from calolab import CalolabError, load_detector
-from calolab.calibration import calibrate, passes
+from calolab.calibration import apply_calibration, calibrate, passes, read_calibration
 from calolab.calibration.bootstrap import ReplicaSums
 from calolab.calibration.cellstats import CellStats, LogStats
 from calolab.effects import AgeingConfig, age, zero_suppress
-from calolab.io import write_sharded, write_showers
+from calolab.io import read_sharded, write_sharded, write_showers
 from calolab.simulation import Beam, simulate
 
 
@@ -90,3 +92,42 @@ def test_methods_that_need_sorted_deposits_refuse_paths(stored):
     with pytest.raises(CalolabError, match="different geometries"):
         calibrate(runs["file"][0], simulate(load_detector("siw-ecal"), Beam("e-", energy=1e3), 5, seed=1))
 
+
+def test_calibrate_command_streams_and_writes_the_corrected_shards(stored, small_chunks, tmp_path, monkeypatch,
+                                                                    capsys):
+    """The command on files and on sharded datasets: no whole-run read, the same figures, the
+    corrected events written chunk by chunk as a sharded dataset."""
+    import calolab.io
+    from calolab.cli import main
+
+    runs, _ = stored
+
+    def cli(*args):
+        monkeypatch.setattr(sys, "argv", ["calolab", "calibrate", *args])
+        main()
+        return capsys.readouterr()
+
+    def whole_read(*args, **kwargs):
+        raise AssertionError("a streamed calibration read a whole run")
+
+    monkeypatch.setattr(calolab.io, "read_showers", whole_read)
+    lines = {}
+    for how in ("file", "sharded"):
+        ref, dam = map(str, runs[how])
+        lines[how] = cli(ref, dam, "-o", str(tmp_path / f"{how}.h5"), "--apply", str(tmp_path / f"{how}-fixed")).out
+        lines[how] = lines[how].splitlines()
+        assert lines[how][1] == f"{tmp_path / f'{how}-fixed'}: corrected 450 events"
+    assert "threshold" in lines["file"][0] and "against the stored ageing truth" in lines["file"][0]
+    assert lines["file"][0].split("; ", 1)[1] == lines["sharded"][0].split("; ", 1)[1]
+    monkeypatch.undo()
+    damaged = runs["memory"][1]
+    result = read_calibration(tmp_path / "sharded.h5")
+    fixed = read_sharded(tmp_path / "sharded-fixed")
+    assert np.array_equal(fixed.energy, apply_calibration(damaged, result).energy)
+    assert fixed.meta["calibration"]["method"] == "hierarchical"
+    with pytest.raises(SystemExit) as exit_info:
+        cli(*map(str, runs["file"]), "-o", str(tmp_path / "c.h5"), "--apply", str(tmp_path / "out.h5"))
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2 and len(lines) == 1
+    assert "written as a sharded dataset: give a directory" in lines[0]
+    assert not (tmp_path / "c.h5").exists()
