@@ -353,8 +353,8 @@ def distort(input_file, output, calibration_scale, noise_scale, bias, zero_suppr
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="HDF5 file for the per-cell coefficients, uncertainties and calibrated mask.")
 @click.option("--apply", "apply_to", type=click.Path(path_type=Path),
-              help="Also write DAMAGED corrected with the coefficients to this file (a directory, as a sharded "
-                   "dataset, when DAMAGED is streamed).")
+              help="Also write DAMAGED corrected with the coefficients to this file, or to this directory as a "
+                   "sharded dataset written chunk by chunk (-m hierarchical, moments; a file needs DAMAGED in memory).")
 @click.option("--threshold", type=click.FloatRange(min=0),
               help="Zero-suppression threshold of the data in MeV (quantile, hierarchical, mip).  "
                    "[the one DAMAGED records, else 0]")
@@ -393,9 +393,6 @@ def calibrate(reference: Path, damaged: Path, method: str, output: Path, apply_t
 
     ref, dam = load(reference), load(damaged)
     streamed = not isinstance(dam, Showers)
-    if apply_to is not None and streamed and apply_to.suffix and not apply_to.is_dir():
-        raise CalolabError(f"--apply {apply_to}: {damaged} is streamed, so its corrected events are written as a "
-                           "sharded dataset: give a directory (a path without a file extension)")
     dam_meta = open_run(dam, "damaged").meta if streamed else dam.meta
     ignored = [name for name, value, used in (("--threshold", threshold, method in ("quantile", "hierarchical", "mip")),
                                               ("--min-hits", min_hits, method != "wgan"),
@@ -445,11 +442,12 @@ def calibrate(reference: Path, damaged: Path, method: str, output: Path, apply_t
     for warning in caught:
         click.echo(f"calolab: warning: {warning.message}", err=True)
     if apply_to is not None:
-        if streamed:  # chunk by chunk, one shard each
+        if streamed and (apply_to.is_dir() or not apply_to.suffix):  # chunk by chunk, one shard each
             corrected = (apply_calibration(chunk, result) for chunk in open_run(dam, "damaged").chunks())
             written = write_sharded(corrected, apply_to, shard_events=CHUNK_EVENTS)
-        else:
-            written = write_showers(apply_calibration(dam, result), apply_to)
+        else:  # one file holds the whole run
+            whole = dam if isinstance(dam, Showers) else require_non_negative(read_showers(dam), damaged, task)
+            written = write_showers(apply_calibration(whole, result), apply_to)
         click.echo(f"{written}: corrected {dam_sums.n_events} events")
 
 
