@@ -6,6 +6,10 @@ cores); the output does not depend on the number of processes. Absolute times on
 compare ratios measured in one run. The memory benchmark simulates 100k ``cusi`` pions in
 a child process and reports its peak resident memory.
 
+Streamed calibration: ``calolab calibrate -m hierarchical`` on sharded ``cusi`` pion runs
+of N and 4N events each (a reference and an independent healthy run), in a child process;
+its peak resident memory must not grow with N (goal: 4 GiB at 10^6 events).
+
 Sharded simulation (``simulate_sharded``) is timed in one process against a Dask
 ``LocalCluster`` of ``--workers`` single-threaded workers (goal: 1.8x on 2 cores).
 
@@ -59,6 +63,14 @@ from calolab.geometry import load_detector
 from calolab.simulation import Beam, simulate
 s = simulate(load_detector("cusi"), Beam("pi+", energy=100e3), int(sys.argv[1]), seed=1)
 print(s.n_hits, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+CALIBRATION_CODE = """
+import resource, sys
+from calolab.cli import main
+sys.argv = ["calolab", "calibrate", *sys.argv[1:]]
+main()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
@@ -277,10 +289,37 @@ def time_gpu_training(events: int, epochs: int = 3) -> dict:
     return row
 
 
+def time_calibration(sizes: list[int]) -> list[dict]:
+    """``calolab calibrate -m hierarchical`` (half a MIP threshold: three passes over the reference) on
+    sharded cusi 100 GeV pion runs of each size, in a child process: wall time and its peak RSS."""
+    import shutil
+    import tempfile
+
+    from calolab.simulation import simulate_sharded
+
+    det, beam = load_detector("cusi"), Beam("pi+", energy=100e3)
+    threshold = 0.5 * float(det.mip_mpv[0])
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in sizes:
+            runs = [simulate_sharded(det, beam, n, seed, Path(tmp) / f"run-{seed}", shard_events=50_000)
+                    for seed in (7, 8)]
+            start = time.perf_counter()
+            out = subprocess.run([sys.executable, "-c", CALIBRATION_CODE, *map(str, runs), "-m", "hierarchical",
+                                  "--threshold", repr(threshold), "-o", str(Path(tmp) / "c.h5")],
+                                 capture_output=True, text=True, check=True)
+            rows.append({"events": n, "seconds": time.perf_counter() - start,
+                         "peak_rss_gib": int(out.stdout.split()[-1]) / 2**20, "goal_gib": 4.0})
+            for run in runs:
+                shutil.rmtree(run)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10x fewer events (smoke run)")
     parser.add_argument("--skip-memory", action="store_true", help="skip the 100k cusi pion memory run")
+    parser.add_argument("--skip-calibration", action="store_true", help="skip the streamed cusi calibration run")
     parser.add_argument("--out", type=Path, default=Path("runs/bench"))
     parser.add_argument("--generator", type=Path, help="run folder of a trained generative model (calolab generate)")
     parser.add_argument("--cnn", type=Path, help="run folder of a CNN ensemble trained on cusi pions")
@@ -311,6 +350,12 @@ def main() -> None:
                              "goal_gib": 8.0}
         print(f"cusi pi+ 100 GeV x {n}: peak memory {gib:.2f} GiB ({'meets' if gib <= 8 else 'ABOVE'} goal 8 GiB), "
               f"{hits / n:.0f} hits/event, {results['memory']['seconds']:.0f} s", flush=True)
+    if not args.skip_calibration:
+        results["calibration"] = time_calibration([25_000, 100_000] if args.quick else [250_000, 1_000_000])
+        for row in results["calibration"]:
+            print(f"calibrate -m hierarchical, sharded cusi pi+ 100 GeV, 2 x {row['events']} events: "
+                  f"{row['seconds']:.0f} s, peak memory {row['peak_rss_gib']:.2f} GiB "
+                  f"({'meets' if row['peak_rss_gib'] <= 4 else 'ABOVE'} goal 4 GiB)", flush=True)
     if args.workers > 1:
         row = results["dask_simulation"] = time_dask(2000 if args.quick else 20000, args.workers)
         verdict = "meets" if row["ratio"] >= 1.8 else "BELOW"

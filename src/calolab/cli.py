@@ -352,8 +352,9 @@ def distort(input_file, output, calibration_scale, noise_scale, bias, zero_suppr
               default="hierarchical", show_default=True, help="mip needs muon runs for both files.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="HDF5 file for the per-cell coefficients, uncertainties and calibrated mask.")
-@click.option("--apply", "apply_to", type=click.Path(dir_okay=False, path_type=Path),
-              help="Also write DAMAGED corrected with the coefficients to this file.")
+@click.option("--apply", "apply_to", type=click.Path(path_type=Path),
+              help="Also write DAMAGED corrected with the coefficients to this file, or to this directory as a "
+                   "sharded dataset written chunk by chunk (-m hierarchical, moments; a file needs DAMAGED in memory).")
 @click.option("--threshold", type=click.FloatRange(min=0),
               help="Zero-suppression threshold of the data in MeV (quantile, hierarchical, mip).  "
                    "[the one DAMAGED records, else 0]")
@@ -367,20 +368,32 @@ def calibrate(reference: Path, damaged: Path, method: str, output: Path, apply_t
     Prints the cells calibrated (of the reference's hit cells), and what the correction does
     to the energy scale: the damaged and corrected visible sums over the reference's; with
     the ageing truth DAMAGED carries (from calolab age), the MAE over the reference's hit cells,
-    the energy-weighted response and the cells with c = 0."""
+    the energy-weighted response and the cells with c = 0. With -m hierarchical or moments,
+    HDF5 files and sharded datasets are streamed chunk by chunk, never read whole."""
     import time
     import warnings
 
     import numpy as np
 
-    from calolab.calibration import apply_calibration, energy_scale, hit_cells, score, write_calibration
+    from calolab.calibration import apply_calibration, energy_scale, score, write_calibration
     from calolab.calibration import calibrate as run_calibration
+    from calolab.calibration.cellstats import CellStats
+    from calolab.calibration.passes import CHUNK_EVENTS, STREAMING, is_streamable, open_run, over
     from calolab.effects import read_truth, readout_threshold
-    from calolab.io import read_showers, write_showers
+    from calolab.io import read_showers, write_sharded, write_showers
     from calolab.io.failures import require_non_negative
+    from calolab.showers import Showers
 
     task = f"calolab calibrate -m {method}"
-    ref, dam = (require_non_negative(read_showers(f), f, task) for f in (reference, damaged))
+
+    def load(path: Path) -> Showers | Path:  # a path is streamed by the calibrator
+        if method in STREAMING and is_streamable(path):
+            return path
+        return require_non_negative(read_showers(path), path, task)
+
+    ref, dam = load(reference), load(damaged)
+    streamed = not isinstance(dam, Showers)
+    dam_meta = open_run(dam, "damaged").meta if streamed else dam.meta
     ignored = [name for name, value, used in (("--threshold", threshold, method in ("quantile", "hierarchical", "mip")),
                                               ("--min-hits", min_hits, method != "wgan"),
                                               ("--epochs", epochs, method == "wgan")) if value is not None and not used]
@@ -390,7 +403,7 @@ def calibrate(reference: Path, damaged: Path, method: str, output: Path, apply_t
     where = ""
     if method in ("quantile", "hierarchical", "mip"):
         if threshold is None:
-            recorded = readout_threshold(dam)
+            recorded = readout_threshold(dam_meta)
             if recorded is not None and np.ptp(recorded) > 0:
                 raise CalolabError(f"{damaged}: zero-suppressed with per-layer thresholds "
                                    f"({recorded.min():.3g}-{recorded.max():.3g} MeV): pass --threshold")
@@ -405,16 +418,19 @@ def calibrate(reference: Path, damaged: Path, method: str, output: Path, apply_t
         result = run_calibration(ref, dam, method, **options)
     seconds = time.perf_counter() - start
     write_calibration(result, output)
-    cells = hit_cells(ref)
+    # the printed figures come from per-cell sums: one more pass over a streamed run
+    ref_sums, dam_sums = (over(open_run(run, name), lambda chunk, _: CellStats.of(chunk))[0]
+                          for run, name in ((ref, "reference"), (dam, "damaged")))
+    cells = (ref_sums.hits > 0).reshape(result.coefficients.shape)
     line = (f"{output}: {method} calibrated {int(result.calibrated[cells].sum())} of the reference's "
             f"{int(cells.sum())} hit cells in {seconds:.1f} s")
     if "threshold" in options:
         line += f", threshold {options['threshold']:.4g} MeV{where}"
     try:
-        truth = np.asarray(read_truth(dam, "ageing").coefficients, float)
+        truth = np.asarray(read_truth(dam_meta, "ageing").coefficients, float)
     except CalolabError:
         truth = None
-    scale = energy_scale(ref, dam, result, truth)
+    scale = energy_scale(ref_sums, dam_sums, result, truth)
     line += (f"; visible sum over the reference's: damaged {scale['sum_ratio_damaged']:.4f}, "
              f"corrected {scale['sum_ratio_corrected']:.4f}; {scale['dead_cells_found']} cells set dead (c = 0)")
     if truth is not None:
@@ -426,7 +442,13 @@ def calibrate(reference: Path, damaged: Path, method: str, output: Path, apply_t
     for warning in caught:
         click.echo(f"calolab: warning: {warning.message}", err=True)
     if apply_to is not None:
-        click.echo(f"{write_showers(apply_calibration(dam, result), apply_to)}: corrected {len(dam)} events")
+        if streamed and (apply_to.is_dir() or not apply_to.suffix):  # chunk by chunk, one shard each
+            corrected = (apply_calibration(chunk, result) for chunk in open_run(dam, "damaged").chunks())
+            written = write_sharded(corrected, apply_to, shard_events=CHUNK_EVENTS)
+        else:  # one file holds the whole run
+            whole = dam if isinstance(dam, Showers) else require_non_negative(read_showers(dam), damaged, task)
+            written = write_showers(apply_calibration(whole, result), apply_to)
+        click.echo(f"{written}: corrected {dam_sums.n_events} events")
 
 
 @cli.command()

@@ -19,6 +19,7 @@ from calolab.calibration.base import (
 from calolab.calibration.hierarchical import calibrate_hierarchical
 from calolab.calibration.mip import calibrate_mip
 from calolab.calibration.moments import calibrate_moments
+from calolab.calibration.passes import STREAMING, Source, require_in_memory
 from calolab.calibration.quantile import calibrate_quantile
 from calolab.calibration.store import read_calibration, write_calibration
 from calolab.errors import CalolabError
@@ -45,12 +46,18 @@ METHODS: dict[str, Callable[..., CalibrationResult]] = {
 }
 
 
-def calibrate(reference: Showers, damaged: Showers, method: str = "hierarchical", **options) -> CalibrationResult:
-    """Estimate per-cell coefficients (damaged = c x reference) with ``method``; see :data:`METHODS`."""
+def calibrate(reference: Source, damaged: Source, method: str = "hierarchical", **options) -> CalibrationResult:
+    """Estimate per-cell coefficients (damaged = c x reference) with ``method``; see :data:`METHODS`.
+
+    The runs are :class:`Showers`; for the methods of :data:`STREAMING` also paths of HDF5
+    files or sharded datasets, read chunk by chunk (:mod:`calolab.calibration.passes`).
+    """
     if method not in METHODS:
         raise CalolabError(f"unknown calibration method {method!r}: expected one of {', '.join(sorted(METHODS))}")
+    if method not in STREAMING:
+        require_in_memory(method, reference, damaged)
     return METHODS[method](reference, damaged, **options)
 
 
-__all__ = ["METHODS", "CalibrationResult", "apply_calibration", "calibrate", "check_pair", "energy_scale", "hit_cells",
-           "read_calibration", "score", "write_calibration"]
+__all__ = ["METHODS", "STREAMING", "CalibrationResult", "apply_calibration", "calibrate", "check_pair",
+           "energy_scale", "hit_cells", "read_calibration", "score", "write_calibration"]

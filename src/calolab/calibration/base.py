@@ -12,7 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from calolab.calibration.cellstats import CellStats
 from calolab.errors import CalolabError
+from calolab.geometry import Detector
 from calolab.showers import Showers
 
 
@@ -46,17 +48,32 @@ class CalibrationResult:
 
 def check_pair(reference: Showers, damaged: Showers) -> None:
     """Raise a one-line :class:`CalolabError` unless the two runs can be compared cell by cell."""
-    if reference.detector.shape != damaged.detector.shape:
-        raise CalolabError(f"reference ({reference.detector.name}, {reference.detector.shape}) and damaged "
-                           f"({damaged.detector.name}, {damaged.detector.shape}) data have different geometries")
+    check_geometries(reference.detector, damaged.detector)
     for name, showers in (("reference", reference), ("damaged", damaged)):
-        if len(showers) == 0:
-            raise CalolabError(f"the {name} data hold no events")
-        if not np.all(np.isfinite(showers.energy)):
-            raise CalolabError(f"the {name} data contain NaN or infinite cell energies")
-        if np.any(showers.energy < 0):
-            raise CalolabError(f"the {name} data contain negative cell energies: calibrate before pedestal "
-                               "subtraction or zero suppression is applied")
+        check_energies(showers, name)
+
+
+def check_geometries(reference: Detector, damaged: Detector) -> None:
+    """Raise a one-line :class:`CalolabError` unless the two detectors have the same cells."""
+    if reference.shape != damaged.shape:
+        raise CalolabError(f"reference ({reference.name}, {reference.shape}) and damaged "
+                           f"({damaged.name}, {damaged.shape}) data have different geometries")
+
+
+def check_energies(showers: Showers, name: str, source: str = "") -> None:
+    """Raise a one-line :class:`CalolabError` unless ``showers`` hold events with finite energies >= 0 MeV.
+
+    ``name`` is the run's role (``"reference"``, ``"damaged"``); ``source``, if given, the
+    file and events the batch came from, which then begins the message.
+    """
+    where = f"{source}: " if source else ""
+    if len(showers) == 0:
+        raise CalolabError(f"{where}the {name} data hold no events")
+    if not np.all(np.isfinite(showers.energy)):
+        raise CalolabError(f"{where}the {name} data contain NaN or infinite cell energies")
+    if np.any(showers.energy < 0):
+        raise CalolabError(f"{where}the {name} data contain negative cell energies: calibrate before pedestal "
+                           "subtraction or zero suppression is applied")
 
 
 def apply_calibration(showers: Showers, result: CalibrationResult) -> Showers:
@@ -101,14 +118,17 @@ def score(result: CalibrationResult, truth: np.ndarray, cells: np.ndarray | None
     return out
 
 
-def energy_scale(reference: Showers, damaged: Showers, result: CalibrationResult,
+def energy_scale(reference: Showers | CellStats, damaged: Showers | CellStats, result: CalibrationResult,
                  truth: np.ndarray | None = None) -> dict[str, float]:
     """What a calibration does to the energy scale, which a per-cell MAE hides.
 
     Returns the mean visible sum per event of ``damaged`` before and after
     :func:`apply_calibration`, each over that of ``reference`` (``sum_ratio_damaged``,
     ``sum_ratio_corrected``; the runs hold the same kind of events), and ``dead_cells_found``,
-    the reference's hit cells set to c = 0. With the true coefficients ``truth`` (layers,
+    the reference's hit cells set to c = 0. The runs may be given as their per-cell sums
+    (:class:`~calolab.calibration.cellstats.CellStats`, e.g. accumulated over a streamed run):
+    every figure is computed from those (the corrected sum as each cell's sum over its
+    coefficient, in float64). With the true coefficients ``truth`` (layers,
     nx, ny) it adds the energy-weighted response over the reference's energy flow, before
     (``sum_c E_c t_c / sum_c E_c``) and after correction (``t_c / c_hat_c``; a dead cell's
     energy is lost: 0), and ``dead_cells_true``, the hit cells with t = 0.
@@ -124,17 +144,18 @@ def energy_scale(reference: Showers, damaged: Showers, result: CalibrationResult
     {'sum_ratio_damaged': 0.5, 'sum_ratio_corrected': 1.0, 'dead_cells_found': 0, 'response_damaged': 0.5,
      'response_corrected': 1.0, 'dead_cells_true': 0}
     """
-    reference_sum = float(reference.energy_sum().mean())
-    cells = hit_cells(reference)
+    ref, dam = (s if isinstance(s, CellStats) else CellStats.of(s) for s in (reference, damaged))
+    reference_sum = float(ref.sum.sum()) / ref.n_events
+    cells = (ref.hits > 0).reshape(result.coefficients.shape)
     estimate = np.where(result.calibrated, result.coefficients, 1.0)
+    factor = np.where(result.calibrated & (result.coefficients > 0), result.coefficients, 1.0).ravel()
     out: dict[str, float] = {
-        "sum_ratio_damaged": float(damaged.energy_sum().mean()) / reference_sum,
-        "sum_ratio_corrected": float(apply_calibration(damaged, result).energy_sum().mean()) / reference_sum,
+        "sum_ratio_damaged": float(dam.sum.sum()) / dam.n_events / reference_sum,
+        "sum_ratio_corrected": float((dam.sum / factor).sum()) / dam.n_events / reference_sum,
         "dead_cells_found": int((cells & (estimate == 0)).sum()),
     }
     if truth is not None:
-        flow = np.bincount(reference.cell, reference.energy.astype(np.float64), reference.detector.n_cells)
-        flow = flow.reshape(reference.detector.shape)
+        flow = ref.sum.reshape(cells.shape)
         truth = np.asarray(truth, float)
         with np.errstate(divide="ignore", invalid="ignore"):
             corrected = np.where(estimate > 0, truth / estimate, 0.0)

@@ -43,12 +43,15 @@ cell's rate is itself known only from that count), not a Poisson with the rate t
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
-from calolab.calibration.base import CalibrationResult, check_pair
+from calolab.calibration.base import CalibrationResult
+from calolab.calibration.bootstrap import ReplicaSums
 from calolab.calibration.cellstats import CellStats, LogStats
+from calolab.calibration.passes import Source, open_runs, over
 from calolab.errors import CalolabError
-from calolab.showers import Showers
 
 CHI2_1_MEDIAN = 0.4549364231195724  # median of a chi-square with one degree of freedom
 SMOOTHING_HITS = 20.0  # hits at which a cell's own dose proxy counts as much as its neighbourhood's
@@ -222,46 +225,44 @@ def smooth_dose(mean_deposit: np.ndarray, hits: np.ndarray, prior_hits: float = 
     return (hits * mean_deposit + prior_hits * neighbourhood) / (hits + prior_hits)
 
 
-def _bootstrap_levels(reference: Showers, damaged: Showers, ref_hits: np.ndarray, dam_hits: np.ndarray,
-                      fit: np.ndarray, s2: np.ndarray,
-                      tau2: float, knots: np.ndarray, anchor: bool, replicas: int, seed: int,
-                      ref_cut: np.ndarray | float, dam_cut: float, dose: np.ndarray | None,
-                      curve_log: np.ndarray) -> np.ndarray:
+def _bootstrap_levels(ref: ReplicaSums, dam: ReplicaSums, hits: np.ndarray, fit: np.ndarray, s2: np.ndarray,
+                      tau2: float, knots: np.ndarray, anchor: bool, dose: np.ndarray | None,
+                      curve_log: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
     """Knot values refitted on Poisson-weighted replicas of both runs, (replicas, n_knots).
 
-    Knots, weights and the spread are those of the main fit; the dose proxy is recomputed
-    in each replica, so its noise enters too.
+    ``ref`` and ``dam`` hold every replica's per-cell sums (:class:`ReplicaSums`); ``hits``
+    (n_cells,) are the hits of both runs, which smooth the dose proxy. Knots, weights and the
+    spread are those of the main fit; the dose proxy is recomputed in each replica, so its
+    noise enters too.
     """
-    rng = np.random.default_rng(seed)
+    y_all = dam.log.mean - ref.log.mean  # (replicas, n_cells)
     levels = []
-    for _ in range(replicas):
-        w_ref = rng.poisson(1.0, len(reference)).astype(np.float64)
-        w_dam = rng.poisson(1.0, len(damaged)).astype(np.float64)
-        ref_l = LogStats.of(reference, ref_cut, w_ref)
-        dam_l = LogStats.of(damaged, dam_cut, w_dam)
+    for r in range(len(ref.weight)):
         if dose is None:
-            n_cells = reference.detector.n_cells
-            e_ref = np.bincount(reference.cell, reference.energy * w_ref[reference.event_index], n_cells)
-            e_dam = np.bincount(damaged.cell, damaged.energy * w_dam[damaged.event_index], n_cells)
-            x = (e_ref + e_dam / np.exp(curve_log)) / (w_ref.sum() + w_dam.sum())
-            shape = reference.detector.shape
-            x = smooth_dose(x.reshape(shape), (ref_hits + dam_hits).reshape(shape)).ravel()
+            x = (ref.energy[r] + dam.energy[r] / np.exp(curve_log)) / (ref.weight[r] + dam.weight[r])
+            x = smooth_dose(x.reshape(shape), hits.reshape(shape)).ravel()
         else:
             x = dose
-        y = dam_l.mean - ref_l.mean
-        ok = fit & np.isfinite(y) & (ref_l.hits > 0) & (dam_l.hits > 0)
+        y = y_all[r]
+        ok = fit & np.isfinite(y) & (ref.log.hits[r] > 0) & (dam.log.hits[r] > 0)
         level, _, _ = fit_curve(x[ok], y[ok], s2[ok], knots, anchor, fixed_tau2=tau2)
         levels.append(level)
     return np.asarray(levels)
 
 
-def calibrate_hierarchical(reference: Showers, damaged: Showers, dose: np.ndarray | None = None,
+def calibrate_hierarchical(reference: Source, damaged: Source, dose: np.ndarray | None = None,
                            min_hits: int = 10, n_knots: int = 4, threshold: float = 0.0,
                            anchor: bool = True, bootstrap: int = 30, seed: int = 0) -> CalibrationResult:
     """Empirical-Bayes calibration: per-cell log-energy shifts shrunk towards a fitted ageing curve.
 
     Parameters
     ----------
+    reference, damaged
+        The runs: :class:`~calolab.showers.Showers`, or paths of HDF5 files or sharded
+        datasets, read chunk by chunk (:mod:`calolab.calibration.passes`) and never whole:
+        everything the method takes from the events is a per-cell sum. One pass over the
+        damaged run, one over the reference (three with a ``threshold``: its cuts
+        ``threshold / c`` follow the estimate).
     dose
         Optional dose map (layers, nx, ny), any unit. Default: the mean deposit per event of
         each cell (MeV) pooled over both runs, the damaged one corrected by the curve.
@@ -277,28 +278,47 @@ def calibrate_hierarchical(reference: Showers, damaged: Showers, dose: np.ndarra
     anchor
         Fix c = 1 at zero dose (true of radiation damage; switch off for other miscalibrations).
     bootstrap
-        Replicas of both runs (Poisson event weights, seeded by ``seed``) from which the
-        curve's covariance is taken: hadron showers correlate the cells of an event, which
-        the cell-by-cell variances miss. 0: the analytic covariance of the weighted fit.
+        Replicas of both runs (Poisson event weights, seeded by ``seed`` and each event's
+        chunk, :mod:`calolab.calibration.bootstrap`, so the result does not depend on how a
+        run is stored) from which the curve's covariance is taken: hadron showers correlate
+        the cells of an event, which the cell-by-cell variances miss. All replicas are summed
+        in the same passes, (bootstrap, n_cells) float64 arrays per run. 0: the analytic
+        covariance of the weighted fit.
     """
-    check_pair(reference, damaged)
-    shape, n_cells = reference.detector.shape, reference.detector.n_cells
-    ref_e, dam_e = CellStats.of(reference), CellStats.of(damaged)
-    dam_l = LogStats.of(damaged, threshold)
+    ref_run, dam_run = open_runs(reference, damaged)
+    detector = ref_run.detector
+    shape, n_cells = detector.shape, detector.n_cells
+    if dose is not None:
+        dose = np.asarray(dose, float)
+        if dose.shape != shape:
+            raise CalolabError(f"dose map of shape {dose.shape} does not fit {detector.name} {shape}")
+
+    def statistics(run_key: int, cut: np.ndarray | float, energy: bool) -> list:
+        # what one pass over a run sums: log-energies above the cut, and the replicas' sums
+        out = [lambda chunk, _: LogStats.of(chunk, cut)]
+        if bootstrap:
+            out.append(lambda chunk, index: ReplicaSums.of(chunk, index, bootstrap, seed, run_key, cut, energy))
+        return out
+
+    # one pass over each run; the reference's cut threshold / c starts at c = 1
+    dam_e, dam_l, *dam_boot = over(dam_run, lambda chunk, _: CellStats.of(chunk),
+                                   *statistics(1, threshold, dose is None))
+    ref_e, *first = over(ref_run, lambda chunk, _: CellStats.of(chunk), *statistics(0, threshold, dose is None))
     seen = ref_e.hits > 0
     if not seen.any():
         raise CalolabError("the reference data have no hits: nothing to calibrate")
     measured = ref_e.hits >= min_hits
     dead = measured & (dam_l.hits == 0)  # no hit with energy above the threshold
-    if dose is not None:
-        dose = np.asarray(dose, float)
-        if dose.shape != shape:
-            raise CalolabError(f"dose map of shape {dose.shape} does not fit {reference.detector.name} {shape}")
     coeff = np.ones(n_cells)
     curve_log, slope = np.zeros(n_cells), np.zeros(n_cells)
     var_x = np.zeros(n_cells)
-    for _ in range(3):
-        ref_l = LogStats.of(reference, threshold / np.clip(coeff, 1e-3, None) if threshold > 0 else 0.0)
+    for iteration in range(3):
+        if iteration == 0 or threshold == 0:  # without a threshold the cut stays 0: the first pass's sums hold
+            ref_l, *ref_boot = first
+        else:  # one more pass over the reference, for its hits above the new cuts
+            ref_l, *ref_boot = over(ref_run, *statistics(0, threshold / np.clip(coeff, 1e-3, None), False))
+            if bootstrap:
+                ref_boot = [replace(ref_boot[0], energy=first[1].energy)]  # the energy sums take no cut
         log_ratio = dam_l.mean - ref_l.mean
         fit = measured & ~dead & (ref_l.hits >= 2) & (dam_l.hits >= 2) & np.isfinite(log_ratio)
         if fit.sum() < 20:
@@ -322,10 +342,8 @@ def calibrate_hierarchical(reference: Showers, damaged: Showers, dose: np.ndarra
         knots, level, cov, tau2 = select_curve(x[fit], log_ratio[fit], s2_fit[fit], knots_used, anchor,
                                                min_knots=MIN_KNOTS)
         if bootstrap:
-            boot = _bootstrap_levels(reference, damaged, ref_e.hits, dam_e.hits, fit, s2_fit, tau2, knots, anchor,
-                                     bootstrap, seed,
-                                     threshold / np.clip(coeff, 1e-3, None) if threshold > 0 else 0.0, threshold,
-                                     None if dose is None else x, curve_log)
+            boot = _bootstrap_levels(ref_boot[0], dam_boot[0], ref_e.hits + dam_e.hits, fit, s2_fit, tau2, knots,
+                                     anchor, None if dose is None else x, curve_log, shape)
             free = np.diag(cov) > 0
             inflation = float(np.median(np.var(boot, axis=0, ddof=1)[free] / np.diag(cov)[free]))
             cov = cov * max(inflation, 1.0)

@@ -19,6 +19,7 @@ import numpy as np
 
 from calolab.calibration.base import CalibrationResult, check_pair
 from calolab.calibration.cellstats import sorted_deposits
+from calolab.calibration.passes import require_in_memory
 from calolab.showers import Showers
 
 
@@ -36,6 +37,7 @@ def calibrate_mip(reference: Showers, damaged: Showers, min_hits: int = 20, core
 
     Cells with fewer than ``min_hits`` muon hits in either run are not calibrated.
     """
+    require_in_memory("mip", reference, damaged)
     check_pair(reference, damaged)
     warning = _not_muons(reference, damaged)
     ref_e, ref_start = sorted_deposits(reference)

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from calolab.calibration.base import CalibrationResult, check_pair
+from calolab.calibration.base import CalibrationResult
 from calolab.calibration.cellstats import CellStats
-from calolab.showers import Showers
+from calolab.calibration.passes import Source, open_runs, over
 
 
 def ratio_of_means(reference: CellStats, damaged: CellStats) -> tuple[np.ndarray, np.ndarray]:
@@ -40,15 +40,19 @@ def ratio_of_means(reference: CellStats, damaged: CellStats) -> tuple[np.ndarray
     return ratio, rel
 
 
-def calibrate_moments(reference: Showers, damaged: Showers, min_hits: int = 10) -> CalibrationResult:
-    """Per-cell ratio of mean deposits; cells with fewer than ``min_hits`` reference hits are not calibrated."""
-    check_pair(reference, damaged)
-    ref, dam = CellStats.of(reference), CellStats.of(damaged)
+def calibrate_moments(reference: Source, damaged: Source, min_hits: int = 10) -> CalibrationResult:
+    """Per-cell ratio of mean deposits; cells with fewer than ``min_hits`` reference hits are not calibrated.
+
+    Each run is :class:`Showers` or a path (HDF5 file, sharded dataset) read in one pass
+    (see :mod:`calolab.calibration.passes`).
+    """
+    runs = open_runs(reference, damaged)
+    ref, dam = (over(run, lambda chunk, _: CellStats.of(chunk))[0] for run in runs)
     ratio, rel = ratio_of_means(ref, dam)
     sigma = np.maximum(ratio, 0.0) * rel
     dead = (dam.hits == 0) & (ref.hits > 0)  # ratio 0: its error is that of one expected hit
     sigma[dead] = 1.0 / np.maximum(ref.hits[dead] * dam.n_events / ref.n_events, 1.0)
     ok = ref.hits >= min_hits
-    shape = reference.detector.shape
+    shape = runs[0].detector.shape
     return CalibrationResult(ratio.reshape(shape), sigma.reshape(shape), ok.reshape(shape), "moments",
                              {"min_hits": min_hits})

@@ -14,6 +14,7 @@ import numpy as np
 
 from calolab.calibration.base import CalibrationResult, check_pair
 from calolab.calibration.cellstats import sorted_deposits
+from calolab.calibration.passes import require_in_memory
 from calolab.showers import Showers
 
 
@@ -24,6 +25,7 @@ def calibrate_quantile(reference: Showers, damaged: Showers, min_hits: int = 10,
     Deposits at or below ``threshold`` in either run are ignored; with a threshold, only the
     part of the tail above ``threshold / c`` in the reference is compared, iterated twice.
     """
+    require_in_memory("quantile", reference, damaged)
     check_pair(reference, damaged)
     ref_e, ref_start = sorted_deposits(reference)
     dam_e, dam_start = sorted_deposits(damaged)
