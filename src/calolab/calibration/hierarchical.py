@@ -43,7 +43,9 @@ cell's rate is itself known only from that count), not a Poisson with the rate t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
@@ -295,7 +297,7 @@ def calibrate_hierarchical(reference: Source, damaged: Source, dose: np.ndarray 
 
     def statistics(run_key: int, cut: np.ndarray | float, energy: bool) -> list:
         # what one pass over a run sums: log-energies above the cut, and the replicas' sums
-        out = [lambda chunk, _: LogStats.of(chunk, cut)]
+        out: list[Callable[..., Any]] = [lambda chunk, _: LogStats.of(chunk, cut)]
         if bootstrap:
             out.append(lambda chunk, index: ReplicaSums.of(chunk, index, bootstrap, seed, run_key, cut, energy))
         return out
