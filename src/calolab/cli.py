@@ -378,9 +378,9 @@ def calibrate(reference: Path, damaged: Path, method: str, output: Path, apply_t
     from calolab.calibration import apply_calibration, energy_scale, score, write_calibration
     from calolab.calibration import calibrate as run_calibration
     from calolab.calibration.cellstats import CellStats
-    from calolab.calibration.passes import CHUNK_EVENTS, STREAMING, is_streamable, open_run, over
+    from calolab.calibration.passes import CHUNK_EVENTS, STREAMING, open_run, over
     from calolab.effects import read_truth, readout_threshold
-    from calolab.io import read_showers, write_sharded, write_showers
+    from calolab.io import is_streamable, read_showers, write_sharded, write_showers
     from calolab.io.failures import require_non_negative
     from calolab.showers import Showers
 
@@ -393,7 +393,8 @@ def calibrate(reference: Path, damaged: Path, method: str, output: Path, apply_t
 
     ref, dam = load(reference), load(damaged)
     streamed = not isinstance(dam, Showers)
-    dam_meta = open_run(dam, "damaged").meta if streamed else dam.meta
+    dam_run = open_run(dam, "damaged")  # a path: its first chunk gives the detector and meta
+    dam_meta = dam_run.meta
     ignored = [name for name, value, used in (("--threshold", threshold, method in ("quantile", "hierarchical", "mip")),
                                               ("--min-hits", min_hits, method != "wgan"),
                                               ("--epochs", epochs, method == "wgan")) if value is not None and not used]
@@ -418,9 +419,9 @@ def calibrate(reference: Path, damaged: Path, method: str, output: Path, apply_t
         result = run_calibration(ref, dam, method, **options)
     seconds = time.perf_counter() - start
     write_calibration(result, output)
-    # the printed figures come from per-cell sums: one more pass over a streamed run
-    ref_sums, dam_sums = (over(open_run(run, name), lambda chunk, _: CellStats.of(chunk))[0]
-                          for run, name in ((ref, "reference"), (dam, "damaged")))
+    # the printed figures come from per-cell sums: the method's own, else one more pass over each run
+    ref_sums, dam_sums = result.run_stats or tuple(
+        over(run, lambda chunk, _: CellStats.of(chunk))[0] for run in (open_run(ref, "reference"), dam_run))
     cells = (ref_sums.hits > 0).reshape(result.coefficients.shape)
     line = (f"{output}: {method} calibrated {int(result.calibrated[cells].sum())} of the reference's "
             f"{int(cells.sum())} hit cells in {seconds:.1f} s")
@@ -443,7 +444,7 @@ def calibrate(reference: Path, damaged: Path, method: str, output: Path, apply_t
         click.echo(f"calolab: warning: {warning.message}", err=True)
     if apply_to is not None:
         if streamed and (apply_to.is_dir() or not apply_to.suffix):  # chunk by chunk, one shard each
-            corrected = (apply_calibration(chunk, result) for chunk in open_run(dam, "damaged").chunks())
+            corrected = (apply_calibration(chunk, result) for chunk in dam_run.chunks())
             written = write_sharded(corrected, apply_to, shard_events=CHUNK_EVENTS)
         else:  # one file holds the whole run
             whole = dam if isinstance(dam, Showers) else require_non_negative(read_showers(dam), damaged, task)

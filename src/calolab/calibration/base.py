@@ -33,6 +33,10 @@ class CalibrationResult:
     method : str
     diagnostics : dict
         Method-specific numbers (runtime, epochs, MAE per epoch when truth was given, ...).
+    run_stats : (CellStats, CellStats) or None
+        The per-cell sums of the reference and damaged runs, where the method computed them
+        (hierarchical, moments), so that :func:`energy_scale` needs no other pass over the
+        runs. Not stored by :func:`~calolab.calibration.write_calibration`.
     """
 
     coefficients: np.ndarray
@@ -40,6 +44,7 @@ class CalibrationResult:
     calibrated: np.ndarray
     method: str
     diagnostics: dict[str, Any] = field(default_factory=dict)
+    run_stats: tuple[CellStats, CellStats] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.coefficients = np.where(self.calibrated, self.coefficients, np.nan)

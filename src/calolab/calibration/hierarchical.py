@@ -390,4 +390,4 @@ def calibrate_hierarchical(reference: Source, damaged: Source, dose: np.ndarray 
                    "fit_cells": int(fit.sum()), "dead_cells": int(dead.sum()),
                    "curve_only_cells": int((seen & ~fit & ~dead).sum()), "min_hits": min_hits, "threshold": threshold}
     return CalibrationResult(coeff.reshape(shape), sigma.reshape(shape), seen.reshape(shape), "hierarchical",
-                             diagnostics)
+                             diagnostics, run_stats=(ref_e, dam_e))

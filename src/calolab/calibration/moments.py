@@ -55,4 +55,4 @@ def calibrate_moments(reference: Source, damaged: Source, min_hits: int = 10) ->
     ok = ref.hits >= min_hits
     shape = runs[0].detector.shape
     return CalibrationResult(ratio.reshape(shape), sigma.reshape(shape), ok.reshape(shape), "moments",
-                             {"min_hits": min_hits})
+                             {"min_hits": min_hits}, run_stats=(ref, dam))

@@ -73,19 +73,14 @@ class Run:
             yield chunk
 
 
-def is_streamable(path: str | os.PathLike) -> bool:
-    """Whether ``path`` can be read in chunks: an HDF5 file (.h5, .hdf5) or a sharded dataset."""
-    from calolab.io.sharded import is_sharded
-
-    return is_sharded(path) or Path(path).suffix.lower() in (".h5", ".hdf5")
-
-
 def open_run(source: Source, name: str) -> Run:
     """A :class:`Run` of ``source``; in memory it is checked whole, a path's first chunk is read for its detector."""
     if isinstance(source, Showers):
         check_energies(source, name)
         return Run(source, name, source.detector, dict(source.meta))
     path = Path(source)
+    from calolab.io import is_streamable
+
     if not is_streamable(path):
         raise CalolabError(f"{path}: a streamed calibration reads HDF5 files (.h5, .hdf5) or sharded datasets")
     from calolab.io import iter_showers

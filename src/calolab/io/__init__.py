@@ -50,6 +50,7 @@ from calolab.showers import Showers
 __all__ = [
     "FORMATS",
     "atomic_path",
+    "is_streamable",
     "iter_showers",
     "read_calochallenge",
     "read_sharded",
@@ -127,6 +128,11 @@ def iter_showers(
     if _hdf5_layout(path) == "calochallenge":
         return iter_calochallenge(path, chunk_events, detector=detector)
     return iter_hdf5(path, chunk_events, detector=detector)
+
+
+def is_streamable(path: str | Path) -> bool:
+    """Whether :func:`iter_showers` reads ``path`` in chunks: an HDF5 file (.h5, .hdf5) or a sharded dataset."""
+    return is_sharded(path) or Path(path).suffix.lower() in (".h5", ".hdf5")
 
 
 def _format(path: str | Path, format: str | None) -> str:

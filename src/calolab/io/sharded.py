@@ -42,8 +42,6 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from calolab.errors import CalolabError
 from calolab.geometry import Detector
 from calolab.io.encoding import DECODE_ERRORS, calolab_version, meta_from_json, meta_to_json, resolve_detector
@@ -257,7 +255,3 @@ def _check_counts(files: list[Path], expected: list[int] | None, found: list[int
         if want != got:
             raise CalolabError(f"{file}: holds {got} events, the manifest says {want}")
 
-
-def n_events(path: str | Path) -> int:
-    """Events in a sharded dataset with a manifest (without reading the shards)."""
-    return int(np.sum([s["events"] for s in read_manifest(path)["shards"]]))

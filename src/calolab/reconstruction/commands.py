@@ -63,15 +63,13 @@ def features(input_file, output, muon, segments) -> None:
     per event), so INPUT may be larger than memory."""
     import numpy as np
 
-    from calolab.io import iter_showers, read_showers
+    from calolab.io import is_streamable, iter_showers, read_showers
     from calolab.io.atomic import atomic_path
     from calolab.io.failures import require_non_negative
-    from calolab.io.sharded import is_sharded
     from calolab.reconstruction.features import high_level_features
     from calolab.reconstruction.muon_features import muon_features
 
-    streamed = is_sharded(input_file) or Path(input_file).suffix.lower() in (".h5", ".hdf5")
-    chunks = iter_showers(input_file, CHUNK_EVENTS) if streamed else iter([read_showers(input_file)])
+    chunks = iter_showers(input_file, CHUNK_EVENTS) if is_streamable(input_file) else iter([read_showers(input_file)])
     auto = muon is None
     parts, energies, names = [], [], []
     for chunk in chunks:
