@@ -76,6 +76,9 @@ def test_a_sharded_dataset_is_checked_against_its_manifest(pions, tmp_path):
     with pytest.raises(CalolabError, match="not a sharded dataset .*not replacing it"):
         write_sharded(whole[:10], tmp_path / "mine")
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
+    with pytest.raises(CalolabError, match="unknown shard format 'csv'"):
+        write_sharded(whole[:10], tmp_path / "csv", format="csv")
+    assert not (tmp_path / "csv").exists()
     with pytest.raises(CalolabError, match="no files match"):
         read_showers(str(tmp_path / "nothing-*.h5"))
 

@@ -60,6 +60,8 @@ def is_sharded(path: str | Path) -> bool:
 
 def shard_name(index: int, format: str = "hdf5") -> str:
     """File name of shard ``index``: ``shard-00012.h5``."""
+    if format not in SUFFIXES:
+        raise CalolabError(f"unknown shard format {format!r}: expected one of {', '.join(SUFFIXES)}")
     return f"shard-{index:05d}{SUFFIXES[format]}"
 
 
@@ -80,8 +82,7 @@ def write_sharded(showers: Showers | Iterable[Showers], directory: str | Path, s
     """
     if shard_events < 1:
         raise CalolabError(f"shard_events must be >= 1, got {shard_events}")
-    if format not in SUFFIXES:
-        raise CalolabError(f"unknown shard format {format!r}: expected one of {', '.join(SUFFIXES)}")
+    shard_name(0, format)  # checks the format before anything is written
     from calolab.io import write_showers
 
     if isinstance(showers, Showers):
