@@ -69,6 +69,11 @@ class Layer:
         return sum(d / m.lambda_int for m, d in self._slabs())
 
     @property
+    def lambda_pi_depth(self) -> float:
+        """Thickness in pion interaction lengths."""
+        return sum(d / m.lambda_pi for m, d in self._slabs())
+
+    @property
     def mip_loss(self) -> float:
         """Mean energy in MeV a MIP loses crossing the whole layer (absorber and active)."""
         return sum(m.mip_mean(d) for m, d in self._slabs())
@@ -145,6 +150,11 @@ class Detector:
     def lambda_bounds(self) -> np.ndarray:
         """Layer boundaries in nuclear interaction lengths, shape ``(layers + 1,)``."""
         return np.concatenate([[0.0], np.cumsum([layer.lambda_depth for layer in self.layers])])
+
+    @cached_property
+    def lambda_pi_bounds(self) -> np.ndarray:
+        """Layer boundaries in pion interaction lengths, shape ``(layers + 1,)``."""
+        return np.concatenate([[0.0], np.cumsum([layer.lambda_pi_depth for layer in self.layers])])
 
     # ------------------------------------------------------------- MIP scale
     @cached_property

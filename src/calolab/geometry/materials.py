@@ -20,7 +20,11 @@ LANDAU_J = 0.200  # Bichsel's constant in the most-probable-loss formula
 
 @dataclass(frozen=True)
 class Material:
-    """A material: ``x0``, ``moliere_radius``, ``lambda_int`` in mm, ``critical_energy`` in MeV.
+    """A material: ``x0``, ``moliere_radius``, ``lambda_int``, ``lambda_pi`` in mm, ``critical_energy`` in MeV.
+
+    ``lambda_int`` is the nuclear (nucleon) interaction length, ``lambda_pi`` the pion
+    interaction length, both as the PDG tabulates them; a pion's first interaction follows
+    ``lambda_pi``, a proton's or neutron's ``lambda_int``.
 
     ``z`` and ``a`` are the mass-weighted effective atomic number and mass (for shower
     parametrisations), ``dedx_min`` the minimum ionisation in MeV cm2/g. ``z_over_a`` is the
@@ -38,6 +42,7 @@ class Material:
     lambda_int: float
     dedx_min: float
     z_over_a: float
+    lambda_pi: float
 
     @property
     def mip_dedx(self) -> float:
@@ -66,23 +71,24 @@ class Material:
         return xi * (math.log(2.0 * ELECTRON_MASS * xi / self.plasma_energy**2) + LANDAU_J)
 
 
-def _m(name, z, a, rho, x0_cm, rm_cm, ec, lam_cm, dedx, z_over_a=None):
+def _m(name, z, a, rho, x0_cm, rm_cm, ec, lam_cm, dedx, lam_pi_gcm2, z_over_a=None):
     return Material(name, z, a, rho, x0_cm * 10, rm_cm * 10, ec, lam_cm * 10, dedx,
-                    z / a if z_over_a is None else z_over_a)
+                    z / a if z_over_a is None else z_over_a, lam_pi_gcm2 / rho * 10)
 
 
 # Z and A of compounds are mass-weighted: PbWO4 (Pb 0.455, W 0.404, O 0.141), polystyrene C8H8;
-# their <Z/A> is PDG's (0.41315, 0.53768).
+# their <Z/A> is PDG's (0.41315, 0.53768). Pion interaction lengths in g/cm2 (PDG); for the
+# compounds, 1/lambda = sum_j w_j / lambda_j over the elements (Pb, W, O; C, H).
 MATERIALS: dict[str, Material] = {
     m.name: m
     for m in (
-        _m("W", 74, 183.84, 19.30, 0.3504, 0.9327, 7.97, 9.95, 1.145),
-        _m("Pb", 82, 207.2, 11.35, 0.5612, 1.602, 7.43, 17.59, 1.122),
-        _m("Cu", 29, 63.546, 8.96, 1.436, 1.568, 19.42, 15.32, 1.403),
-        _m("Fe", 26, 55.845, 7.874, 1.757, 1.719, 21.68, 16.77, 1.451),
-        _m("Si", 14, 28.0855, 2.329, 9.37, 4.944, 40.19, 46.52, 1.664),
-        _m("PbWO4", 68.4, 168.0, 8.30, 0.8903, 1.959, 9.64, 20.28, 1.229, 0.41315),
-        _m("Scintillator", 5.61, 11.16, 1.06, 41.3, 9.4, 93.0, 77.0, 1.936, 0.53768),
+        _m("W", 74, 183.84, 19.30, 0.3504, 0.9327, 7.97, 9.95, 1.145, 218.0),
+        _m("Pb", 82, 207.2, 11.35, 0.5612, 1.602, 7.43, 17.59, 1.122, 226.2),
+        _m("Cu", 29, 63.546, 8.96, 1.436, 1.568, 19.42, 15.32, 1.403, 165.9),
+        _m("Fe", 26, 55.845, 7.874, 1.757, 1.719, 21.68, 16.77, 1.451, 160.6),
+        _m("Si", 14, 28.0855, 2.329, 9.37, 4.944, 40.19, 46.52, 1.664, 136.7),
+        _m("PbWO4", 68.4, 168.0, 8.30, 0.8903, 1.959, 9.64, 20.28, 1.229, 196.6, 0.41315),
+        _m("Scintillator", 5.61, 11.16, 1.06, 41.3, 9.4, 93.0, 77.0, 1.936, 113.4, 0.53768),
     )
 }
 _ALIASES = {"polystyrene": "Scintillator", "scintillator": "Scintillator", "steel": "Fe"}

@@ -8,11 +8,17 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 
+KINDS = ("calibration", "prediction")
+
+
 @dataclass(frozen=True)
 class Check:
     """One comparison of the simulator with a published number.
 
     ``passed`` holds when ``|measured - reference| <= tolerance`` (absolute, in ``unit``).
+    ``kind`` says what the check proves: ``"calibration"`` when a simulator constant was set
+    on this measurement (agreement is by construction), ``"prediction"`` when the measurement
+    played no part in setting any constant.
     """
 
     name: str
@@ -22,6 +28,11 @@ class Check:
     unit: str
     source: str
     uncertainty: float = float("nan")
+    kind: str = "prediction"
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"Check.kind must be one of {KINDS}, got {self.kind!r}")
 
     @property
     def passed(self) -> bool:
@@ -33,7 +44,8 @@ class Check:
     def line(self) -> str:
         unc = f" ± {self.uncertainty:.3g}" if math.isfinite(self.uncertainty) else ""
         mark = "ok  " if self.passed else "FAIL"
-        return (f"{mark} {self.name}: {self.measured:.4g}{unc} {self.unit} vs {self.reference:.4g} "
+        tag = "calib" if self.kind == "calibration" else "pred "
+        return (f"{mark} {tag} {self.name}: {self.measured:.4g}{unc} {self.unit} vs {self.reference:.4g} "
                 f"± {self.tolerance:.3g} ({self.source})")
 
 
