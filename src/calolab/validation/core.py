@@ -7,7 +7,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-
 KINDS = ("calibration", "prediction")
 
 
