@@ -154,9 +154,10 @@ def test_nuclear_share_costs_signal_and_shows_as_neutron_hits_in_scintillator_on
     assert np.corrcoef(share[early], weighted_sum(ahcal_20gev)[early])[0, 1] < -0.2
     assert np.corrcoef(share[early], soft_fraction(ahcal_20gev)[early])[0, 1] > 0.2
     assert soft_fraction(ahcal_20gev)[early].mean() > 0.01
-    # silicon does not see the neutrons
+    # silicon does not see the neutrons: its sub-MIP hits are the few local (Compton) deposits of
+    # the EM part in layers without a crossing
     cusi = simulate(load_detector("cusi"), Beam("pi+", energy=20e3), 500, seed=12)
-    assert soft_fraction(cusi).max() < 1e-3
+    assert soft_fraction(cusi).mean() < 0.2 * soft_fraction(ahcal_20gev)[early].mean()
 
 
 def test_proton_hits_carry_their_share_of_the_signal_as_dense_hits():

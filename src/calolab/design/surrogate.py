@@ -4,16 +4,17 @@ For an electron of energy E the simulator (:mod:`calolab.simulation.em`,
 :mod:`calolab.simulation.sampling`) draws a GFLASH longitudinal profile with correlated
 log-normal fluctuations of T and alpha, integrates it over the layer boundaries (in X0),
 and sees the energy ``E f_L`` of layer L through ``N_L ~ Poisson(E f_L c_L)`` charged-track
-crossings, ``c_L = f e_hat <cos> / dE_mip(L)`` (f the simulator's crossing track fraction),
-each leaving a Landau (Moyal) loss over a path ``d_Si / cos theta`` with cos theta uniform
-in [0.15, 1]. The reconstruction (:func:`calolab.reconstruction.weighted_sum`) weights
+crossings, each leaving a Landau (Moyal) loss over a path ``d_Si / cos theta`` with cos theta
+uniform in [0.15, 1], plus local deposits of mean ``E f_L l_L`` and variance ``E f_L l_L m_L``
+(the sampling model of :mod:`calolab.simulation.sampling`; its split is the template's).
+The reconstruction (:func:`calolab.reconstruction.weighted_sum`) weights
 layer L by ``dE_mip(L) / MPV_L`` and, with ``rear_leakage``, adds the last layer again divided by ``0.5 dt_last``.
 
 Given the profile parameters theta = (T, alpha), the layers are independent compound
 Poisson sums, so the reconstructed energy ``R = sum_L w_L S_L`` has
 
-    E[R | theta]   = E sum_L w_L c_L <s_L>   f_L(theta),
-    Var[R | theta] = E sum_L w_L^2 c_L <s_L^2> f_L(theta),
+    E[R | theta]   = E sum_L w_L (c_L <s_L> + l_L)          f_L(theta),
+    Var[R | theta] = E sum_L w_L^2 (c_L <s_L^2> + l_L m_L)  f_L(theta),
 
 with ``<s>``, ``<s^2>`` the moments of one crossing's signal; the profile fluctuations are
 averaged by two-dimensional Gauss-Hermite quadrature over (z1, z2) (deterministic, so the
@@ -28,13 +29,12 @@ effective medium (Ec, Z_eff, F_S), hence T and alpha, follows them too.
 >>> from calolab.geometry import load_detector
 >>> model = ResolutionSurrogate(load_detector("siw-ecal"))
 >>> res = model.resolution(model.initial_thickness(), torch.tensor([10.0], dtype=torch.float64))
->>> 0.07 < float(res[0]) < 0.09  # sigma/E of 10 GeV electrons in the prototype
+>>> 0.06 < float(res[0]) < 0.08  # sigma/E of 10 GeV electrons in the prototype
 True
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,17 +46,13 @@ from calolab.geometry import Detector
 from calolab.reconstruction.sums import EM_TAIL_SLOPE
 from calolab.simulation.em import MIN_LNY_FLUCT
 from calolab.simulation.sampling import (
-    COS_MIN,
-    CROSSING_TRACK_FRACTION,
+    INV_COS_SQ_MEAN,
     LANDAU_TO_MOYAL,
-    MEAN_COS,
     MEAN_INVERSE_COS,
     MOYAL_MEAN,
+    MOYAL_VARIANCE,
+    sampling_model,
 )
-
-# <1 / cos^2 theta> for cos theta uniform in [COS_MIN, 1] (path length through the Si).
-INV_COS_SQ_MEAN = 1.0 / COS_MIN
-MOYAL_VARIANCE = math.pi**2 / 2
 
 
 @dataclass(frozen=True)
@@ -117,6 +113,13 @@ class ResolutionSurrogate:
             "s2": (((detector.mip_mpv + detector.landau_xi * LANDAU_TO_MOYAL * MOYAL_MEAN) ** 2
                     + (detector.landau_xi * LANDAU_TO_MOYAL) ** 2 * MOYAL_VARIANCE) * INV_COS_SQ_MEAN),
         }
+        # the split of the signal into crossings and local deposits (calolab.simulation.sampling)
+        # is the template's: it depends on the materials and the active slabs, not on the absorbers
+        model = sampling_model(detector)
+        self._np["moyal_mean"] = detector.mip_mpv + detector.landau_xi * LANDAU_TO_MOYAL * MOYAL_MEAN
+        self._np["local_share"] = model.local / model.visible
+        self._np["crossing_share"] = 1.0 - self._np["local_share"]
+        self._np["local_moment"] = model.local_moment
         # e_hat depends on the materials only (mean Z of absorbers and of active layers)
         self.e_hat = detector.e_hat
         nodes, weights = np.polynomial.hermite_e.hermegauss(quadrature)
@@ -182,12 +185,16 @@ class ResolutionSurrogate:
     def layer_coefficients(self, thickness: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per MeV deposited in layer L: mean and variance of its reconstructed energy, (layers,) each."""
         mip_loss = thickness * self._t("abs_dedx", thickness) + self._t("act_mip", thickness)
-        crossings = CROSSING_TRACK_FRACTION * self.e_hat * MEAN_COS / mip_loss  # per MeV
-        weight = mip_loss / self._t("mpv", thickness)
+        t = self._t
+        visible = self.e_hat * t("moyal_mean", thickness) / mip_loss  # per MeV
+        crossings = visible * t("crossing_share", thickness) / t("s1", thickness)
+        local = visible * t("local_share", thickness)
+        weight = mip_loss / t("mpv", thickness)
         if self.rear_leakage:
             dt_last = thickness[-1] / self._t("abs_x0", thickness)[-1] + self._t("act_x0", thickness)[-1]
             weight = torch.cat([weight[:-1], weight[-1:] * (1.0 + 1.0 / (EM_TAIL_SLOPE * dt_last))])
-        return weight * crossings * self._t("s1", thickness), weight**2 * crossings * self._t("s2", thickness)
+        variance = crossings * t("s2", thickness) + local * t("local_moment", thickness)
+        return weight * visible, weight**2 * variance
 
     # ------------------------------------------------------------- results
     def moments(self, thickness: torch.Tensor, energy_gev: torch.Tensor) -> Moments:

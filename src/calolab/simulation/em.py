@@ -17,8 +17,17 @@ from scipy.special import gammainc
 
 from calolab.geometry import Detector
 from calolab.simulation.deposits import Deposits
-from calolab.simulation.sampling import crossing_signal, crossings_per_mev
+from calolab.simulation.sampling import (
+    crossing_signal,
+    crossings_per_mev,
+    local_signal,
+    mean_crossing_signal,
+    sampling_model,
+)
 
+# Sampling calorimeters: a layer without crossings gets a spot for its local deposits when
+# their expected energy is at least this many mean crossing signals.
+LOCAL_SPOT_CROSSINGS = 0.1
 # Homogeneous calorimeters: spots per shower are capped (each spot carries E / n_spots).
 MAX_SPOTS = 4000
 # The radial parametrisation is fitted up to a few times the depth of maximum; beyond, keep
@@ -117,7 +126,12 @@ def em_showers(detector: Detector, event: np.ndarray, energy: np.ndarray, origin
         pvals /= pvals.sum(1, keepdims=True)
         counts = rng.multinomial(n_spots, pvals)[:, :-1]
     else:
-        counts = rng.poisson(energy[:, None] * frac * crossings_per_mev(detector)[None, :])
+        crossings = rng.poisson(energy[:, None] * frac * crossings_per_mev(detector)[None, :])
+        local_mean = energy[:, None] * frac * sampling_model(detector).local[None, :]
+        # local deposits ride on the crossings of their layer; a layer with none gets one spot
+        # if its local energy is worth a tenth of a crossing (below that it is dropped)
+        significant = local_mean > LOCAL_SPOT_CROSSINGS * mean_crossing_signal(detector)[None, :]
+        counts = np.where(crossings > 0, crossings, significant.astype(np.int64))
     # spots come in groups that share a shower and a layer (row-major order of ``counts``)
     pair_shower, pair_layer = np.nonzero(counts)
     group = np.repeat(np.arange(len(pair_shower)), counts[pair_shower, pair_layer])
@@ -134,5 +148,11 @@ def em_showers(detector: Detector, event: np.ndarray, energy: np.ndarray, origin
     if detector.homogeneous:
         visible = (energy / n_spots)[shower]
     else:
-        visible = crossing_signal(detector, layer, rng)
+        n_cross = crossings[pair_shower, pair_layer]
+        first = np.concatenate([[0], np.cumsum(counts[pair_shower, pair_layer])[:-1]])
+        is_crossing = (np.arange(len(group)) - first[group]) < n_cross[group]
+        visible = np.where(is_crossing, crossing_signal(detector, layer, rng), 0.0)
+        pair_energy = energy[pair_shower] * frac[pair_shower, pair_layer]
+        local = local_signal(detector, pair_energy, pair_layer, rng)
+        visible += (local / counts[pair_shower, pair_layer])[group]
     return Deposits(event[shower], layer, x, y, visible)

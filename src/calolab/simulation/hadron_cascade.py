@@ -18,7 +18,7 @@ from scipy.special import gammainc
 from calolab.geometry import Detector
 from calolab.simulation.deposits import Deposits
 from calolab.simulation.em import MAX_SPOTS
-from calolab.simulation.sampling import crossing_signal, crossings_per_mev
+from calolab.simulation.sampling import crossing_signal, equivalent_crossings_per_mev
 
 # ---- hadronic longitudinal profile: GRP sets blended between these energies (GeV)
 PROFILE_BLEND_GEV = (7.0, 10.0)
@@ -74,7 +74,7 @@ def hadronic_part(detector: Detector, event: np.ndarray, e_vis: np.ndarray, frac
         pvals = np.concatenate([frac, np.clip(1 - frac.sum(1, keepdims=True), 0, 1)], axis=1)
         counts = rng.multinomial(n_spots, pvals / pvals.sum(1, keepdims=True))[:, :-1]
     else:
-        per_cluster = HADRON_CLUSTER_CROSSINGS / crossings_per_mev(detector)  # EM-equivalent MeV per cluster
+        per_cluster = HADRON_CLUSTER_CROSSINGS / equivalent_crossings_per_mev(detector)  # EM-equivalent MeV per cluster
         counts = rng.poisson(e_vis[:, None] * frac / per_cluster[None, :])
     owner = np.repeat(np.repeat(np.arange(m), n_layers), counts.ravel())
     layer = np.repeat(np.tile(np.arange(n_layers), m), counts.ravel())

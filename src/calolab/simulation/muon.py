@@ -81,7 +81,7 @@ from calolab.simulation import muon_pair
 from calolab.simulation.deposits import Deposits
 from calolab.simulation.em import em_showers, radial_radius
 from calolab.simulation.muon_pair import MUON_MASS
-from calolab.simulation.sampling import crossing_signal, crossings_per_mev, landau_loss, mean_landau_loss
+from calolab.simulation.sampling import crossing_signal, equivalent_crossings_per_mev, landau_loss, mean_landau_loss
 
 # Ionisation a(E) of PbWO4 (physics.md section 4), MeV cm2/g, and its dE/dx minimum.
 A_ENERGIES = (1e5, 1e6)  # MeV
@@ -440,7 +440,7 @@ def _small_showers(detector: Detector, event, energy, x, y, z, tx, ty, rng) -> D
     layer = np.clip(np.searchsorted(detector.z_bounds, z_spot, side="right") - 1, 0, detector.n_layers - 1)
     spot_energy = (energy / k)[shower]
     if not detector.homogeneous:
-        crossings = rng.poisson(spot_energy * crossings_per_mev(detector)[layer])
+        crossings = rng.poisson(spot_energy * equivalent_crossings_per_mev(detector)[layer])
         shower, layer = np.repeat(shower, crossings), np.repeat(layer, crossings)
         spot_energy = crossing_signal(detector, layer, rng)
     dz = detector.z_active[layer] - z[shower]
