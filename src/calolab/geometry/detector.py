@@ -91,6 +91,9 @@ class Detector:
         Magnetic field along +y in T (bends charged tracks in x).
     photoelectrons_per_mev
         Light yield of a homogeneous crystal; ``None`` for no photostatistics.
+    excess_noise_factor
+        Excess noise factor F of the photodetector's gain (1 for none; about 2 for the
+        avalanche photodiodes of PbWO4 crystals): the signal of N photoelectrons has variance F N.
     """
 
     name: str
@@ -101,6 +104,7 @@ class Detector:
     pitch_y: float
     field_tesla: float = 0.0
     photoelectrons_per_mev: float | None = None
+    excess_noise_factor: float = 1.0
     description: str = ""
     _source: str = field(default="", compare=False, repr=False)
 
@@ -268,6 +272,8 @@ class Detector:
         }
         if self.photoelectrons_per_mev is not None:
             out["photoelectrons_per_mev"] = self.photoelectrons_per_mev
+        if self.excess_noise_factor != 1.0:
+            out["excess_noise_factor"] = self.excess_noise_factor
         return out
 
     @classmethod
@@ -364,6 +370,9 @@ def _parse(spec: Any, source: str) -> Detector:
     pe = spec.get("photoelectrons_per_mev")
     if pe is not None:
         pe = _positive(spec, "photoelectrons_per_mev", source)
+    enf = float(spec.get("excess_noise_factor", 1.0))
+    if not enf >= 1.0:
+        raise CalolabError(f"{source}.excess_noise_factor: must be >= 1, got {spec.get('excess_noise_factor')!r}")
     return Detector(
         name=name,
         layers=tuple(layers),
@@ -373,6 +382,7 @@ def _parse(spec: Any, source: str) -> Detector:
         pitch_y=pitch_y,
         field_tesla=field_tesla,
         photoelectrons_per_mev=pe,
+        excess_noise_factor=enf,
         description=str(spec.get("description", "")),
         _source=source,
     )

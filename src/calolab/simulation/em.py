@@ -29,7 +29,7 @@ from calolab.simulation.sampling import (
 # their expected energy is at least this many mean crossing signals.
 LOCAL_SPOT_CROSSINGS = 0.1
 # Homogeneous calorimeters: spots per shower are capped (each spot carries E / n_spots).
-MAX_SPOTS = 4000
+MAX_SPOTS = 20000
 # The radial parametrisation is fitted up to a few times the depth of maximum; beyond, keep
 # it at its value at MAX_TAU, and cut the r^-3 tail of the radial draw at its 1 - 1e-6 quantile.
 MAX_TAU = 4.0

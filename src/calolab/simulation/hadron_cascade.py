@@ -17,7 +17,6 @@ from scipy.special import gammainc
 
 from calolab.geometry import Detector
 from calolab.simulation.deposits import Deposits
-from calolab.simulation.em import MAX_SPOTS
 from calolab.simulation.sampling import crossing_signal, equivalent_crossings_per_mev
 
 # ---- hadronic longitudinal profile: GRP sets blended between these energies (GeV)
@@ -34,6 +33,7 @@ HADRON_RADIUS = (0.15, 0.10)
 # electromagnetic ones, as Wigmans (ch. 4) finds.
 HADRON_CLUSTER_CROSSINGS = 4.0
 # Homogeneous calorimeters: hadronic spots carry about this much visible energy each.
+HADRON_MAX_SPOTS = 4000  # homogeneous detectors: spots per hadronic part are capped
 HOMOGENEOUS_SPOT_MEV = 20.0
 
 
@@ -70,7 +70,7 @@ def hadronic_part(detector: Detector, event: np.ndarray, e_vis: np.ndarray, frac
     ``frac`` (m, layers), arrays (m,)."""
     m, n_layers = len(e_vis), detector.n_layers
     if detector.homogeneous:
-        n_spots = np.clip(np.ceil(e_vis / HOMOGENEOUS_SPOT_MEV), 1, MAX_SPOTS).astype(np.int64)
+        n_spots = np.clip(np.ceil(e_vis / HOMOGENEOUS_SPOT_MEV), 1, HADRON_MAX_SPOTS).astype(np.int64)
         pvals = np.concatenate([frac, np.clip(1 - frac.sum(1, keepdims=True), 0, 1)], axis=1)
         counts = rng.multinomial(n_spots, pvals / pvals.sum(1, keepdims=True))[:, :-1]
     else:

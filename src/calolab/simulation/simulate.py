@@ -149,7 +149,15 @@ def _simulate_chunk(detector: Detector, beam: Beam, n: int, simulator: ParticleS
     offsets, cell, visible = to_sparse(detector, deposits, n)
     if detector.photoelectrons_per_mev:
         pe = detector.photoelectrons_per_mev
-        visible = (rng.poisson(visible.astype(np.float64) * pe) / pe).astype(np.float32)
+        n_pe = rng.poisson(visible.astype(np.float64) * pe)
+        gain_var = detector.excess_noise_factor - 1.0  # relative variance of one photoelectron's gain
+        if gain_var > 0:  # N photoelectrons, each with its own gain: mean N, variance F N
+            signal = np.zeros(len(n_pe))
+            fired = n_pe > 0
+            signal[fired] = rng.gamma(n_pe[fired] / gain_var, gain_var)
+        else:
+            signal = n_pe.astype(np.float64)
+        visible = (signal / pe).astype(np.float32)
         offsets, cell, visible = _drop_zeros(offsets, cell, visible)
     return Showers(detector, offsets, cell, visible, np.full(n, beam.pdg), energy, entry, direction, truth)
 
