@@ -9,6 +9,7 @@ Lengths in mm, energies in MeV, densities in g/cm3.
 """
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from calolab.errors import CalolabError
@@ -94,12 +95,30 @@ MATERIALS: dict[str, Material] = {
 _ALIASES = {"polystyrene": "Scintillator", "scintillator": "Scintillator", "steel": "Fe"}
 
 
-def get_material(name: str) -> Material:
-    """Look up a material by name (case-insensitive); raise a clear error if unknown."""
-    for key in (name, _ALIASES.get(name.lower(), "")):
-        if key in MATERIALS:
-            return MATERIALS[key]
-    for key, mat in MATERIALS.items():
-        if key.lower() == name.lower():
-            return mat
-    raise CalolabError(f"unknown material {name!r}: expected one of {', '.join(MATERIALS)}")
+def get_material(name: str, extra: Mapping[str, Material] | None = None) -> Material:
+    """Look up a material by name (case-insensitive), first in ``extra`` (user materials), then built in.
+
+    ``extra`` is what :func:`calolab.geometry.compounds.materials_from_spec` returns; an unknown
+    name raises :class:`~calolab.errors.CalolabError` listing what is known.
+
+    >>> get_material("lar").name, get_material("steel").name
+    ('LAr', 'Fe')
+    """
+    for table in (extra or {}, MATERIALS):
+        if name in table:
+            return table[name]
+        for key, mat in table.items():
+            if key.lower() == name.lower():
+                return mat
+    alias = _ALIASES.get(name.lower())
+    if alias in MATERIALS:
+        return MATERIALS[alias]
+    known = [*(extra or {}), *MATERIALS]
+    raise CalolabError(f"unknown material {name!r}: expected one of {', '.join(known)}")
+
+
+# Materials built from their composition (calolab.geometry.compounds needs Material, defined above).
+from calolab.geometry.compounds import BUILTIN_ALIASES, BUILTIN_COMPOUNDS  # noqa: E402
+
+MATERIALS.update(BUILTIN_COMPOUNDS)
+_ALIASES.update(BUILTIN_ALIASES)
