@@ -7,21 +7,20 @@ For mass fractions w_j of elements j (RPP "Passage of particles through matter",
 * <Z/A> = sum_j w_j Z_j / A_j;
 * nuclear and pion interaction lengths 1/lambda = sum_j w_j / lambda_j;
 * minimum ionisation by Bragg additivity, dE/dx = sum_j w_j (dE/dx)_j. This ignores the density
-  effect of the compound itself (and the shift of the minimum in beta*gamma): the elements enter
-  in their standard state, O and N as gases. Against the Bethe formula with the compound's own PDG
-  Sternheimer parameters it is off by up to a few percent for oxides and organics (measured in
-  tests/test_materials.py); pass ``dedx_min`` to override it where a better value is known;
+  effect of the compound itself (and the shift of its minimum in beta*gamma): the elements enter in
+  their standard state, H, N, O as gases. Pass ``dedx_min`` where a better value is known; the
+  built-in materials with a PDG page use the Bethe minimum with the compound's own Sternheimer
+  parameters;
 * Moliere radius 1/R_M = (1/E_s) sum_j w_j E_cj / X0_j, E_s = 21.2052 MeV (RPP eq. 34.38);
-* critical energy of the mixture E_c = E_s X0 / R_M. Of the two PDG-style options this one matches
-  PDG's tabulated compounds best (PbWO4 -2.0%, polystyrene +1.5%, ICRP soft tissue +0.8%), against
-  610/(Z_eff+1.24) with the mass-weighted Z_eff (-9%, -4%, -8%). Elements without a PDG critical
-  energy enter with the PDG fit 610/(Z+1.24), or 710/(Z+0.92) when ``gas`` is set;
+* critical energy of the mixture E_c = E_s X0 / R_M (chosen over 610/(Z_eff + 1.24), which matches
+  PDG's tabulated compounds worse); elements without a PDG critical energy enter with the PDG fit
+  610/(Z+1.24), or 710/(Z+0.92) when ``gas`` is set;
 * ``z`` and ``a`` mass-weighted, as for the built-in PbWO4 and polystyrene.
 
 Lengths of the returned :class:`~calolab.geometry.materials.Material` are in mm.
 
 >>> bgo = compound("BGO", 7.13, {"Bi": 4, "Ge": 3, "O": 12}, by="atoms")
->>> round(bgo.x0, 2), round(bgo.z_over_a, 4)  # mm; PDG BGO page: <Z/A> 0.42065
+>>> round(bgo.x0, 2), round(bgo.z_over_a, 4)  # mm; PDG BGO page: <Z/A> 0.42061
 (11.18, 0.4206)
 """
 
@@ -33,6 +32,11 @@ from calolab.geometry.elements import bethe_min, get_element, pdg_ec_fit
 from calolab.geometry.materials import Material
 
 MOLIERE_ES = 21.2052  # MeV, RPP eq. (34.38): E_s = sqrt(4 pi / alpha) m_e c^2
+# Measured against PDG pages (tests/test_materials.py): E_c = E_s X0 / R_M is off by -2.0% (PbWO4),
+# +1.5% (polystyrene), +0.8% (ICRP soft tissue); 610/(Z_eff+1.24) with mass-weighted Z_eff by -9%,
+# -4%, -8%. Bragg additivity differs in dE/dx_min by -0.2% (PbWO4), -0.3% (polystyrene), +2.3%
+# (soft tissue), +1.9% (BGO), +0.4% (Kapton), +0.8% (LAr), +1.7% (lead glass), +9.6% (G10, 28% H by
+# mass) against the Bethe minimum with each compound's own density effect.
 MASS_TOLERANCE = 1e-3
 
 
@@ -114,7 +118,7 @@ def compound(name: str, density: float, composition: Mapping[str, float], by: st
 # (eV) and Sternheimer parameters (x0, x1, a, k, Cbar, delta0) of the PDG 2020 pages
 # pdg.lbl.gov/2020/AtomicNuclearProperties/HTML/<page>.html; for these dE/dx_min is the Bethe
 # minimum with the compound's own density effect, which reproduces PDG's minimum ionisation to 0.1%.
-_PDG_COMPOUNDS = (
+PDG_COMPOUNDS = (
     # name, density, mass fractions, gas, I (eV), Sternheimer, PDG page
     ("BGO", 7.13, {"Bi": 0.671054, "Ge": 0.17482, "O": 0.154126}, False, 534.1,
      (0.0456, 3.7816, 0.0957, 3.0781, 5.7409, 0.0), "bismuth_germanate_BGO"),
@@ -123,8 +127,8 @@ _PDG_COMPOUNDS = (
     ("G10", 1.80, {"H": 0.275853, "B": 0.01864, "C": 0.003583, "N": 0.027945, "O": 0.385764,
                    "Mg": 0.010842, "Al": 0.044453, "Si": 0.151423, "Ca": 0.081496}, False, 110.4,
      (0.2, 3.0, 0.1297, 3.0, 3.7685, 0.0), "G10"),
-    # PDG lists 1.205e-3 g/cm3 (dry air, 1 atm, 20 C); 1.20479e-3 is the same value to more digits.
-    ("air", 0.00120479, {"C": 0.000124, "N": 0.755267, "O": 0.231781, "Ar": 0.012827}, True, 85.7,
+    # Dry air near sea level; the PDG page lists 1.205e-3 g/cm3.
+    ("air", 0.0012048, {"C": 0.000124, "N": 0.755267, "O": 0.231781, "Ar": 0.012827}, True, 85.7,
      (1.7418, 4.2759, 0.1091, 3.3994, 10.5961, 0.0), "air_dry_1_atm"),
     ("LAr", 1.396, {"Ar": 1.0}, False, 188.0, (0.2, 3.0, 0.1956, 3.0, 5.2146, 0.0), "liquid_argon"),
     ("leadglass", 6.22, {"Pb": 0.751938, "O": 0.156453, "Si": 0.080866, "Ti": 0.008092, "As": 0.002651},
@@ -151,7 +155,7 @@ def _pdg_compound(row) -> Material:
 
 
 BUILTIN_COMPOUNDS: dict[str, Material] = {
-    **{row[0]: _pdg_compound(row) for row in _PDG_COMPOUNDS},
+    **{row[0]: _pdg_compound(row) for row in PDG_COMPOUNDS},
     **{name: compound(name, density, fractions) for name, density, fractions in _ALLOYS},
 }
 BUILTIN_ALIASES: dict[str, str] = {"lar": "LAr", "liquidargon": "LAr", "g10": "G10", "fr4": "G10", "kapton": "Kapton",

@@ -1,6 +1,8 @@
 """Material constants (PDG Atomic and Nuclear Properties) and the MIP energy loss in thin layers.
 
-Lengths in mm, energies in MeV, densities in g/cm3.
+Lengths in mm, energies in MeV, densities in g/cm3. Besides the seven typed from the PDG pages,
+``MATERIALS`` holds materials computed from their composition (BGO, Kapton, G10/FR4, air, LAr,
+lead glass, WNiCu, CuW, brass; see :mod:`calolab.geometry.compounds`).
 
 >>> round(MATERIALS["W"].x0, 3)
 3.504
@@ -44,6 +46,20 @@ class Material:
     dedx_min: float
     z_over_a: float
     lambda_pi: float
+
+    @classmethod
+    def from_composition(cls, name: str, density: float, composition: Mapping[str, float], by: str = "mass",
+                         gas: bool = False) -> "Material":
+        """Material of ``density`` g/cm3 from element mass fractions or atom counts (PDG mixing rules).
+
+        See :func:`calolab.geometry.compounds.compound`.
+
+        >>> round(Material.from_composition("LAr", 1.396, {"Ar": 1}).x0)  # mm
+        140
+        """
+        from calolab.geometry.compounds import compound
+
+        return compound(name, density, composition, by=by, gas=gas)
 
     @property
     def mip_dedx(self) -> float:
