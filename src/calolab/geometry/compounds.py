@@ -43,7 +43,7 @@ MASS_TOLERANCE = 1e-3
 def mass_fractions(composition: Mapping[str, float], by: str = "mass", where: str = "composition") -> dict[str, float]:
     """Mass fractions of ``composition`` given by mass (must sum to 1 within 1e-3) or by atom counts.
 
-    >>> {k: round(v, 4) for k, v in mass_fractions({"Cu": 7, "Zn": 3}, by="mass").items()} == {}
+    >>> mass_fractions({"Cu": 7, "Zn": 3}, by="mass")
     Traceback (most recent call last):
     ...
     calolab.errors.CalolabError: composition: mass fractions sum to 10, not 1

@@ -16,11 +16,12 @@ Where each number comes from (``Element.source`` names it per field):
   (eq. 34.7), minimised over beta*gamma.
 * lambda_int, lambda_pi, critical_energy of W, Pb, Cu, Fe, Si: the PDG pages (as typed in
   :mod:`calolab.geometry.materials`).
-* lambda_int of H, C and O and lambda_pi of H, C and O: inverted from PDG compound values with the
-  mixing rule 1/lambda = sum_j w_j/lambda_j: O from PbWO4 (20.28 cm, 196.6 g/cm2), H and C from
-  polystyrene (77.0 cm, 113.4 g/cm2) together with ICRP soft tissue (PDG page soft_tissue_ICRP:
-  83.0 and 114.9 g/cm2). For lambda_pi the split between H and C is poorly constrained; only their
-  combination in organic materials is checked.
+* lambda_int and lambda_pi of H, C and O: inverted with the mixing rule 1/lambda = sum_j w_j/lambda_j
+  from the compound values of :mod:`calolab.geometry.materials` and one PDG page: O from PbWO4
+  (20.28 cm; 196.6 g/cm2), H and C from polystyrene (77.0 cm; 113.4 g/cm2) together with ICRP soft
+  tissue (PDG page soft_tissue_ICRP: 83.0 and 114.9 g/cm2). The pion lengths of PbWO4 and
+  polystyrene there were themselves mixed from element values, so these three are only as good as
+  that bookkeeping; they are not element pages.
 * other interaction lengths: a power law lambda = c A^p fitted to W, Pb, Cu, Fe, Si and O; it is
   *not* a PDG tabulation.
 * other critical energies: the PDG fits Ec = 610 MeV/(Z + 1.24) (solids, liquids) and
