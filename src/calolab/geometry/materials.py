@@ -1,6 +1,8 @@
 """Material constants (PDG Atomic and Nuclear Properties) and the MIP energy loss in thin layers.
 
-Lengths in mm, energies in MeV, densities in g/cm3.
+Lengths in mm, energies in MeV, densities in g/cm3. Besides the seven typed from the PDG pages,
+``MATERIALS`` holds materials computed from their composition (BGO, Kapton, G10/FR4, air, LAr,
+lead glass, WNiCu, CuW, brass; see :mod:`calolab.geometry.compounds`).
 
 >>> round(MATERIALS["W"].x0, 3)
 3.504
@@ -9,6 +11,7 @@ Lengths in mm, energies in MeV, densities in g/cm3.
 """
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from calolab.errors import CalolabError
@@ -43,6 +46,20 @@ class Material:
     dedx_min: float
     z_over_a: float
     lambda_pi: float
+
+    @classmethod
+    def from_composition(cls, name: str, density: float, composition: Mapping[str, float], by: str = "mass",
+                         gas: bool = False) -> "Material":
+        """Material of ``density`` g/cm3 from element mass fractions or atom counts (PDG mixing rules).
+
+        See :func:`calolab.geometry.compounds.compound`.
+
+        >>> round(Material.from_composition("LAr", 1.396, {"Ar": 1}).x0)  # mm
+        140
+        """
+        from calolab.geometry.compounds import compound
+
+        return compound(name, density, composition, by=by, gas=gas)
 
     @property
     def mip_dedx(self) -> float:
@@ -94,12 +111,30 @@ MATERIALS: dict[str, Material] = {
 _ALIASES = {"polystyrene": "Scintillator", "scintillator": "Scintillator", "steel": "Fe"}
 
 
-def get_material(name: str) -> Material:
-    """Look up a material by name (case-insensitive); raise a clear error if unknown."""
-    for key in (name, _ALIASES.get(name.lower(), "")):
-        if key in MATERIALS:
-            return MATERIALS[key]
-    for key, mat in MATERIALS.items():
-        if key.lower() == name.lower():
-            return mat
-    raise CalolabError(f"unknown material {name!r}: expected one of {', '.join(MATERIALS)}")
+def get_material(name: str, extra: Mapping[str, Material] | None = None) -> Material:
+    """Look up a material by name (case-insensitive), first in ``extra`` (user materials), then built in.
+
+    ``extra`` is what :func:`calolab.geometry.compounds.materials_from_spec` returns; an unknown
+    name raises :class:`~calolab.errors.CalolabError` listing what is known.
+
+    >>> get_material("lar").name, get_material("steel").name
+    ('LAr', 'Fe')
+    """
+    for table in (extra or {}, MATERIALS):
+        if name in table:
+            return table[name]
+        for key, mat in table.items():
+            if key.lower() == name.lower():
+                return mat
+    alias = _ALIASES.get(name.lower())
+    if alias in MATERIALS:
+        return MATERIALS[alias]
+    known = [*(extra or {}), *MATERIALS]
+    raise CalolabError(f"unknown material {name!r}: expected one of {', '.join(known)}")
+
+
+# Materials built from their composition (calolab.geometry.compounds needs Material, defined above).
+from calolab.geometry.compounds import BUILTIN_ALIASES, BUILTIN_COMPOUNDS  # noqa: E402
+
+MATERIALS.update(BUILTIN_COMPOUNDS)
+_ALIASES.update(BUILTIN_ALIASES)
