@@ -35,9 +35,11 @@ def runs(tmp_path):
     _figure(study / "mae.png")
     _figure(study / "mae.pdf")
     validate = tmp_path / "runs" / "validate"
-    write_json(validate / "checks.json", {"passed": 1, "failed": 0, "checks": [
-        {"name": "EM stochastic term", "measured": 16.9, "reference": 16.6, "tolerance": 1.0, "unit": "%",
-         "source": "CALICE", "uncertainty": 0.2, "passed": True}]})
+    write_json(validate / "checks.json", {
+        "passed": 1, "failed": 0,
+        "by_kind": {"calibration": {"passed": 0, "total": 0}, "prediction": {"passed": 1, "total": 1}},
+        "checks": [{"name": "EM stochastic term", "measured": 16.9, "reference": 16.6, "tolerance": 1.0,
+                    "unit": "%", "source": "CALICE", "uncertainty": 0.2, "kind": "prediction", "passed": True}]})
     write_json(validate / "metrics.json", {"nested": {"value": 2.5, "label": "x"}, "list": [1, 2]})
     return study, validate
 
@@ -67,7 +69,8 @@ def test_report_markdown_and_html(runs, tmp_path):
     assert "| moments | 0.0123 |" in md and "### Ageing" in md  # table.md, headings demoted
     assert "![mae](figures/ageing/mae.png)" in md and "[mae.pdf](figures/ageing/mae.pdf)" in md
     assert (out / "figures" / "ageing" / "mae.png").read_bytes() == (study / "mae.png").read_bytes()
-    assert "| EM stochastic term | 16.9 ± 0.2 | 16.6 | 1 | % | yes | CALICE |" in md
+    assert "| EM stochastic term | prediction | 16.9 ± 0.2 | 16.6 | 1 | % | yes | CALICE |" in md
+    assert "predictions: 1 of 1 agree; calibrations: 0 of 0 agree (agreement by construction)." in md
     assert "| nested.value | 2.5 |" in md and "command: `not recorded`" in md  # validate: no provenance
     page = (out / "index.html").read_text()
     png = base64.b64encode((study / "mae.png").read_bytes()).decode()

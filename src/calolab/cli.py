@@ -193,12 +193,12 @@ def plot(file: Path, event: int, output: Path | None) -> None:
 @click.option("--strict/--no-strict", default=False, help="Exit non-zero if a check fails.")
 def validate(out_dir: Path, scale: float, seed: int, only: tuple[str, ...], strict: bool) -> None:
     """Compare the simulator with published measurements; print and plot every check."""
+    from calolab.validation.core import kind_summary
     from calolab.validation.runner import MODULES, run_validation
 
     checks = run_validation(out_dir, scale=scale, seed=seed, only=only or MODULES, echo=click.echo)
     failed = [c for c in checks if not c.passed]
-    click.echo(f"{len(checks) - len(failed)} of {len(checks)} checks agree with the references; "
-               f"plots and checks.json in {out_dir}")
+    click.echo(f"{kind_summary(checks)}; plots and checks.json in {out_dir}")
     if strict and failed:
         sys.exit(1)
 

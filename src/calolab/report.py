@@ -151,15 +151,22 @@ def _metrics_table(metrics: dict) -> list[str]:
 
 
 def _checks_table(checks: dict) -> list[str]:
-    lines = [f"{checks.get('passed', '?')} checks agree with their references, {checks.get('failed', '?')} do not.",
-             "", "| check | measured | reference | tolerance | unit | agrees | source |",
-             "|---|---|---|---|---|---|---|"]
+    by_kind = checks.get("by_kind")
+    if by_kind:  # predictions and calibrations apart
+        pred, calib = (by_kind.get(k, {}) for k in ("prediction", "calibration"))
+        head = (f"predictions: {pred.get('passed', '?')} of {pred.get('total', '?')} agree; calibrations: "
+                f"{calib.get('passed', '?')} of {calib.get('total', '?')} agree (agreement by construction).")
+    else:
+        head = f"{checks.get('passed', '?')} checks agree with their references, {checks.get('failed', '?')} do not."
+    lines = [head, "", "| check | kind | measured | reference | tolerance | unit | agrees | source |",
+             "|---|---|---|---|---|---|---|---|"]
     for c in checks.get("checks", []):
         unc = c.get("uncertainty")
         measured = _number(c.get("measured"))
         if isinstance(unc, float) and unc == unc:  # not NaN
             measured += f" ± {unc:.3g}"
-        lines.append(f"| {_number(c.get('name'))} | {measured} | {_number(c.get('reference'))} | "
+        lines.append(f"| {_number(c.get('name'))} | {_number(c.get('kind', ''))} | {measured} | "
+                     f"{_number(c.get('reference'))} | "
                      f"{_number(c.get('tolerance'))} | {_number(c.get('unit'))} | "
                      f"{'yes' if c.get('passed') else 'no'} | {_number(c.get('source'))} |")
     return lines

@@ -1,8 +1,11 @@
 """Charged-pion showers: a MIP track, a first interaction, then pi0 sub-showers and a hadronic part.
 
 A pion crosses the calorimeter as a minimum-ionising track until its first inelastic
-interaction, at a depth ``l0 = -ln(u) lambda_I`` along its path (pions that get through
-stay pure MIPs). There the energy left splits, event by event, into
+interaction, at a depth ``l0 = -ln(u) lambda`` along its path in its own interaction length
+(the PDG pion interaction length ``lambda_pi``, about 20% longer than the nuclear ``lambda_I``
+in iron; see :func:`interaction_bounds`); pions that get through stay pure MIPs. The shower
+after it is parametrised in ``lambda_I`` from that point on. There the energy left splits,
+event by event, into
 
 * an electromagnetic fraction ``f_em`` (Wigmans, Gabriel: ``<f_em> = 1 - (E/E0)^(k-1)``,
   Beta-distributed around that mean), carried by a few pi0 sub-showers that start at
@@ -46,6 +49,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from calolab.errors import CalolabError
 from calolab.geometry import Detector
 from calolab.simulation.deposits import Deposits
 from calolab.simulation.em import em_showers
@@ -72,10 +76,29 @@ PION_MASS = 139.57  # MeV
 PI0_PER_LOG = 1.0
 PI0_PT = 280.0
 MAX_PI0_SLOPE = 0.5
+# The first inelastic interaction of a hadron follows its own interaction length: charged
+# pions the PDG pion interaction length (Material.lambda_pi), protons and neutrons the nuclear
+# one (Material.lambda_int); PDG code -> Detector attribute of the cumulative depth in it.
+# calolab.simulation.simulate routes only charged pions here.
+INTERACTION_BOUNDS = {211: "lambda_pi_bounds", -211: "lambda_pi_bounds", 2212: "lambda_bounds",
+                      -2212: "lambda_bounds", 2112: "lambda_bounds", -2112: "lambda_bounds"}
 # Sub-showers carry at least this much: the GFLASH radial profile of em_showers holds for
 # showers of a GeV and more, below that it puts a growing share of crossings metres off axis
 # (11% beyond 1 m at 300 MeV in ahcal, 2.7% at 1 GeV).
 PI0_MIN_ENERGY = 1000.0
+
+
+def interaction_bounds(detector: Detector, pdg: int) -> np.ndarray:
+    """Depth of each layer boundary in the interaction length of hadron ``pdg``, (layers + 1,).
+
+    >>> from calolab.geometry import load_detector
+    >>> det = load_detector("ahcal")
+    >>> [round(float(interaction_bounds(det, pdg)[-1]), 2) for pdg in (211, 2212)]  # ahcal in lambda_pi, lambda_I
+    [4.1, 5.03]
+    """
+    if pdg not in INTERACTION_BOUNDS:
+        raise CalolabError(f"no interaction length for particle {pdg}: expected one of {sorted(INTERACTION_BOUNDS)}")
+    return getattr(detector, INTERACTION_BOUNDS[pdg])
 
 
 def _track_x(entry: np.ndarray, slope: np.ndarray, curvature: np.ndarray, z: np.ndarray) -> np.ndarray:
@@ -134,7 +157,8 @@ def simulate_hadrons(detector: Detector, energy: np.ndarray, entry: np.ndarray, 
     direction : (n, 3)
         Unit direction at entry.
     pdg
-        PDG code (211 or -211): its sign sets the bending in the detector's field.
+        PDG code (211 or -211): it sets the interaction length of the first interaction
+        (:func:`interaction_bounds`) and its sign the bending in the detector's field.
 
     Returns
     -------
@@ -167,13 +191,16 @@ def simulate_hadrons(detector: Detector, energy: np.ndarray, entry: np.ndarray, 
     # bending in the field B along +y: x'' = -q 0.3 B / p (1/m, p in GeV/c), here in 1/mm
     momentum = np.sqrt(np.maximum(energy**2 - PION_MASS**2, 1.0))
     curvature = -np.sign(pdg) * 0.3 * detector.field_tesla / (momentum / 1e3) * 1e-3
-    # first inelastic interaction: exponential in path length, in lambda_I; a pion that
-    # crosses the detector, or loses all its energy by ionisation first, stays a MIP track
-    lam0 = rng.standard_exponential(n) * cos_axis  # depth along z, in lambda_I
-    z0 = np.interp(lam0, detector.lambda_bounds, detector.z_bounds, right=np.inf)
+    # first inelastic interaction: exponential in path length, in the pion's own interaction
+    # length; a pion that crosses the detector, or loses all its energy by ionisation first,
+    # stays a MIP track
+    depth = rng.standard_exponential(n) * cos_axis  # depth along z, in lambda_pi
+    z0 = np.interp(depth, interaction_bounds(detector, pdg), detector.z_bounds, right=np.inf)
     mip_cumulative = np.concatenate([[0.0], np.cumsum(detector.mip_loss)])  # MeV lost by a MIP up to z_bounds
     z_range = np.interp(energy * cos_axis, mip_cumulative, detector.z_bounds, right=np.inf)
     z0[z_range <= z0] = np.inf
+    # the same point in lambda_I, in which the shower after it is parametrised (inf: past the back)
+    lam0 = np.interp(z0, detector.z_bounds, detector.lambda_bounds)
     mip = _mip_track(detector, entry, slope, curvature, np.minimum(z0, z_range), 1.0 / cos_axis, rng)
     interacts = np.isfinite(z0)
     # energy at the interaction: the incident energy less the MIP loss on the way

@@ -48,6 +48,28 @@ class Check:
                 f"± {self.tolerance:.3g} ({self.source})")
 
 
+def kind_counts(checks: list[Check]) -> dict[str, dict[str, int]]:
+    """Checks that agree and checks in all, per kind: ``{"prediction": {"passed": p, "total": n}, ...}``.
+
+    >>> kind_counts([Check("a", 1.0, 1.0, 0.1, "", "s"), Check("b", 2.0, 1.0, 0.1, "", "s", kind="calibration")])
+    {'calibration': {'passed': 0, 'total': 1}, 'prediction': {'passed': 1, 'total': 1}}
+    """
+    return {kind: {"passed": sum(c.passed for c in checks if c.kind == kind),
+                   "total": sum(c.kind == kind for c in checks)} for kind in KINDS}
+
+
+def kind_summary(checks: list[Check]) -> str:
+    """Predictions and calibrations that agree, apart: what the validation proves, then what it reproduces.
+
+    >>> kind_summary([Check("a", 1.0, 1.0, 0.1, "", "s"), Check("b", 1.0, 1.0, 0.1, "", "s", kind="calibration")])
+    'predictions: 1 of 1 agree; calibrations: 1 of 1 agree (agreement by construction)'
+    """
+    counts = kind_counts(checks)
+    pred, calib = counts["prediction"], counts["calibration"]
+    return (f"predictions: {pred['passed']} of {pred['total']} agree; "
+            f"calibrations: {calib['passed']} of {calib['total']} agree (agreement by construction)")
+
+
 def gaussian_core(values: np.ndarray, n_sigma: float = 2.0, iterations: int = 5) -> tuple[float, float, float, float]:
     """Mean and sigma of the Gaussian core (iterative ±n_sigma truncation), with their errors.
 
