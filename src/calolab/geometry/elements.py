@@ -163,10 +163,10 @@ _PDG_ELEMENTS = (
 # PDG pages: nuclear interaction length (cm, times density), pion interaction length (g/cm2),
 # electron critical energy (MeV); the values calolab.geometry.materials carries.
 _PDG_HADRONIC = {
-    "W": (9.95 * 19.30, 218.0, 7.97),
+    "W": (9.95 * 19.30, 218.7, 7.97),
     "Pb": (17.59 * 11.35, 226.2, 7.43),
     "Cu": (15.32 * 8.96, 165.9, 19.42),
-    "Fe": (16.77 * 7.874, 160.6, 21.68),
+    "Fe": (16.77 * 7.874, 160.8, 21.68),
     "Si": (46.52 * 2.329, 136.7, 40.19),
 }
 # Inverted from PDG compounds with 1/lambda = sum_j w_j/lambda_j (see the module docstring):
