@@ -140,7 +140,7 @@ def test_sampling_is_reproducible_and_fits_the_detector(runs, tmp_path, name):
     thick = with_absorbers(first.detector, absorber_mm(first.detector) * 1.3)
     assert len(generate(model, thick, 10e3, 5, seed=1)) == 5
     spec = first.detector.to_dict()
-    spec["layers"][0]["active_thickness"] = 0.3
+    spec["layers"][0]["slabs"][-1]["thickness"] = 0.3  # the silicon
     with pytest.raises(CalolabError, match="varies only the absorber"):
         generate(model, first.detector.from_dict(spec), 10e3, 5)
     with pytest.raises(CalolabError, match="outside the model's training range"):

@@ -1,5 +1,6 @@
 """CNN energy regression (papers 002/003): sparse batches, pooling, losses, training, resume, ensembles, CLI."""
 
+import dataclasses
 import json
 import re
 from dataclasses import replace
@@ -502,9 +503,10 @@ def test_ensemble_with_features_weights_members_by_inverse_validation_loss(event
                                np.ones((1, 7, 8, 8), np.float32), particle=211, incident_energy=[1e4])
     with pytest.raises(CalolabError, match=r"trained on a \(7, 8, 9\) grid"):
         ensemble.predict(wrong, np.zeros((1, 2)))
-    spec = detector.to_dict()
-    thicker = Detector.from_dict({**spec, "layers": [{**la, "active_thickness": 2 * la["active_thickness"]}
-                                                     for la in spec["layers"]]})
+    sensor = detector.layers[0].active_slab
+    thicker = dataclasses.replace(detector, layers=tuple(
+        dataclasses.replace(la, slabs=(*la.passive, dataclasses.replace(sensor, thickness=2 * sensor.thickness)))
+        for la in detector.layers))
     same_grid = Showers.from_dense(thicker, np.ones((1, 7, 8, 9), np.float32), particle=211, incident_energy=[1e4])
     with pytest.raises(CalolabError, match="other layers"):
         ensemble.predict(same_grid, np.zeros((1, 2)))

@@ -1,13 +1,12 @@
 """Muons: reproducibility, mean losses against (a + bE) rho L, MIP peak, bending in 2 T, sampling detectors."""
 
-import dataclasses
 import math
 
 import numpy as np
 import pytest
 
 from calolab import load_detector
-from calolab.geometry import get_material
+from calolab.geometry import Readout, get_material
 from calolab.simulation import Beam, muon_pair, simulate
 from calolab.simulation.muon import (
     B_ENERGIES,
@@ -139,7 +138,7 @@ def test_mean_deposit_at_1tev_matches_a_plus_bE():
 
 
 def test_mip_peak_at_the_landau_most_probable_value():
-    det = dataclasses.replace(load_detector("pbwo4"), photoelectrons_per_mev=None)
+    det = load_detector("pbwo4").with_readout(Readout())
     per_layer = muon_validation.layer_deposits(det, 10.0, 400, seed=3)
     mpv = det.mip_mpv[0]
     peak, _ = muon_validation.peak_position(per_layer, mpv, det.landau_xi[0] * LANDAU_TO_MOYAL)

@@ -87,6 +87,8 @@ def presets() -> None:
 @click.option("--position", type=(float, float), default=(0.0, 0.0), show_default=True, help="Beam centre x y, mm.")
 @click.option("--theta", type=float, default=0.0, show_default=True, help="Incidence angle in degrees.")
 @click.option("--phi", type=float, default=0.0, show_default=True, help="Azimuth of the incidence, degrees.")
+@click.option("--energy-spread", type=float, default=0.0, show_default=True,
+              help="Relative Gaussian momentum spread of the beam, sigma_E / E (e.g. 0.005).")
 @click.option("--chunk-size", type=click.IntRange(min=1), help="Events per chunk (part of the seed's meaning).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
               help="Output file: .h5 (calolab), .parquet, .root; a directory with --shard-events or --dask.")
@@ -100,7 +102,7 @@ def presets() -> None:
 @click.option("--dask", "dask_address", metavar="ADDRESS",
               help="Simulate the shards on Dask: local, local:N (a LocalCluster) or tcp://host:port.")
 def simulate(detector, particle, energy, energy_range, spectrum, events, seed, spot_sigma, position, theta, phi,
-             chunk_size, output, fmt, progress, workers, shard_events, dask_address) -> None:
+             energy_spread, chunk_size, output, fmt, progress, workers, shard_events, dask_address) -> None:
     """Simulate showers with the fast parametrised Monte Carlo and write them to a file or a sharded dataset.
 
     The same seed and chunk size give the same bits with -j, --shard-events and --dask."""
@@ -114,11 +116,11 @@ def simulate(detector, particle, energy, energy_range, spectrum, events, seed, s
         raise CalolabError("give exactly one of --energy (e.g. 10GeV) or --energy-range (e.g. 1GeV:100GeV)")
     if energy is not None:
         beam = Beam(particle, energy=parse_energy(energy), spot_sigma=spot_sigma, position=position, theta=theta,
-                    phi=phi)
+                    phi=phi, energy_spread=energy_spread)
     else:
         low, high = parse_energy_range(energy_range)
         beam = Beam(particle, energy_min=low, energy_max=high, spectrum=spectrum, spot_sigma=spot_sigma,
-                    position=position, theta=theta, phi=phi)
+                    position=position, theta=theta, phi=phi, energy_spread=energy_spread)
     det = load_detector(detector)
     if shard_events is not None or dask_address is not None:
         from calolab.io import read_sharded

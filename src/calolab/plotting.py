@@ -106,9 +106,7 @@ def radial_profile(showers: Showers, ax=None, label: str | None = None):
     """Mean visible energy per event in rings (one cell pitch wide) around the beam entry point, MeV/mm."""
     ax = _axes(ax)
     det = showers.detector
-    _, ix, iy = showers.cell_coordinates()
-    x = (ix + 0.5) * det.pitch_x + det.x_edges[0]
-    y = (iy + 0.5) * det.pitch_y + det.y_edges[0]
+    x, y = det.cell_centres(*showers.cell_coordinates())
     entry = showers.entry[showers.event_index]
     r = np.hypot(x - entry[:, 0], y - entry[:, 1])
     pitch = max(det.pitch_x, det.pitch_y)

@@ -17,6 +17,7 @@ unpaired standard error (the layouts' errors added in quadrature) is reported as
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -38,12 +39,7 @@ def layout_detector(template: Detector, thickness_mm: np.ndarray, name: str | No
     (20.85, 'uniform')
     """
     thickness_mm = np.asarray(thickness_mm, float)
-    spec = template.to_dict()
-    spec["name"] = name or f"{template.name}-layout"
-    spec["layers"] = [{"absorber": layer.absorber, "absorber_thickness": float(t), "active": layer.active,
-                       "active_thickness": layer.active_thickness, "repeat": 1}
-                      for layer, t in zip(template.layers, thickness_mm, strict=True)]
-    return Detector.from_dict(spec, source=spec["name"])
+    return dataclasses.replace(template.with_absorber_thickness(thickness_mm), name=name or f"{template.name}-layout")
 
 
 def sigma68(values: np.ndarray, axis: int = -1) -> np.ndarray:

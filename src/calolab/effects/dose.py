@@ -71,9 +71,10 @@ def cumulative_energy(showers: Showers) -> np.ndarray:
 
 
 def active_mass(detector: Detector) -> np.ndarray:
-    """Mass of the active volume of one cell in each layer, kg, ``(layers,)``."""
+    """Mass of the active volume of one readout cell in each layer, kg, ``(layers,)``."""
     area_cm2 = detector.pitch_x * detector.pitch_y / 100.0
-    grams = [la.active_material.density * area_cm2 * la.active_thickness / 10.0 for la in detector.layers]
+    grams = [la.active_material.density * area_cm2 * la.gang[0] * la.gang[1] * la.active_thickness / 10.0
+             for la in detector.layers]
     return np.asarray(grams) / 1000.0
 
 

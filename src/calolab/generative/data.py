@@ -22,6 +22,7 @@ True
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -108,12 +109,9 @@ def with_absorbers(detector: Detector, thickness_mm: np.ndarray, name: str | Non
     if thickness_mm.shape != (detector.n_layers,) or np.any(thickness_mm < 0) or not np.all(np.isfinite(thickness_mm)):
         raise CalolabError(f"absorber thicknesses for {detector.name}: expected {detector.n_layers} values >= 0 mm, "
                            f"got shape {thickness_mm.shape}")
-    spec = detector.to_dict()
-    spec["name"] = name or detector.name
-    spec["layers"] = [{"absorber": layer.absorber, "absorber_thickness": float(t), "active": layer.active,
-                       "active_thickness": layer.active_thickness, "repeat": 1}
-                      for layer, t in zip(detector.layers, thickness_mm, strict=True)]
-    return Detector.from_dict(spec, source=f"{detector.name} with varied absorbers")
+    if any(not layer.passive for layer in detector.layers):
+        raise CalolabError(f"absorber thicknesses for {detector.name}: every layer needs an absorber slab to vary")
+    return dataclasses.replace(detector.with_absorber_thickness(thickness_mm), name=name or detector.name)
 
 
 def draw_layouts(config: DatasetConfig) -> np.ndarray:

@@ -78,7 +78,7 @@ def _check_detector(model: TrainedModel, detector: Detector) -> None:
         raise CalolabError(f"detector {detector.name!r} ({detector.shape}, {detector.pitch_x:g} mm cells) does not fit "
                            f"the model trained on {base.name!r} ({base.shape}, {base.pitch_x:g} mm cells)")
     for i, (a, b) in enumerate(zip(detector.layers, base.layers, strict=True)):
-        if (a.active, a.active_thickness, a.absorber) != (b.active, b.active_thickness, b.absorber):
+        if a.with_absorber_thickness(b.absorber_thickness) != b:
             raise CalolabError(f"detector {detector.name!r} layer {i}: the model varies only the absorber thickness; "
                                f"expected {b.absorber} + {b.active_thickness:g} mm {b.active}")
 

@@ -1,17 +1,28 @@
 """Detector geometry: an ordered stack of sampling layers over a grid of cells.
 
-A layer is an absorber slab (possibly none, for homogeneous calorimeters) followed by an
-active slab that is read out. Cells are indexed ``(layer, x, y)``; the grid is centred on
-the beam axis, ``z`` runs along the layers. Lengths in mm, energies in MeV.
+A layer (:class:`~calolab.geometry.layer.Layer`) is a stack of slabs, one of them active and
+read out; a homogeneous calorimeter's layers are all active material. Cells are indexed
+``(layer, x, y)``; the grid is centred on the beam axis, ``z`` runs along the layers.
+Lengths in mm, energies in MeV.
+
+In YAML (or a dict) a layer group is either the shorthand ``{absorber, absorber_thickness,
+active, active_thickness, repeat}`` or a stack ``{slabs: [{material, thickness, active}],
+readout, repeat}``. ``materials:`` defines compounds by composition
+(:func:`~calolab.geometry.compounds.materials_from_spec`); ``readout:`` is every layer's
+default readout (:class:`~calolab.geometry.layer.Readout`), which a group's ``readout:``
+refines field by field.
 
 >>> det = Detector.from_dict({
 ...     "name": "toy", "cells": {"nx": 4, "ny": 4, "pitch": 10.0},
-...     "layers": [{"absorber": "Fe", "absorber_thickness": 20, "active": "Scintillator",
-...                 "active_thickness": 5, "repeat": 3}]})
->>> det.shape, det.n_cells
-((3, 4, 4), 48)
+...     "materials": {"CuZn37": {"density": 8.44, "composition": {"Cu": 0.63, "Zn": 0.37}}},
+...     "readout": {"photoelectrons_per_mip": 15, "sipm_pixels": 1156},
+...     "layers": [{"slabs": [{"material": "CuZn37", "thickness": 2}, {"material": "Fe", "thickness": 16},
+...                           {"material": "Scintillator", "thickness": 5, "active": True},
+...                           {"material": "G10", "thickness": 1}], "repeat": 3}]})
+>>> det.shape, det.n_cells, det.layers[0].absorber
+((3, 4, 4), 48, 'Fe')
 >>> round(float(det.x0_bounds[-1]), 2)  # depth in radiation lengths
-3.45
+3.18
 """
 
 from __future__ import annotations
@@ -26,57 +37,12 @@ import numpy as np
 
 from calolab.config import check_fields
 from calolab.errors import CalolabError
-from calolab.geometry.materials import Material, get_material
+
+from calolab.geometry.materials import Material, get_material  # isort: skip (compounds needs it first)
+from calolab.geometry.compounds import materials_from_spec
+from calolab.geometry.layer import Layer, Readout, Slab
 
 ES = 21.2  # MeV, scale energy of multiple scattering (Moliere radius = X0 Es / Ec)
-
-
-@dataclass(frozen=True)
-class Layer:
-    """One sampling layer: ``absorber`` (material name or ``None``) then ``active``; mm."""
-
-    active: str
-    active_thickness: float
-    absorber: str | None = None
-    absorber_thickness: float = 0.0
-
-    @property
-    def thickness(self) -> float:
-        return self.absorber_thickness + self.active_thickness
-
-    @property
-    def active_material(self) -> Material:
-        return get_material(self.active)
-
-    @property
-    def absorber_material(self) -> Material | None:
-        return get_material(self.absorber) if self.absorber else None
-
-    def _slabs(self) -> list[tuple[Material, float]]:
-        slabs = [(self.active_material, self.active_thickness)]
-        if self.absorber_material is not None and self.absorber_thickness > 0:
-            slabs.insert(0, (self.absorber_material, self.absorber_thickness))
-        return slabs
-
-    @property
-    def x0_depth(self) -> float:
-        """Thickness in radiation lengths."""
-        return sum(d / m.x0 for m, d in self._slabs())
-
-    @property
-    def lambda_depth(self) -> float:
-        """Thickness in nuclear interaction lengths."""
-        return sum(d / m.lambda_int for m, d in self._slabs())
-
-    @property
-    def lambda_pi_depth(self) -> float:
-        """Thickness in pion interaction lengths."""
-        return sum(d / m.lambda_pi for m, d in self._slabs())
-
-    @property
-    def mip_loss(self) -> float:
-        """Mean energy in MeV a MIP loses crossing the whole layer (absorber and active)."""
-        return sum(m.mip_mean(d) for m, d in self._slabs())
 
 
 @dataclass(frozen=True)
@@ -89,11 +55,9 @@ class Detector:
         Cell size in mm; the grid is centred on x = y = 0.
     field_tesla
         Magnetic field along +y in T (bends charged tracks in x).
-    photoelectrons_per_mev
-        Light yield of a homogeneous crystal; ``None`` for no photostatistics.
-    excess_noise_factor
-        Excess noise factor F of the photodetector's gain (1 for none; about 2 for the
-        avalanche photodiodes of PbWO4 crystals): the signal of N photoelectrons has variance F N.
+    materials
+        The YAML definitions of the materials not built in (name -> density, composition),
+        kept so that :meth:`to_dict` writes them back.
     """
 
     name: str
@@ -103,9 +67,8 @@ class Detector:
     pitch_x: float
     pitch_y: float
     field_tesla: float = 0.0
-    photoelectrons_per_mev: float | None = None
-    excess_noise_factor: float = 1.0
     description: str = ""
+    materials: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     _source: str = field(default="", compare=False, repr=False)
 
     # ----------------------------------------------------------------- shape
@@ -124,7 +87,47 @@ class Detector:
 
     @property
     def homogeneous(self) -> bool:
-        return all(layer.absorber is None or layer.absorber_thickness == 0 for layer in self.layers)
+        return not any(layer.passive for layer in self.layers)
+
+    @property
+    def readout(self) -> Readout | None:
+        """The readout every layer shares, or ``None`` if the layers differ."""
+        first = self.layers[0].readout
+        return first if all(layer.readout == first for layer in self.layers) else None
+
+    def with_readout(self, readout: Readout) -> Detector:
+        """This detector with ``readout`` on every layer (``Readout()``: the deposited energy as it is)."""
+        import dataclasses
+
+        return dataclasses.replace(self, layers=tuple(dataclasses.replace(la, readout=readout) for la in self.layers))
+
+    def with_absorber_thickness(self, thickness: Any) -> Detector:
+        """This detector with the main absorber slab of each layer ``thickness[i]`` mm thick."""
+        import dataclasses
+
+        thickness = np.broadcast_to(np.asarray(thickness, float), (self.n_layers,))
+        layers = tuple(la.with_absorber_thickness(float(t)) for la, t in zip(self.layers, thickness, strict=True))
+        return dataclasses.replace(self, layers=layers)
+
+    @cached_property
+    def gang(self) -> np.ndarray:
+        """Grid cells per readout cell along x and y of each layer, int ``(layers, 2)`` (1 for the grid's own)."""
+        return np.array([layer.gang for layer in self.layers], np.int64).reshape(self.n_layers, 2)
+
+    @property
+    def uniform(self) -> bool:
+        """True if every layer is read out in the grid's own cells."""
+        return bool(np.all(self.gang == 1))
+
+    def cell_centres(self, layer: np.ndarray, ix: np.ndarray, iy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Centres (x, y) in mm of the readout cells whose first grid cell is ``(layer, ix, iy)``.
+
+        A layer whose cells gang ``gx`` x ``gy`` grid cells stores each readout cell at its first
+        (lowest-index) grid cell; its centre lies ``(gx - 1) / 2`` grid cells beyond.
+        """
+        layer, ix, iy = (np.asarray(v) for v in (layer, ix, iy))
+        gx, gy = (self.gang[layer, k] for k in (0, 1))
+        return (self.x_edges[0] + (ix + 0.5 * gx) * self.pitch_x, self.y_edges[0] + (iy + 0.5 * gy) * self.pitch_y)
 
     @cached_property
     def x_edges(self) -> np.ndarray:
@@ -143,7 +146,8 @@ class Detector:
     @cached_property
     def z_active(self) -> np.ndarray:
         """Depth of the middle of each active slab in mm, shape ``(layers,)``."""
-        return self.z_bounds[1:] - 0.5 * np.array([la.active_thickness for la in self.layers])
+        behind = np.array([sum(s.thickness for s in la.slabs[la.active_index + 1:]) for la in self.layers], float)
+        return self.z_bounds[1:] - behind - 0.5 * np.array([la.active_thickness for la in self.layers])
 
     @cached_property
     def x0_bounds(self) -> np.ndarray:
@@ -189,7 +193,7 @@ class Detector:
     # ------------------------------------------------- effective medium (GFLASH)
     @cached_property
     def _effective(self) -> dict[str, float]:
-        slabs = [s for layer in self.layers for s in layer._slabs()]
+        slabs = [(s.material, s.thickness) for layer in self.layers for s in layer.slabs if s.thickness > 0]
         thick = np.array([d for _, d in slabs])
         mass = np.array([m.density * d for m, d in slabs])
         z_eff = float(np.sum(mass * [m.z for m, _ in slabs]) / mass.sum())
@@ -202,10 +206,10 @@ class Detector:
         else:
             ec = 2.66 * (x0 / 10 * rho * z_eff / a_eff) ** 1.1
             rm = x0 * ES / ec
-        absorbers = [la.absorber_material for la in self.layers if la.absorber_material]
+        passive_z = [la.passive_z for la in self.layers if la.passive]
         actives = [la.active_material for la in self.layers]
-        if absorbers:
-            z_pas = float(np.mean([m.z for m in absorbers]))
+        if passive_z:
+            z_pas = float(np.mean(passive_z))
             z_act = float(np.mean([m.z for m in actives]))
             e_hat = 1.0 / (1.0 + 0.007 * (z_pas - z_act))
             f_s = x0 / float(np.mean([la.thickness for la in self.layers]))
@@ -250,15 +254,19 @@ class Detector:
 
     # ------------------------------------------------------------------ I/O
     def to_dict(self) -> dict[str, Any]:
-        """A plain dict (YAML/JSON-able) that :meth:`from_dict` turns back into this detector."""
+        """A plain dict (YAML/JSON-able) that :meth:`from_dict` turns back into this detector.
+
+        Layers are written as slab stacks, consecutive equal layers as one group with ``repeat``;
+        a readout all layers share is written once, at the top.
+        """
+        shared = self.readout
         groups: list[dict[str, Any]] = []
         for layer in self.layers:
-            entry = {
-                "absorber": layer.absorber,
-                "absorber_thickness": layer.absorber_thickness,
-                "active": layer.active,
-                "active_thickness": layer.active_thickness,
-            }
+            entry = layer.to_dict()
+            if shared is not None:
+                entry.pop("readout", None)
+            if layer.gang != (1, 1):
+                entry["cells"] = {"pitch_x": layer.gang[0] * self.pitch_x, "pitch_y": layer.gang[1] * self.pitch_y}
             if groups and {k: v for k, v in groups[-1].items() if k != "repeat"} == entry:
                 groups[-1]["repeat"] += 1
             else:
@@ -268,12 +276,12 @@ class Detector:
             "description": self.description,
             "cells": {"nx": self.nx, "ny": self.ny, "pitch_x": self.pitch_x, "pitch_y": self.pitch_y},
             "field_tesla": self.field_tesla,
-            "layers": groups,
         }
-        if self.photoelectrons_per_mev is not None:
-            out["photoelectrons_per_mev"] = self.photoelectrons_per_mev
-        if self.excess_noise_factor != 1.0:
-            out["excess_noise_factor"] = self.excess_noise_factor
+        if self.materials:
+            out["materials"] = self.materials
+        if shared is not None and not shared.is_ideal:
+            out["readout"] = shared.to_dict()
+        out["layers"] = groups
         return out
 
     @classmethod
@@ -319,18 +327,105 @@ def _positive(spec: dict, key: str, where: str, allow_zero: bool = False) -> flo
     return value
 
 
-def _material(spec: dict, key: str, where: str) -> str:
+def _material(spec: dict, key: str, where: str, extra: dict[str, Material]) -> Material:
     name = _require(spec, key, where, str)
     try:
-        get_material(name)
+        return get_material(name, extra)
     except CalolabError as exc:
         raise CalolabError(f"{where}.{key}: {exc}") from None
-    return name
+
+
+TOP_FIELDS = ("name", "description", "cells", "field_tesla", "materials", "readout", "layers",
+              "photoelectrons_per_mev", "excess_noise_factor")
+SHORTHAND_FIELDS = ("absorber", "absorber_thickness", "active", "active_thickness")
+STACK_FIELDS = ("slabs", "readout", "cells")
+Grid = tuple[int, int, float, float]  # nx, ny, pitch_x, pitch_y
+
+
+def _stack(group: dict, where: str, extra: dict[str, Material]) -> tuple[Slab, ...]:
+    """The slabs of a layer group, in either of its two forms."""
+    shorthand = [k for k in SHORTHAND_FIELDS if k in group]
+    if "slabs" in group:
+        if shorthand:
+            raise CalolabError(f"{where}: give either slabs or {'/'.join(SHORTHAND_FIELDS)}, not both "
+                               f"(found {shorthand[0]!r} beside slabs)")
+        entries = _require(group, "slabs", where, list)
+        slabs = []
+        for j, entry in enumerate(entries):
+            at = f"{where}.slabs[{j}]"
+            check_fields(entry if isinstance(entry, dict) else {}, ("material", "thickness", "active"), at)
+            active = entry.get("active", False) if isinstance(entry, dict) else False
+            if not isinstance(active, bool):
+                raise CalolabError(f"{at}.active: must be true or false, got {active!r}")
+            slabs.append(Slab(_material(entry, "material", at, extra), _positive(entry, "thickness", at), active))
+        n_active = sum(s.active for s in slabs)
+        if n_active != 1:
+            raise CalolabError(f"{where}.slabs: exactly one slab must be active: true, found {n_active}")
+        return tuple(slabs)
+    slabs = [Slab(_material(group, "active", where, extra), _positive(group, "active_thickness", where), True)]
+    if group.get("absorber") is not None:
+        absorber = _material(group, "absorber", where, extra)
+        thickness = _positive(group, "absorber_thickness", where, allow_zero=True)
+        if thickness > 0:
+            slabs.insert(0, Slab(absorber, thickness))
+    return tuple(slabs)
+
+
+def _gang(group: dict, where: str, grid: Grid) -> tuple[int, int]:
+    """Grid cells per readout cell of a layer group's ``cells: {pitch | pitch_x, pitch_y}`` (default: the grid's)."""
+    if "cells" not in group:
+        return (1, 1)
+    cells = _require(group, "cells", where, dict)
+    where = f"{where}.cells"
+    check_fields(cells, ("pitch", "pitch_x", "pitch_y"), where)
+    nx, ny, base_x, base_y = grid
+    out = []
+    for axis, n, base in (("x", nx, base_x), ("y", ny, base_y)):
+        key = "pitch" if "pitch" in cells else f"pitch_{axis}"
+        pitch = _positive(cells, key, where) if key in cells else base
+        gang = round(pitch / base)
+        if gang < 1 or abs(pitch - gang * base) > 1e-6 * base or n % gang:
+            raise CalolabError(f"{where}.{key}: {pitch:g} mm must be a whole number of the grid's {base:g} mm cells "
+                               f"that divides its {n} cells along {axis}")
+        out.append(gang)
+    return out[0], out[1]
+
+
+def _layers(groups: list, where: str, extra: dict[str, Material], readout: Readout, grid: Grid) -> list[Layer]:
+    """The layers of a list of groups; a group ``{layers: [...], repeat: n}`` repeats a sequence (a cassette)."""
+    if not groups:
+        raise CalolabError(f"{where}: must list at least one layer")
+    layers: list[Layer] = []
+    for i, group in enumerate(groups):
+        at = f"{where}[{i}]"
+        if not isinstance(group, dict):
+            raise CalolabError(f"{at}: expected a mapping")
+        if "layers" in group:
+            check_fields(group, ("layers", "readout", "repeat"), at)
+            inner = Readout.from_dict(group.get("readout"), f"{at}.readout", readout)
+            block = _layers(_require(group, "layers", at, list), f"{at}.layers", extra, inner, grid)
+        else:
+            check_fields(group, (*SHORTHAND_FIELDS, *STACK_FIELDS, "repeat"), at)
+            block = [Layer(_stack(group, at, extra), Readout.from_dict(group.get("readout"), f"{at}.readout", readout),
+                           _gang(group, at, grid))]
+        repeat = group.get("repeat", 1)
+        if not isinstance(repeat, int) or isinstance(repeat, bool) or repeat < 1:
+            raise CalolabError(f"{at}.repeat: must be an integer >= 1, got {repeat!r}")
+        layers.extend(block * repeat)
+    return layers
+
+
+def _default_readout(spec: dict, source: str) -> Readout:
+    legacy = {k: spec[k] for k in ("photoelectrons_per_mev", "excess_noise_factor") if spec.get(k) is not None}
+    if legacy and "readout" in spec:
+        raise CalolabError(f"{source}: move {', '.join(legacy)} into readout: (they are readout fields)")
+    return Readout.from_dict(spec.get("readout", legacy or None), f"{source}: readout")
 
 
 def _parse(spec: Any, source: str) -> Detector:
     if not isinstance(spec, dict):
         raise CalolabError(f"{source}: expected a mapping with name, cells and layers")
+    check_fields(spec, TOP_FIELDS, source)
     name = _require(spec, "name", source, str)
     cells = _require(spec, "cells", source, dict)
     where = f"{source}: cells"
@@ -341,38 +436,12 @@ def _parse(spec: Any, source: str) -> Detector:
         pitch_x = pitch_y = _positive(cells, "pitch", where)
     else:
         pitch_x, pitch_y = _positive(cells, "pitch_x", where), _positive(cells, "pitch_y", where)
-    groups = _require(spec, "layers", source, list)
-    if not groups:
-        raise CalolabError(f"{source}: layers must list at least one layer")
-    layers: list[Layer] = []
-    for i, group in enumerate(groups):
-        where = f"{source}: layers[{i}]"
-        if not isinstance(group, dict):
-            raise CalolabError(f"{where}: expected a mapping")
-        check_fields(group, ("absorber", "absorber_thickness", "active", "active_thickness", "repeat"), where)
-        absorber = group.get("absorber")
-        if absorber is not None:
-            absorber = _material(group, "absorber", where)
-            absorber_thickness = _positive(group, "absorber_thickness", where, allow_zero=True)
-        else:
-            absorber_thickness = 0.0
-        layer = Layer(
-            active=_material(group, "active", where),
-            active_thickness=_positive(group, "active_thickness", where),
-            absorber=absorber,
-            absorber_thickness=absorber_thickness,
-        )
-        repeat = group.get("repeat", 1)
-        if not isinstance(repeat, int) or isinstance(repeat, bool) or repeat < 1:
-            raise CalolabError(f"{where}.repeat: must be an integer >= 1, got {repeat!r}")
-        layers.extend([layer] * repeat)
+    materials = spec.get("materials") or {}
+    extra = materials_from_spec(materials, source) if materials else {}
+    readout = _default_readout(spec, source)
+    layers = _layers(_require(spec, "layers", source, list), f"{source}: layers", extra, readout,
+                     (nx, ny, pitch_x, pitch_y))
     field_tesla = float(spec.get("field_tesla", 0.0) or 0.0)
-    pe = spec.get("photoelectrons_per_mev")
-    if pe is not None:
-        pe = _positive(spec, "photoelectrons_per_mev", source)
-    enf = float(spec.get("excess_noise_factor", 1.0))
-    if not enf >= 1.0:
-        raise CalolabError(f"{source}.excess_noise_factor: must be >= 1, got {spec.get('excess_noise_factor')!r}")
     return Detector(
         name=name,
         layers=tuple(layers),
@@ -381,8 +450,7 @@ def _parse(spec: Any, source: str) -> Detector:
         pitch_x=pitch_x,
         pitch_y=pitch_y,
         field_tesla=field_tesla,
-        photoelectrons_per_mev=pe,
-        excess_noise_factor=enf,
         description=str(spec.get("description", "")),
+        materials=dict(materials),
         _source=source,
     )

@@ -1,7 +1,7 @@
 """Detector presets shipped with calolab, and loading a detector by preset name or YAML path.
 
 >>> preset_names()
-['ahcal', 'calice-siw', 'cms-ecal-tb', 'cusi', 'pbwo4', 'siw-ecal', 'tilecal']
+['ahcal', 'calice-siw', 'cms-ecal-tb', 'cusi', 'hgcal-ce-e-tb', 'pbwo4', 'siw-ecal', 'tilecal']
 >>> load_detector("cusi").n_cells
 187500
 """

@@ -38,6 +38,9 @@ class Beam:
         Beam centre (x, y) on the front face in mm.
     theta, phi
         Incidence angle to the z axis and its azimuth, in degrees.
+    energy_spread
+        Relative Gaussian spread of the beam momentum (sigma_E / E, e.g. 0.005 for a
+        test-beam line), applied on top of the spectrum; 0 for none.
     """
 
     particle: str = "e-"
@@ -49,6 +52,7 @@ class Beam:
     position: tuple[float, float] = (0.0, 0.0)
     theta: float = 0.0
     phi: float = 0.0
+    energy_spread: float = 0.0
 
     def __post_init__(self) -> None:
         particle_code(self.particle)
@@ -61,6 +65,8 @@ class Beam:
             raise CalolabError(f"a {self.spectrum} beam needs 0 < energy_min < energy_max")
         if not 0 <= self.theta < 80:
             raise CalolabError(f"incidence angle theta must be in [0, 80) degrees, got {self.theta}")
+        if not 0 <= self.energy_spread < 0.2:
+            raise CalolabError(f"relative energy spread must be in [0, 0.2), got {self.energy_spread}")
         if self.spot_sigma < 0:
             raise CalolabError(f"beam spot sigma must be >= 0 mm, got {self.spot_sigma}")
 
@@ -80,6 +86,8 @@ class Beam:
         else:
             energy = np.exp(rng.uniform(math.log(self.energy_min), math.log(self.energy_max), n))
         entry = np.asarray(self.position, float) + self.spot_sigma * rng.standard_normal((n, 2))
+        if self.energy_spread > 0:  # drawn after the spot, so that a beam without spread keeps its bits
+            energy = energy * np.maximum(1.0 + self.energy_spread * rng.standard_normal(n), 1e-3)
         th, ph = math.radians(self.theta), math.radians(self.phi)
         direction = np.tile([math.sin(th) * math.cos(ph), math.sin(th) * math.sin(ph), math.cos(th)], (n, 1))
         return energy, entry, direction

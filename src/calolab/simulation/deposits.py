@@ -47,6 +47,9 @@ def cell_index(detector: Detector, layer: np.ndarray, x: np.ndarray, y: np.ndarr
     iy = np.floor(np.clip(y / detector.pitch_y, -1e9, 1e9) + detector.ny / 2).astype(np.int64)
     inside = (ix >= 0) & (ix < detector.nx) & (iy >= 0) & (iy < detector.ny)
     inside &= (layer >= 0) & (layer < detector.n_layers)
+    if not detector.uniform:  # coarse tiles and strips: every grid cell's deposit goes to its readout cell
+        gang = detector.gang[np.where(inside, layer, 0)]
+        ix, iy = ix - ix % gang[:, 0], iy - iy % gang[:, 1]
     return np.where(inside, (layer * detector.nx + ix) * detector.ny + iy, -1)
 
 

@@ -88,10 +88,9 @@ def _absorber_mix(detector: Detector) -> dict[str, float]:
     """Mass of each absorber material (the active material if homogeneous), g/cm2."""
     mass: dict[str, float] = {}
     for layer in detector.layers:
-        mat, d = layer.absorber_material, layer.absorber_thickness
-        if mat is None or d == 0:
-            mat, d = layer.active_material, layer.active_thickness
-        mass[mat.name] = mass.get(mat.name, 0.0) + mat.density * d
+        for slab in layer.passive or (layer.active_slab,):
+            mat = slab.material
+            mass[mat.name] = mass.get(mat.name, 0.0) + mat.density * slab.thickness
     return mass
 
 

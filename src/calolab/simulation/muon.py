@@ -224,11 +224,8 @@ def sample_v(branch: int, v_cut: np.ndarray, energy: np.ndarray, rng: np.random.
 # ---------------------------------------------------------------------- the stepper
 def _slabs(layer: Layer) -> list[tuple[Material, float, float, bool]]:
     """(material, thickness mm, offset from the layer front mm, visible) for each slab of a layer."""
-    out = []
-    if layer.absorber_material is not None and layer.absorber_thickness > 0:
-        out.append((layer.absorber_material, layer.absorber_thickness, 0.0, False))
-    out.append((layer.active_material, layer.active_thickness, layer.absorber_thickness, True))
-    return out
+    offsets = np.concatenate([[0.0], np.cumsum([s.thickness for s in layer.slabs])[:-1]])
+    return [(s.material, s.thickness, float(o), s.active) for s, o in zip(layer.slabs, offsets, strict=True)]
 
 
 def knock_ons(material: Material, e: np.ndarray, mass: np.ndarray, restricted_mean: np.ndarray,

@@ -24,6 +24,7 @@ from calolab.showers import Showers
 from calolab.simulation.beam import Beam
 from calolab.simulation.deposits import Deposits, to_sparse
 from calolab.simulation.em import em_showers
+from calolab.simulation.readout import read_out
 
 # A particle simulator: (detector, energy (n,), entry (n, 2), direction (n, 3), pdg, rng)
 #   -> (deposits with event in [0, n), per-event truth arrays)
@@ -147,26 +148,8 @@ def _simulate_chunk(detector: Detector, beam: Beam, n: int, simulator: ParticleS
     energy, entry, direction = beam.sample(n, rng)
     deposits, truth = simulator(detector, energy, entry, direction, beam.pdg, rng)
     offsets, cell, visible = to_sparse(detector, deposits, n)
-    if detector.photoelectrons_per_mev:
-        pe = detector.photoelectrons_per_mev
-        n_pe = rng.poisson(visible.astype(np.float64) * pe)
-        gain_var = detector.excess_noise_factor - 1.0  # relative variance of one photoelectron's gain
-        if gain_var > 0:  # N photoelectrons, each with its own gain: mean N, variance F N
-            signal = np.zeros(len(n_pe))
-            fired = n_pe > 0
-            signal[fired] = rng.gamma(n_pe[fired] / gain_var, gain_var)
-        else:
-            signal = n_pe.astype(np.float64)
-        visible = (signal / pe).astype(np.float32)
-        offsets, cell, visible = _drop_zeros(offsets, cell, visible)
+    offsets, cell, visible = read_out(detector, offsets, cell, visible, rng)
     return Showers(detector, offsets, cell, visible, np.full(n, beam.pdg), energy, entry, direction, truth)
-
-
-def _drop_zeros(offsets: np.ndarray, cell: np.ndarray, energy: np.ndarray) -> tuple[np.ndarray, ...]:
-    keep = energy > 0
-    event = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))[keep]
-    new_offsets = np.concatenate([[0], np.cumsum(np.bincount(event, minlength=len(offsets) - 1))])
-    return new_offsets, cell[keep], energy[keep]
 
 
 def simulation_meta(detector: Detector, beam: Beam, n_events: int, seed: int, chunk: int) -> dict[str, Any]:

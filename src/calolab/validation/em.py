@@ -19,6 +19,7 @@ GFLASH = "Grindhammer-Peters, hep-ex/0001020"
 CALICE_SIW = "CALICE SiW-ECAL, NIM A608 (2009) 372"
 CALICE_AHCAL_EM = "CALICE AHCAL positrons 10-50 GeV, JINST 6 P04003 (2011)"
 CMS_ECAL_TB = "CMS ECAL test beam, 3x3 crystals, JINST 2 P04004 (2007); physics.md"
+CMS_HGCAL_TB = "CMS HGCAL CE-E prototype, 20-300 GeV positrons, arXiv 2111.06855; physics.md"
 
 
 def fine_pbwo4() -> Detector:
@@ -51,9 +52,7 @@ def shower_maximum(detector: Detector, energies_gev: list[float], n_events: int,
 def containment(detector: Detector, energy_gev: float, n_events: int, seed: int) -> dict[float, float]:
     """Mean fraction of the visible energy within 1, 2 and 3.5 Moliere radii of the shower axis."""
     showers = simulate(detector, Beam("e-", energy=energy_gev * 1e3), n_events, seed=seed)
-    layer, ix, iy = showers.cell_coordinates()
-    x = (ix + 0.5) * detector.pitch_x + detector.x_edges[0]
-    y = (iy + 0.5) * detector.pitch_y + detector.y_edges[0]
+    x, y = detector.cell_centres(*showers.cell_coordinates())
     entry = showers.entry[showers.event_index]
     r = np.hypot(x - entry[:, 0], y - entry[:, 1]) / detector.moliere_radius
     total = showers.energy_sum()
@@ -146,6 +145,15 @@ def run(out_dir: Path, scale: float = 1.0, seed: int = 1) -> list[Check]:
     checks.append(Check("siw-ecal e- stochastic term, 2-100 GeV", a_s, 0.166 * math.sqrt(sampling_ratio), 0.03, "",
                         f"{CALICE_SIW} scaled by sqrt(layer thickness in X0) = x{math.sqrt(sampling_ratio):.2f}",
                         da_s, kind="calibration"))
+
+    hgcal = load_detector("hgcal-ce-e-tb")
+    e_hg = [20.0, 50.0, 80.0, 100.0, 150.0, 200.0, 250.0, 300.0]
+    _, _, _, (a_g, c_g), (da_g, dc_g) = linearity_and_resolution(hgcal, e_hg, max(n // 4, 100), seed + 60)
+    # physics.md quotes "about 22%/sqrt(E) (+) 0.6%": read as +- 1 point on a and +- 0.3 on c
+    checks.append(Check("hgcal-ce-e-tb e+ stochastic term, multi-slab Pb/CuW/Cu + Si, 20-300 GeV", a_g, 0.22,
+                        _tol(0.005, da_g), "", CMS_HGCAL_TB, da_g))
+    checks.append(Check("hgcal-ce-e-tb e+ constant term, 20-300 GeV", c_g, 0.006, _tol(0.0015, dc_g), "",
+                        CMS_HGCAL_TB, dc_g))
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
     for e, _, _, profile in maxima:

@@ -39,13 +39,12 @@ are calibrations, agreement by construction; the others are predictions.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from pathlib import Path
 
 import numpy as np
 
-from calolab.geometry import Detector, get_material, load_detector
+from calolab.geometry import Detector, Readout, get_material, load_detector
 from calolab.geometry.materials import K_BETHE
 from calolab.simulation import Beam, muon_pair, simulate
 from calolab.simulation.muon import knock_ons, radiative_b, radiative_losses, spectrum_below
@@ -266,7 +265,7 @@ def run(out_dir: Path, scale: float = 1.0, seed: int = 1) -> list[Check]:
                         kind="calibration"))
 
     # MIP peak: the deposit itself (photostatistics off), then as read out
-    bare = dataclasses.replace(detector, photoelectrons_per_mev=None)
+    bare = detector.with_readout(Readout())
     n_mip = max(int(1000 * scale), 100)
     mip = layer_deposits(bare, MIP_ENERGY_GEV, n_mip, seed + 100)
     mip_read = layer_deposits(detector, MIP_ENERGY_GEV, n_mip, seed + 100)
@@ -303,7 +302,7 @@ def run(out_dir: Path, scale: float = 1.0, seed: int = 1) -> list[Check]:
                         math.hypot(ref_err, e_c_err), "GeV",
                         f"{CMS_CRITICAL}: 160 +5/-6 (stat) +- 8 (syst) GeV; tol. its error (+) stat.", e_c_err))
 
-    _plot(out_dir, rows, mip, mip_read, mpv, mpv_ref, detector.photoelectrons_per_mev)
+    _plot(out_dir, rows, mip, mip_read, mpv, mpv_ref, float(detector.layers[0].readout.pe_per_mev(mpv)))
     return checks
 
 
