@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from calolab.cli import cli
-from calolab.validation import Check, hadron, muon, runner
+from calolab.validation import Check, em_testbeams, hadron, muon, runner
 from calolab.validation.core import kind_counts, kind_summary
 
 
@@ -78,3 +78,62 @@ def test_tilecal_e_over_mip_is_below_the_measured_value(reduced):
     measured 0.81 +- 0.03; the check stays in the report as a failed prediction."""
     check = next(c for name, c in reduced.items() if name.startswith("tilecal e/mip"))
     assert 0.6 < check.measured < 0.75 and not check.passed
+
+
+@pytest.fixture(scope="module")
+def testbeams(tmp_path_factory):
+    """The Pb and Cu electron test-beam predictions at reduced statistics (a few seconds), by name."""
+    out = tmp_path_factory.mktemp("validate_testbeams")
+    found = em_testbeams.run(out, scale=0.05, seed=1)
+    assert (out / "em_testbeams_validation.png").stat().st_size > 0
+    return {c.name: c for c in found}
+
+
+# each prediction, and a loose physical range its value must fall in (not the published value)
+TESTBEAM_RANGES = {
+    "atlas-emb e- stochastic term": (0.05, 0.20),
+    "atlas-emb e- constant term": (0.0, 0.03),
+    "atlas-emb e- linearity": (0.0, 0.05),
+    "alice-emcal e- stochastic term": (0.05, 0.25),
+    "alice-emcal e- constant term": (0.0, 0.05),
+    "atlas-hec e- mean sigma/E sqrt(E)": (0.12, 0.45),
+    "pbsci-compensating e- stochastic term": (0.12, 0.45),
+    "pbsci-compensating e- constant term": (0.0, 0.05),
+    "pbsci-compensating e/mip": (0.3, 1.2),
+}
+
+
+def test_testbeam_predictions_run_and_are_physical(testbeams):
+    assert len(testbeams) == len(TESTBEAM_RANGES)
+    for prefix, (lo, hi) in TESTBEAM_RANGES.items():
+        matches = [c for name, c in testbeams.items() if name.startswith(prefix)]
+        assert len(matches) == 1, prefix
+        check = matches[0]
+        assert check.kind == "prediction", prefix
+        assert math.isfinite(check.measured) and math.isfinite(check.tolerance) and check.tolerance > 0, check.line()
+        assert lo <= check.measured <= hi, check.line()
+        assert check.source, prefix
+
+
+def test_testbeam_presets_cover_lead_and_copper_with_lar_and_scintillator():
+    from calolab.geometry import load_detector
+
+    pairs = {(layer.absorber, layer.active) for name in ("atlas-emb", "alice-emcal", "atlas-hec", "pbsci-compensating")
+             for layer in load_detector(name).layers if layer.absorber}
+    assert pairs == {("Pb", "LAr"), ("Pb", "Scintillator"), ("Cu", "LAr")}
+
+
+def test_hec_reference_is_the_scaled_weighted_mean_of_the_published_points():
+    mean, error = em_testbeams.hec_reference()
+    points = [p[1] / 100 for p in em_testbeams.HEC_POINTS]
+    assert min(points) < mean < max(points)
+    unscaled = em_testbeams.weighted_mean([p[1] for p in em_testbeams.HEC_POINTS],
+                                          [p[2] - p[1] for p in em_testbeams.HEC_POINTS], scale_factor=False)[1]
+    assert error > unscaled / 100  # the points scatter beyond their errors: chi2/ndf > 1
+
+
+def test_validate_cli_accepts_em_testbeams(tmp_path, monkeypatch):
+    monkeypatch.setattr(runner.importlib, "import_module", lambda name: _FakeModule)
+    result = CliRunner().invoke(cli, ["validate", "--out", str(tmp_path), "--only", "em_testbeams"])
+    assert result.exit_code == 0, result.output
+    assert "em_testbeams" in runner.MODULES

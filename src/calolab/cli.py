@@ -191,7 +191,8 @@ def plot(file: Path, event: int, output: Path | None) -> None:
 @click.option("--scale", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
               help="Multiply the number of events per point (1 = 2000).")
 @click.option("-s", "--seed", type=int, default=1, show_default=True)
-@click.option("--only", multiple=True, type=click.Choice(["em", "hadron", "muon"]), help="Run only these.")
+@click.option("--only", multiple=True, type=click.Choice(["em", "em_testbeams", "hadron", "muon"]),
+              help="Run only these.")
 @click.option("--strict/--no-strict", default=False, help="Exit non-zero if a check fails.")
 def validate(out_dir: Path, scale: float, seed: int, only: tuple[str, ...], strict: bool) -> None:
     """Compare the simulator with published measurements; print and plot every check."""

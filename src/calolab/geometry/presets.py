@@ -1,7 +1,8 @@
 """Detector presets shipped with calolab, and loading a detector by preset name or YAML path.
 
->>> preset_names()
-['ahcal', 'calice-siw', 'cms-ecal-tb', 'cusi', 'hgcal-ce-e-tb', 'pbwo4', 'siw-ecal', 'tilecal']
+>>> preset_names()  # doctest: +NORMALIZE_WHITESPACE
+['ahcal', 'alice-emcal', 'atlas-emb', 'atlas-hec', 'calice-siw', 'cms-ecal-tb', 'cusi', 'hgcal-ce-e-tb',
+ 'pbsci-compensating', 'pbwo4', 'siw-ecal', 'tilecal']
 >>> load_detector("cusi").n_cells
 187500
 """

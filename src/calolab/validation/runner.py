@@ -12,7 +12,7 @@ from calolab.io.atomic import atomic_path
 from calolab.io.rundir import write_config
 from calolab.validation.core import Check, kind_counts
 
-MODULES = ("em", "hadron", "muon")
+MODULES = ("em", "em_testbeams", "hadron", "muon")
 
 
 def run_validation(out_dir: str | Path, scale: float = 1.0, seed: int = 1, only: tuple[str, ...] = MODULES,
