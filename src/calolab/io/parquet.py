@@ -173,23 +173,30 @@ def read_parquet(path: str | Path, detector: Detector | str | None = None,
                 raise missing(path, "column", key, name, present)
         used = {key: name for key, name in names.items() if name in present}
         table = _read_table(pf, path, tuple(dict.fromkeys(used.values())))
-    values = {key: _values(table, name, path) for key, name in used.items()}
-    rows = HitRows(*(values[key] for key in HIT_KEYS),
+    hit = _hit_rows(table, [used[key] for key in HIT_KEYS[1:]], path)
+    values = {key: (table.column(name).fill_null(0).to_numpy() if key in HIT_KEYS[1:] else _values(table, name, path))
+              for key, name in used.items()}
+    rows = HitRows(*(values[key] for key in HIT_KEYS), hit=hit,
                    per_event={key: values[key] for key in ("incident_energy_mev", "particle") if key in values})
     return build_showers(path, det, **foreign_arrays(path, det, rows, used, "column", energy_unit))
 
 
+def _hit_rows(table: Any, names: list[str], path: Path) -> np.ndarray:
+    """(R,) bool: the rows that hold a hit. A row whose hit columns are all null holds an event
+    without hits; one with some of them null is an error."""
+    nulls = np.stack([table.column(name).is_null().to_numpy(zero_copy_only=False) for name in names])
+    partly = nulls.any(axis=0) & ~nulls.all(axis=0)
+    if np.any(partly):
+        name = names[int(np.argmax(nulls[:, np.argmax(partly)]))]
+        raise CalolabError(f"{path}: column {name!r} is null on {int(partly.sum())} rows whose other hit columns "
+                           f"({', '.join(names)}) are not")
+    return ~nulls.all(axis=0)
+
+
 def _native(path: Path, det: Detector, table: Any, kv: dict[str, str], n_events: int) -> Showers:
     """Showers from the columns of a version-2 file."""
-    hit = table.column("energy_mev").is_valid().to_numpy(zero_copy_only=False)
-    hits = {}
-    for name in HIT_COLUMNS[1:5]:
-        column = table.column(name)
-        nulls = column.is_null().to_numpy(zero_copy_only=False)
-        if np.any(nulls & hit) or np.any(~nulls & ~hit):
-            raise CalolabError(f"{path}: column {name!r} is null on rows where 'energy_mev' is not, or not null "
-                               "where it is")
-        hits[name] = column.fill_null(0).to_numpy()
+    hit = _hit_rows(table, list(HIT_COLUMNS[1:5]), path)
+    hits = {name: table.column(name).fill_null(0).to_numpy() for name in HIT_COLUMNS[1:5]}
     per_event = {name: _values(table, name, path) for name in table.column_names if name not in HIT_COLUMNS}
     rows = HitRows(_values(table, "event", path), hits["layer"], hits["ix"], hits["iy"], hits["energy_mev"],
                    hit=hit, per_event=per_event)

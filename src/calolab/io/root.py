@@ -21,9 +21,9 @@ cell indices and directions have none)::
 ROOT users read it with ``TTree::Draw("energy_mev", "layer == 3")`` or draw ``z_mm:x_mm``;
 events are written a chunk at a time, one basket per branch per chunk. Files of format
 version 1 (branches ``layer, x, y, energy``, ``incident_energy``, ``entry_x``, ``entry_y``)
-still read. A tree from elsewhere, under any name (``tree=``, or the only TTree of the
-file), with one entry per hit or one entry per event, reads with ``columns=`` and
-``energy_unit=`` (see :mod:`calolab.io.hittable`).
+still read. A tree from elsewhere (a TTree, TNtuple or RNTuple) under any name (``tree=``,
+or the only one of the file), with one entry per hit or one entry per event, reads with
+``columns=`` and ``energy_unit=`` (see :mod:`calolab.io.hittable`).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ from calolab.showers import Showers
 
 FORMAT_VERSION = 2
 TREE = "showers"
-TREE_CLASSES = ("TTree", "TNtuple", "TNtupleD")
+TREE_CLASSES = ("TTree", "TNtuple", "TNtupleD", "ROOT::RNTuple")  # what a hit table may be stored as
 # calolab's names -> the branch names of each format version
 BRANCHES = {
     1: {"layer": "layer", "ix": "x", "iy": "y", "energy_mev": "energy", "incident_energy": "incident_energy",
