@@ -5,12 +5,12 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pytest
+from test_io import assert_showers_equal, make_showers, toy_detector
 
 from calolab.errors import CalolabError
 from calolab.io import read_showers, write_showers
 from calolab.io.hittable import parse_columns
 from calolab.showers import Showers
-from test_io import assert_showers_equal, make_showers, toy_detector
 
 MAPPING = {"event": "evt", "layer": "z", "ix": "i", "iy": "j", "energy_mev": "e", "incident_energy_mev": "E0"}
 

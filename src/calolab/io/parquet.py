@@ -190,7 +190,7 @@ def _hit_rows(table: Any, names: list[str], path: Path) -> np.ndarray:
         name = names[int(np.argmax(nulls[:, np.argmax(partly)]))]
         raise CalolabError(f"{path}: column {name!r} is null on {int(partly.sum())} rows whose other hit columns "
                            f"({', '.join(names)}) are not")
-    return ~nulls.all(axis=0)
+    return np.asarray(~nulls.all(axis=0))
 
 
 def _native(path: Path, det: Detector, table: Any, kv: dict[str, str], n_events: int) -> Showers:
