@@ -123,6 +123,14 @@ def test_round_trip_of_no_events(fmt, tmp_path):
     assert_showers_equal(empty, read_showers(write_showers(empty, tmp_path / name, format=format)))
 
 
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_round_trip_of_events_without_any_hits(fmt, tmp_path):
+    s = make_showers(toy_detector(), occupancy=0.0)
+    assert s.n_hits == 0 and len(s) == 12
+    name, format = FORMATS[fmt]
+    assert_showers_equal(s, read_showers(write_showers(s, tmp_path / name, format=format)))
+
+
 @pytest.mark.parametrize("fmt", ["hdf5", "calochallenge"])
 def test_chunked_reader_equals_full_read(showers, fmt, tmp_path):
     name, format = FORMATS[fmt]
