@@ -123,6 +123,11 @@ def test_reading_commands_take_a_foreign_hit_table(tmp_path):
     run("features", str(table), "-o", str(tmp_path / "f.npz"), *options)
     with np.load(tmp_path / "f.npz") as f:
         assert f["features"].shape[0] == 30 and np.all(f["incident_energy"] == 5e3)
+    no_truth = ["--detector", "siw-ecal", "--columns", "event=evt,layer=z,ix=i,iy=j,energy_mev=e"]
+    result = run("regress", str(table), str(table), "-o", str(tmp_path / "regress"), *no_truth, check=False)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "30 of 30 events have no incident energy (NaN): calolab regress needs them" in result.stderr
+    assert not (tmp_path / "regress").exists()
     result = run("info", str(table), "--detector", "siw-ecal", "--columns", "event=evt,layer=zz", check=False)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     assert "no dataset 'zz' (for layer)" in result.stderr

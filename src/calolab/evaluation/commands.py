@@ -29,10 +29,11 @@ def evaluate(reference: Path, generated: Path, floor_file: Path | None, out_dir:
     from calolab.evaluation.report import evaluate as run_evaluation
     from calolab.evaluation.report import format_table
     from calolab.io import read_showers
-    from calolab.io.failures import require_non_negative
+    from calolab.io.failures import require_incident_energies, require_non_negative
 
     def read(path: Path):  # noqa: ANN202 - Showers, imported lazily
-        return require_non_negative(read_showers(path, **reading), path, "calolab evaluate")
+        showers = require_non_negative(read_showers(path, **reading), path, "calolab evaluate")
+        return require_incident_energies(showers, path, "calolab evaluate")
 
     samples = {"reference": read(reference), "generated": read(generated)}
     floor = read(floor_file) if floor_file is not None else None

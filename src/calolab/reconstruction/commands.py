@@ -44,10 +44,10 @@ def regress(train_file, test_file, out_dir, methods, bins, segments, alpha, non_
     config = RegressionConfig(methods=tuple(methods) or METHODS, bins=bins, segments=segments,
                               alpha=alpha, non_negative=non_negative, trees_target=target,
                               calibration_fraction=calibration_fraction, seed=seed)
-    from calolab.io.failures import require_non_negative
+    from calolab.io.failures import require_incident_energies, require_non_negative
 
-    train, test = (require_non_negative(read_showers(f, **reading), f, "calolab regress")
-                   for f in (train_file, test_file))
+    train, test = (require_incident_energies(require_non_negative(read_showers(f, **reading), f, "calolab regress"),
+                                             f, "calolab regress") for f in (train_file, test_file))
     out = run_regression(train, test, out_dir, config, sources={"train": str(train_file), "test": str(test_file)},
                          echo=click.echo)
     click.echo(f"{out}: config.yaml, metrics.json, response.png, resolution.png")
