@@ -131,3 +131,16 @@ def test_reading_commands_take_a_foreign_hit_table(tmp_path):
     result = run("info", str(table), "--detector", "siw-ecal", "--columns", "event=evt,layer=zz", check=False)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     assert "no dataset 'zz' (for layer)" in result.stderr
+
+
+def test_every_reading_command_has_the_reading_options():
+    import click
+    from click.testing import CliRunner
+
+    from calolab.cli import cli
+
+    for name in ("info", "plot", "age", "suppress", "distort", "calibrate", "evaluate", "regress", "features"):
+        command = cli.get_command(click.Context(cli), name)
+        text = CliRunner().invoke(command, ["--help"], terminal_width=200).output
+        for option in ("--detector PRESET|YAML", "--columns NAME=COLUMN,...", "--energy-unit", "--tree NAME"):
+            assert option in text, (name, option)
