@@ -207,3 +207,12 @@ def test_root_tree_choice(tmp_path):
     assert read_showers(path, detector=toy_detector(), columns=MAPPING, tree="more").n_hits == 5
     with pytest.raises(CalolabError, match="tree= names a TTree of a ROOT file, not of a parquet file"):
         read_showers(parquet_table(tmp_path / "user.parquet"), detector=toy_detector(), tree="hits")
+
+
+def test_root_tree_mixing_jagged_and_flat_hit_branches(tmp_path):
+    ak = pytest.importorskip("awkward")
+    branches = {"e": ak.unflatten(np.array([1.0, 2.0, 3.0]), [2, 1]), "z": np.array([0, 1]), "i": np.array([0, 1]),
+                "j": np.array([0, 1])}
+    path = root_file(tmp_path / "mixed.root", {"t": branches})
+    with pytest.raises(CalolabError, match="mixed.root: TTree 't' mixes jagged and flat hit branches"):
+        read_showers(path, detector=toy_detector(), columns={"layer": "z", "ix": "i", "iy": "j", "energy_mev": "e"})

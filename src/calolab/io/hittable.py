@@ -195,6 +195,9 @@ def foreign_arrays(path: Path, det: Detector, rows: HitRows, names: Mapping[str,
     ids = arrays.pop("ids")
     incident = per_event.get("incident_energy_mev")
     particle = per_event.get("particle")
+    if incident is not None and np.asarray(incident).dtype.kind not in "iuf":
+        raise CalolabError(f"{path}: {kind} {names.get('incident_energy_mev')!r} holds {np.asarray(incident).dtype} "
+                           "values: expected numbers")
     extras = {} if np.array_equal(ids, np.arange(n)) else {"event_id": ids.astype(np.int64)}
     return arrays | {
         "incident_energy": np.full(n, np.nan) if incident is None else np.asarray(incident, np.float64) * scale,

@@ -133,12 +133,14 @@ def read_root(path: str | Path, detector: Detector | str | None = None, columns:
             version, meta = _header(file, path)
             geometry = str(file["geometry"]) if "geometry" in file else None
             det = resolve_detector(geometry, detector, path)
-            if version and columns is None and tree is None:
-                if energy_unit != "MeV":
-                    raise CalolabError(f"{path}: a calolab file, whose energies are MeV: energy_unit="
-                                       f"{energy_unit!r} applies to trees read with columns=")
-                return _native(file, path, det, version, meta, ak)
-            name = _tree_name(file, path, tree)
+            native = bool(version) and columns is None and tree is None
+            name = TREE if native else _tree_name(file, path, tree)
+        if native:
+            if energy_unit != "MeV":
+                raise CalolabError(f"{path}: a calolab file, whose energies are MeV: energy_unit={energy_unit!r} "
+                                   "applies to trees read with columns=")
+            return _native(file, path, det, version, meta, ak)
+        with reading(path, f"its directory (TTree {name!r})"):
             ttree = file[name]
         return _foreign(ttree, name, path, det, columns, energy_unit, ak)
 
@@ -199,6 +201,10 @@ def _foreign(tree: Any, tree_name: str, path: Path, det: Detector, columns: dict
     for key, name in used.items():
         with reading(path, f"branch {name!r} of TTree {tree_name!r}"):
             arrays[key] = tree[name].array(library="ak")
+    deep = [key for key, arr in arrays.items() if arr.ndim > 2]
+    if deep:
+        raise CalolabError(f"{path}: branch {used[deep[0]]!r} of TTree {tree_name!r} is nested {arrays[deep[0]].ndim} "
+                           "deep: expected one value per entry, or one list of hits per entry")
     jagged = {key: arr.ndim > 1 for key, arr in arrays.items()}
     per_hit = {jagged[key] for key in ("layer", "ix", "iy", "energy_mev")}
     if len(per_hit) > 1:
