@@ -95,3 +95,52 @@ def test_age_takes_a_separate_dose_run(tmp_path):
     assert np.array_equal(found, expected.coefficients)
     _, own = age(read_showers(data), AgeingConfig(slope=None, target_mae=0.018), seed=4)
     assert not np.array_equal(found, own.coefficients)  # the dose run's map, not the input's
+
+
+def test_reading_commands_take_a_foreign_hit_table(tmp_path):
+    """--detector, --columns and --energy-unit: a hit table with its own names, in GeV, through info,
+    suppress and features; a missing column is one line and exit 2."""
+    import h5py
+
+    from calolab.effects import zero_suppress
+    from calolab.geometry import load_detector
+    from calolab.simulation import Beam, simulate
+
+    showers = simulate(load_detector("siw-ecal"), Beam("e-", energy=5e3), 30, seed=2)
+    layer, ix, iy = showers.cell_coordinates()
+    table = tmp_path / "table.h5"
+    with h5py.File(table, "w") as f:
+        f["evt"], f["z"], f["i"], f["j"] = showers.event_index + 100, layer, ix, iy
+        f["e"] = showers.energy.astype(np.float64) / 1e3
+        f["E0"] = showers.incident_energy / 1e3  # one per event
+    mapping = "event=evt,layer=z,ix=i,iy=j,energy_mev=e,incident_energy_mev=E0"
+    options = ["--detector", "siw-ecal", "--columns", mapping, "--energy-unit", "GeV"]
+    assert "30 events of 0 in siw-ecal, E = 5-5 GeV" in run("info", str(table), *options).stdout
+    run("suppress", str(table), "-o", str(tmp_path / "clean.h5"), "--threshold", "0.5", "--unit", "MeV", *options)
+    clean, want = read_showers(tmp_path / "clean.h5"), zero_suppress(showers, 0.5)
+    assert np.array_equal(clean.cell, want.cell) and np.allclose(clean.energy, want.energy, rtol=1e-6)
+    assert clean.extras["event_id"].tolist() == list(range(100, 130))
+    run("features", str(table), "-o", str(tmp_path / "f.npz"), *options)
+    with np.load(tmp_path / "f.npz") as f:
+        assert f["features"].shape[0] == 30 and np.all(f["incident_energy"] == 5e3)
+    no_truth = ["--detector", "siw-ecal", "--columns", "event=evt,layer=z,ix=i,iy=j,energy_mev=e"]
+    result = run("regress", str(table), str(table), "-o", str(tmp_path / "regress"), *no_truth, check=False)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "30 of 30 events have no incident energy (NaN): calolab regress needs them" in result.stderr
+    assert not (tmp_path / "regress").exists()
+    result = run("info", str(table), "--detector", "siw-ecal", "--columns", "event=evt,layer=zz", check=False)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "no dataset 'zz' (for layer)" in result.stderr
+
+
+def test_every_reading_command_has_the_reading_options():
+    import click
+    from click.testing import CliRunner
+
+    from calolab.cli import cli
+
+    for name in ("info", "plot", "age", "suppress", "distort", "calibrate", "evaluate", "regress", "features"):
+        command = cli.get_command(click.Context(cli), name)
+        text = CliRunner().invoke(command, ["--help"], terminal_width=200).output
+        for option in ("--detector PRESET|YAML", "--columns NAME=COLUMN,...", "--energy-unit", "--tree NAME"):
+            assert option in text, (name, option)

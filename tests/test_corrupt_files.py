@@ -20,7 +20,7 @@ from calolab.simulation import Beam, simulate
 FORMATS = {"hdf5": ".h5", "calochallenge": ".h5", "parquet": ".parquet", "root": ".root"}
 # what the error must name, for the bytes flipped inside the energies' compressed chunk
 FLIP_NAMES = {"hdf5": "dataset 'energy'", "calochallenge": "dataset 'showers'", "parquet": "row group 0",
-              "root": "branch 'energy'"}
+              "root": "branch 'energy_mev'"}
 
 
 def _flip(data: bytearray, start: int, n: int = 64) -> bytes:
@@ -39,13 +39,13 @@ def _compressed_chunk(path, fmt) -> tuple[int, int]:
         import pyarrow.parquet as pq
 
         meta = pq.ParquetFile(path).metadata.row_group(0)
-        column = next(meta.column(j) for j in range(meta.num_columns) if meta.column(j).path_in_schema == "energy")
+        column = next(meta.column(j) for j in range(meta.num_columns) if meta.column(j).path_in_schema == "energy_mev")
         start = min(o for o in (column.dictionary_page_offset, column.data_page_offset) if o is not None)
         return start, column.total_compressed_size  # the column chunk: dictionary page, then data pages
     import uproot
 
     with uproot.open(path) as file:
-        branch = file["showers"]["energy"]
+        branch = file["showers"]["energy_mev"]
         return int(branch.member("fBasketSeek")[0]), int(branch.member("fBasketBytes")[0])
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -122,6 +123,14 @@ def test_round_trip_of_no_events(fmt, tmp_path):
     assert_showers_equal(empty, read_showers(write_showers(empty, tmp_path / name, format=format)))
 
 
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_round_trip_of_events_without_any_hits(fmt, tmp_path):
+    s = make_showers(toy_detector(), occupancy=0.0)
+    assert s.n_hits == 0 and len(s) == 12
+    name, format = FORMATS[fmt]
+    assert_showers_equal(s, read_showers(write_showers(s, tmp_path / name, format=format)))
+
+
 @pytest.mark.parametrize("fmt", ["hdf5", "calochallenge"])
 def test_chunked_reader_equals_full_read(showers, fmt, tmp_path):
     name, format = FORMATS[fmt]
@@ -154,11 +163,114 @@ def test_calochallenge_layout(tmp_path):
 
 def test_parquet_is_a_plain_hit_table(tmp_path):
     pq = pytest.importorskip("pyarrow.parquet")
+    pd = pytest.importorskip("pandas")
     s = make_showers(toy_detector())
-    table = pq.read_table(write_showers(s, tmp_path / "s.parquet"))
-    assert table.column_names == ["event", "layer", "x", "y", "energy"]
-    assert str(table.schema.field("layer").type) == "int16" and table.num_rows == s.n_hits
-    assert 1 not in set(table.column("event").to_numpy())  # the empty event has no rows
+    path = write_showers(s, tmp_path / "s.parquet")
+    table = pq.read_table(path)
+    assert table.column_names == ["event", "layer", "ix", "iy", "energy_mev", "x_mm", "y_mm", "z_mm", "particle",
+                                  "incident_energy_mev", "entry_x_mm", "entry_y_mm", "dir_x", "dir_y", "dir_z",
+                                  "extra_first_interaction", "extra_n_tracks", "extra_contained"]
+    assert str(table.schema.field("layer").type) == "int16" and table.num_rows == s.n_hits + 1  # + the empty event
+    kv = pq.ParquetFile(path).metadata.metadata
+    assert b"calolab.events" not in kv and json.loads(kv[b"calolab.format"])["format_version"] == 2
+    df = pd.read_parquet(path, dtype_backend="numpy_nullable")  # what a pandas user does
+    hits = df[df.energy_mev.notna()]
+    layer, ix, iy = s.cell_coordinates()
+    assert np.array_equal(hits.layer.to_numpy(), layer) and np.array_equal(hits.iy.to_numpy(), iy)
+    for column, values in zip(("x_mm", "y_mm", "z_mm"), s.positions(), strict=True):
+        assert np.array_equal(hits[column].to_numpy(np.float64), values.astype(np.float32).astype(np.float64))
+    empty = df[df.event == 1]
+    assert len(empty) == 1 and empty.energy_mev.isna().all() and empty.ix.isna().all()
+    events = df.groupby("event").first()  # per-event truth without calolab
+    assert np.array_equal(events.incident_energy_mev.to_numpy(np.float64), s.incident_energy)
+    assert np.array_equal(events.particle.to_numpy(np.int64), s.particle)
+    assert np.array_equal(events.extra_contained.to_numpy(bool), s.extras["contained"])
+    sums = df.groupby("event").energy_mev.sum().to_numpy(np.float64)
+    assert np.allclose(sums, s.energy_sum(), rtol=1e-6) and sums[1] == 0
+
+
+def test_root_branches_name_indices_positions_and_units(tmp_path):
+    uproot = pytest.importorskip("uproot")
+    s = make_showers(toy_detector())
+    with uproot.open(write_showers(s, tmp_path / "s.root")) as file:
+        tree = file["showers"]
+        assert json.loads(str(file["calolab"]))["format_version"] == 2
+        assert {"layer", "ix", "iy", "energy_mev", "x_mm", "y_mm", "z_mm", "incident_energy_mev", "entry_x_mm",
+                "entry_y_mm", "dir_x", "extra_contained"} <= set(tree.keys())
+        x = np.concatenate(tree["x_mm"].array(library="np"))
+        z = np.concatenate(tree["z_mm"].array(library="np"))
+        assert np.array_equal(tree["incident_energy_mev"].array(library="np"), s.incident_energy)
+    assert np.array_equal(x, s.positions()[0].astype(np.float32))
+    assert np.array_equal(z, s.positions()[2].astype(np.float32))
+
+
+def test_positions_are_cell_centres():
+    det = toy_detector()  # 4 x 4 cells of 10 mm, centred on the axis
+    dense = np.zeros((1, *det.shape), np.float32)
+    dense[0, 0, 0, 3] = dense[0, 2, 1, 0] = 1.0
+    x, y, z = Showers.from_dense(det, dense, particle=11, incident_energy=[1e3]).positions()
+    assert x.tolist() == [-15.0, -5.0] and y.tolist() == [15.0, -15.0]
+    assert z.tolist() == [22.5, 53.75]  # the middle of the active slab: 20 + 2.5; 50 + 3.5 + 0.25
+
+
+# ------------------------------------------------------------------ files of format version 1
+def write_parquet_v1(showers: Showers, path: Path) -> Path:
+    """A Parquet file as calolab wrote it before format version 2 (the old writer, kept here)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from calolab.io.encoding import array_to_json, meta_to_json
+
+    layer, x, y = showers.cell_coordinates()
+    table = pa.table({"event": showers.event_index.astype(np.int64), "layer": layer.astype(np.int16),
+                      "x": x.astype(np.int16), "y": y.astype(np.int16), "energy": showers.energy})
+    events = {name: array_to_json(getattr(showers, name)) for name in ("particle", "incident_energy", "entry",
+                                                                       "direction")}
+    events["extras"] = {name: array_to_json(np.asarray(arr)) for name, arr in showers.extras.items()}
+    metadata = {"calolab.format": json.dumps({"format": "calolab-showers", "format_version": 1,
+                                              "calolab_version": "0.9", "n_events": len(showers)}),
+                "calolab.geometry": showers.detector.to_yaml(), "calolab.events": json.dumps(events),
+                "calolab.meta": meta_to_json(showers.meta)}
+    pq.write_table(table.replace_schema_metadata(metadata), path)
+    return path
+
+
+def write_root_v1(showers: Showers, path: Path) -> Path:
+    """A ROOT file as calolab wrote it before format version 2 (the old writer, kept here)."""
+    import awkward as ak
+    import uproot
+
+    from calolab.io.encoding import meta_to_json
+
+    names = ("particle", "incident_energy", "entry_x", "entry_y", "dir_x", "dir_y", "dir_z")
+    types = {"hits": "var * {layer: int16, x: int16, y: int16, energy: float32}"}
+    types |= {name: np.float64 for name in names} | {"particle": np.int32}
+    types |= {f"extra_{name}": np.asarray(arr).dtype for name, arr in showers.extras.items()}
+    layer, x, y = (c.astype(np.int16) for c in showers.cell_coordinates())
+    counts = np.diff(showers.offsets)
+    hits = {"layer": layer, "x": x, "y": y, "energy": showers.energy}
+    branches = {"hits": ak.zip({k: ak.unflatten(v, counts) for k, v in hits.items()}),
+                "particle": showers.particle, "incident_energy": showers.incident_energy,
+                "entry_x": showers.entry[:, 0], "entry_y": showers.entry[:, 1]}
+    branches |= {f"dir_{c}": showers.direction[:, i] for i, c in enumerate("xyz")}
+    branches |= {f"extra_{name}": np.asarray(arr) for name, arr in showers.extras.items()}
+    with uproot.recreate(path) as file:
+        file["geometry"] = showers.detector.to_yaml()
+        file["calolab"] = json.dumps({"format": "calolab-showers", "format_version": 1, "calolab_version": "0.9"})
+        file["meta"] = meta_to_json(showers.meta)
+        tree = file.mktree("showers", types, counter_name=lambda _: "n_hits", field_name=lambda _, inner: inner)
+        tree.extend(branches)
+    return path
+
+
+@pytest.mark.parametrize("writer", [write_parquet_v1, write_root_v1], ids=["parquet", "root"])
+def test_files_of_format_version_1_still_read(writer, showers, tmp_path):
+    pytest.importorskip("pyarrow" if writer is write_parquet_v1 else "uproot")
+    path = writer(showers, tmp_path / ("old.parquet" if writer is write_parquet_v1 else "old.root"))
+    assert np.diff(showers.offsets)[1] == 0  # the empty event has no row in a version-1 Parquet file
+    assert_showers_equal(showers, read_showers(path))
+    empty = showers[np.zeros(len(showers), bool)]
+    assert_showers_equal(empty, read_showers(writer(empty, tmp_path / ("empty" + path.suffix))))
 
 
 def test_parquet_without_add_key_value_metadata(monkeypatch, tmp_path):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from calolab.cli_options import read_options
 from calolab.errors import CalolabError
 
 
@@ -141,13 +142,14 @@ def simulate(detector, particle, energy, energy_range, spectrum, events, seed, s
 
 @cli.command()
 @click.argument("file", type=click.Path(path_type=Path))
-def info(file: Path) -> None:
+@read_options
+def info(file: Path, reading: dict) -> None:
     """Describe a shower file: detector, events, energies, provenance."""
     import json
 
     from calolab.io import read_showers
 
-    showers = read_showers(file)
+    showers = read_showers(file, **reading)
     click.echo(showers.summary())
     negative = showers.energy < 0
     if negative.any():  # pedestal-subtracted data: readable, but most commands refuse them
@@ -173,13 +175,14 @@ def _describe(value) -> str:
 @click.option("-e", "--event", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="PNG to write (default: FILE with .png).")
-def plot(file: Path, event: int, output: Path | None) -> None:
+@read_options
+def plot(file: Path, event: int, output: Path | None, reading: dict) -> None:
     """Event display and mean profiles of a shower file, as a PNG."""
     from calolab.io import read_showers
     from calolab.io.failures import require_non_negative
     from calolab.plotting import overview
 
-    showers = require_non_negative(read_showers(file), file, "calolab plot")
+    showers = require_non_negative(read_showers(file, **reading), file, "calolab plot")
     if event >= len(showers):
         raise CalolabError(f"{file}: event {event} requested, the file holds {len(showers)}")
     click.echo(overview(showers, output or file.with_suffix(".png"), event))
@@ -226,8 +229,9 @@ def validate(out_dir: Path, scale: float, seed: int, only: tuple[str, ...], stri
 @click.option("-c", "--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
               help="YAML AgeingConfig (or a .ageing.yaml record); options override it.")
 @click.option("-s", "--seed", type=int, default=1, show_default=True)
+@read_options
 def age(input_file, output, model, target_mae, exposure, peak_dose, slope, critical_dose, dose_rate, spread,
-        spread_kind, dead_fraction, dose_run, config_file, seed) -> None:
+        spread_kind, dead_fraction, dose_run, config_file, seed, reading) -> None:
     """Age a shower file: multiply every hit by its cell's radiation-damage coefficient.
 
     Prints the mean |1 - c| over hit cells, the hit cells with c = 0 (drawn dead or killed by
@@ -247,12 +251,13 @@ def age(input_file, output, model, target_mae, exposure, peak_dose, slope, criti
     if spec.get("model", "linear") == "linear" and spec.get("slope") is None and spec.get("target_mae") is None:
         spec["target_mae"] = 0.018
     config = config_from_dict(AgeingConfig, spec, where="age options")
-    showers = require_non_negative(read_showers(input_file), input_file, "calolab age (dose from deposited energy)")
+    showers = require_non_negative(read_showers(input_file, **reading), input_file,
+                                   "calolab age (dose from deposited energy)")
     dose = None
     if dose_run is not None:
         from calolab.effects import dose_map
 
-        source = require_non_negative(read_showers(dose_run), dose_run, "calolab age --dose-run")
+        source = require_non_negative(read_showers(dose_run, **reading), dose_run, "calolab age --dose-run")
         if source.detector.shape != showers.detector.shape:
             raise CalolabError(f"{dose_run}: detector {source.detector.name!r} {source.detector.shape} does not fit "
                                f"{input_file}'s {showers.detector.name!r} {showers.detector.shape}")
@@ -282,14 +287,15 @@ def age(input_file, output, model, target_mae, exposure, peak_dose, slope, criti
               help="Drop the hits at or below this, in --unit.")
 @click.option("--unit", type=click.Choice(["MeV", "MIP"]), default="MIP", show_default=True,
               help="MIP: the threshold times each layer's MIP MPV.")
-def suppress(input_file: Path, output: Path, threshold: float, unit: str) -> None:
+@read_options
+def suppress(input_file: Path, output: Path, threshold: float, unit: str, reading: dict) -> None:
     """Zero-suppress a shower file, as a readout does; negative (pedestal-subtracted) hits go too."""
     import numpy as np
 
     from calolab.effects import zero_suppress
     from calolab.io import read_showers, write_showers
 
-    showers = read_showers(input_file)
+    showers = read_showers(input_file, **reading)
     mev = threshold * np.asarray(showers.detector.mip_mpv, float) if unit == "MIP" else threshold
     kept = zero_suppress(showers, mev)
     negative = int(np.count_nonzero(showers.energy < 0))
@@ -319,8 +325,9 @@ def suppress(input_file: Path, output: Path, threshold: float, unit: str) -> Non
 @click.option("-j", "--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Threads; the output does not depend on it.")
 @click.option("--progress/--no-progress", default=False, show_default=True)
+@read_options
 def distort(input_file, output, calibration_scale, noise_scale, bias, zero_suppression, zs_unit, block, block_layers,
-            family, tau, noise_tau, between_tau, config_file, seed, workers, progress) -> None:
+            family, tau, noise_tau, between_tau, config_file, seed, workers, progress, reading) -> None:
     """Miscalibrate, bias and add noise to every cell (E~ = C E + b + eps), then zero-suppress."""
     from calolab.effects import DistortionConfig, config_from_dict, write_record
     from calolab.effects import distort as run_distort
@@ -336,7 +343,7 @@ def distort(input_file, output, calibration_scale, noise_scale, bias, zero_suppr
     if zero_suppression is not None:
         spec["zero_suppression"] = parse_threshold(zero_suppression)
     config = config_from_dict(DistortionConfig, spec, where="distort options")
-    showers = read_showers(input_file)
+    showers = read_showers(input_file, **reading)
     distorted, truth = run_distort(showers, config, seed=seed, workers=workers, progress=progress)
     path = write_showers(distorted, output)
     record = write_record(output.with_name(output.stem + ".distortion.yaml"), "distortion", config, seed,
@@ -364,15 +371,17 @@ def distort(input_file, output, calibration_scale, noise_scale, bias, zero_suppr
 @click.option("--min-hits", type=click.IntRange(min=1), help="Fewest hits for a cell's own estimate.  [10]")
 @click.option("--epochs", type=click.IntRange(min=1), help="wgan: training epochs.")
 @click.option("-s", "--seed", type=int, default=0, show_default=True, help="wgan: seed.")
+@read_options
 def calibrate(reference: Path, damaged: Path, method: str, output: Path, apply_to: Path | None,
-              threshold: float | None, min_hits: int | None, epochs: int | None, seed: int) -> None:
+              threshold: float | None, min_hits: int | None, epochs: int | None, seed: int, reading: dict) -> None:
     """Per-cell calibration of DAMAGED data against a REFERENCE run of the same kind of events.
 
     Prints the cells calibrated (of the reference's hit cells), and what the correction does
     to the energy scale: the damaged and corrected visible sums over the reference's; with
     the ageing truth DAMAGED carries (from calolab age), the MAE over the reference's hit cells,
     the energy-weighted response and the cells with c = 0. With -m hierarchical or moments,
-    HDF5 files and sharded datasets are streamed chunk by chunk, never read whole."""
+    HDF5 files and sharded datasets are streamed chunk by chunk, never read whole (unless
+    the reading options are given: then both files are read whole)."""
     import time
     import warnings
 
@@ -390,9 +399,9 @@ def calibrate(reference: Path, damaged: Path, method: str, output: Path, apply_t
     task = f"calolab calibrate -m {method}"
 
     def load(path: Path) -> Showers | Path:  # a path is streamed by the calibrator
-        if method in STREAMING and is_streamable(path):
+        if method in STREAMING and is_streamable(path) and not reading:
             return path
-        return require_non_negative(read_showers(path), path, task)
+        return require_non_negative(read_showers(path, **reading), path, task)
 
     ref, dam = load(reference), load(damaged)
     streamed = not isinstance(dam, Showers)
@@ -450,7 +459,8 @@ def calibrate(reference: Path, damaged: Path, method: str, output: Path, apply_t
             corrected = (apply_calibration(chunk, result) for chunk in dam_run.chunks())
             written = write_sharded(corrected, apply_to, shard_events=CHUNK_EVENTS)
         else:  # one file holds the whole run
-            whole = dam if isinstance(dam, Showers) else require_non_negative(read_showers(dam), damaged, task)
+            whole = dam if isinstance(dam, Showers) else require_non_negative(read_showers(dam, **reading), damaged,
+                                                                              task)
             written = write_showers(apply_calibration(whole, result), apply_to)
         click.echo(f"{written}: corrected {dam_sums.n_events} events")
 

@@ -59,7 +59,8 @@ class Showers:
     particle : int32 (N,)
         PDG code of the incident particle.
     incident_energy : float64 (N,)
-        Incident energy in MeV.
+        Incident energy in MeV; NaN where unknown (hit tables read without an incident-energy
+        column).
     entry : float64 (N, 2)
         Entry point (x, y) on the front face in mm.
     direction : float64 (N, 3)
@@ -108,8 +109,9 @@ class Showers:
             raise CalolabError(f"{source}: cell index outside [0, {self.detector.n_cells}) for {self.detector.name}")
         if not np.all(np.isfinite(self.energy)):
             raise CalolabError(f"{source}: hit energies contain NaN or infinity")
-        if not np.all(np.isfinite(self.incident_energy)) or np.any(self.incident_energy < 0):
-            raise CalolabError(f"{source}: incident energies must be finite and >= 0")
+        known = self.incident_energy[~np.isnan(self.incident_energy)]
+        if not np.all(np.isfinite(known)) or np.any(known < 0):
+            raise CalolabError(f"{source}: incident energies must be finite and >= 0 MeV (NaN where unknown)")
         for name, arr, shape in (("entry", self.entry, (n, 2)), ("direction", self.direction, (n, 3))):
             if arr.shape != shape:
                 raise CalolabError(f"{source}: {name} must have shape {shape}, got {arr.shape}")
@@ -154,6 +156,27 @@ class Showers:
         layer, rest = np.divmod(self.cell, nx * ny)
         ix, iy = np.divmod(rest, ny)
         return layer, ix, iy
+
+    def positions(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(x, y, z)`` in mm of every hit's cell centre, float64 (n_hits,) each.
+
+        x and y are the middles of the detector's ``x_edges`` and ``y_edges`` (the grid is
+        centred on the beam axis), z is the depth of the middle of the layer's active slab
+        (``detector.z_active``), measured from the front face.
+
+        >>> import numpy as np
+        >>> from calolab.geometry import load_detector
+        >>> det = load_detector("siw-ecal")
+        >>> dense = np.zeros((1, *det.shape), np.float32); dense[0, 0, 16, 16] = 1.0
+        >>> x, y, z = Showers.from_dense(det, dense, particle=11, incident_energy=[1e4]).positions()
+        >>> bool(x[0] == 0.5 * det.pitch_x), bool(y[0] == 0.5 * det.pitch_y), bool(z[0] == det.z_active[0])
+        (True, True, True)
+        """
+        layer, ix, iy = self.cell_coordinates()
+        det = self.detector
+        x_centres = 0.5 * (det.x_edges[:-1] + det.x_edges[1:])
+        y_centres = 0.5 * (det.y_edges[:-1] + det.y_edges[1:])
+        return x_centres[ix], y_centres[iy], np.asarray(det.z_active, np.float64)[layer]
 
     @property
     def particle_names(self) -> list[str]:
@@ -235,11 +258,14 @@ class Showers:
 
     def summary(self) -> str:
         """A short description: events, particles, energy range, hits."""
-        e = self.incident_energy / 1e3 if len(self) else np.zeros(1)
+        e = self.incident_energy[~np.isnan(self.incident_energy)] / 1e3
+        energies = f"E = {e.min():.3g}-{e.max():.3g} GeV" if len(e) else "E unknown"
+        if 0 < len(e) < len(self):
+            energies += f" ({len(self) - len(e)} unknown)"
         names = sorted(set(self.particle_names))
         occupancy = self.n_hits / max(len(self), 1)
         return (
             f"{len(self)} events of {', '.join(names) or '-'} in {self.detector.name}, "
-            f"E = {e.min():.3g}-{e.max():.3g} GeV, {occupancy:.1f} hits/event, "
+            f"{energies}, {occupancy:.1f} hits/event, "
             f"visible sum {self.energy_sum().mean() if len(self) else 0:.1f} MeV/event"
         )

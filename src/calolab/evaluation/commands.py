@@ -10,6 +10,8 @@ from pathlib import Path
 
 import click
 
+from calolab.cli_options import read_options
+
 
 @click.command("evaluate")
 @click.argument("reference", type=click.Path(path_type=Path))
@@ -19,16 +21,19 @@ import click
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Run folder for config.yaml, metrics.json and the figures.")
 @click.option("-s", "--seed", type=int, default=0, show_default=True)
-def evaluate(reference: Path, generated: Path, floor_file: Path | None, out_dir: Path, seed: int) -> None:
+@read_options
+def evaluate(reference: Path, generated: Path, floor_file: Path | None, out_dir: Path, seed: int,
+             reading: dict) -> None:
     """Compare GENERATED showers with the REFERENCE simulation: histograms and separation power,
     W1, classifier AUC/JSD (high- and low-level), FPD and KPD, each beside the simulator floor."""
     from calolab.evaluation.report import evaluate as run_evaluation
     from calolab.evaluation.report import format_table
     from calolab.io import read_showers
-    from calolab.io.failures import require_non_negative
+    from calolab.io.failures import require_incident_energies, require_non_negative
 
     def read(path: Path):  # noqa: ANN202 - Showers, imported lazily
-        return require_non_negative(read_showers(path), path, "calolab evaluate")
+        showers = require_non_negative(read_showers(path, **reading), path, "calolab evaluate")
+        return require_incident_energies(showers, path, "calolab evaluate")
 
     samples = {"reference": read(reference), "generated": read(generated)}
     floor = read(floor_file) if floor_file is not None else None

@@ -7,14 +7,16 @@ extension            format                                           needs
 ===================  ===============================================  ================
 ``.h5``, ``.hdf5``   calolab HDF5 (sparse hits, lossless; default)    h5py (core)
 ``.h5``, ``.hdf5``   CaloChallenge, with ``format="calochallenge"``    h5py (core)
-``.parquet``         one row per hit                                  ``calolab[parquet]``
+``.parquet``         one row per hit, event truth as columns          ``calolab[parquet]``
 ``.root``            TTree ``showers`` with jagged hit branches       ``calolab[root]``
 a directory, a glob  sharded dataset: shard files and a manifest      (as its shards)
 ===================  ===============================================  ================
 
 Every format keeps the detector geometry and ``meta`` in the file, so a file read back
 equals what was written. Writes are atomic (see :mod:`calolab.io.atomic`). Reading an HDF5
-file recognises both layouts by their content.
+file recognises the layouts by their content. Hit tables from elsewhere (Parquet, ROOT
+trees, HDF5 datasets as columns) read with ``columns=``, ``energy_unit=`` and, for ROOT,
+``tree=`` (see :mod:`calolab.io.hittable`).
 
 >>> import tempfile
 >>> import numpy as np
@@ -41,7 +43,8 @@ from calolab.errors import CalolabError
 from calolab.geometry import Detector
 from calolab.io.atomic import atomic_path
 from calolab.io.calochallenge import iter_calochallenge, read_calochallenge, write_calochallenge
-from calolab.io.hdf5 import iter_hdf5, layout, open_hdf5, read_hdf5, write_hdf5
+from calolab.io.hdf5 import iter_hdf5, layout, open_hdf5, read_hdf5, read_hdf5_table, write_hdf5
+from calolab.io.hittable import energy_scale
 from calolab.io.parquet import read_parquet, write_parquet
 from calolab.io.root import read_root, write_root
 from calolab.io.sharded import is_sharded, iter_sharded, read_sharded, write_sharded
@@ -88,28 +91,65 @@ def write_showers(showers: Showers, path: str | Path, format: str | None = None)
 
 
 def read_showers(
-    path: str | Path, detector: Detector | str | None = None, format: str | None = None
+    path: str | Path,
+    detector: Detector | str | None = None,
+    format: str | None = None,
+    columns: dict[str, str] | None = None,
+    energy_unit: str = "MeV",
+    tree: str | None = None,
 ) -> Showers:
     """Read showers from ``path``, in the format of its extension.
 
     Parameters
     ----------
     path
-        A file written by :func:`write_showers`, a CaloChallenge HDF5 file, or a sharded
-        dataset (a directory written by :func:`write_sharded`, or a glob of shard files).
+        A file written by :func:`write_showers`, a CaloChallenge HDF5 file, a hit table
+        (Parquet, ROOT or HDF5), or a sharded dataset (a directory written by
+        :func:`write_sharded`, or a glob of shard files).
     detector
         A :class:`Detector` (or preset name). Needed for files that carry no geometry
-        (CaloChallenge files from elsewhere); for the others it replaces the stored
-        detector, and must have the same ``(layers, nx, ny)`` shape.
+        (CaloChallenge files and hit tables from elsewhere); for the others it replaces the
+        stored detector, and must have the same ``(layers, nx, ny)`` shape.
     format
         One of :data:`FORMATS` to override the extension; HDF5 files are recognised by content.
+    columns
+        calolab name -> the file's column (branch, dataset) name, e.g. ``{"event": "evt",
+        "layer": "z", "ix": "i", "iy": "j", "energy_mev": "e"}``: read the file as a hit
+        table (see :mod:`calolab.io.hittable`). Files without calolab metadata are read so
+        by default, under calolab's names.
+    energy_unit
+        ``"GeV"``, ``"MeV"`` or ``"keV"``: the unit of a hit table's energy columns.
+    tree
+        The TTree of a ROOT hit table (default: the file's only TTree).
+
+    >>> import tempfile, h5py, numpy as np
+    >>> table = tempfile.mkdtemp() + "/hits.h5"
+    >>> with h5py.File(table, "w") as f:
+    ...     f["evt"], f["z"], f["i"], f["j"] = [7, 7, 9], [0, 3, 1], [16, 16, 2], [16, 17, 5]
+    ...     f["e"] = [0.004, 0.002, 0.001]  # GeV
+    >>> s = read_showers(table, detector="siw-ecal", energy_unit="GeV",
+    ...                  columns={"event": "evt", "layer": "z", "ix": "i", "iy": "j", "energy_mev": "e"})
+    >>> s.energy_sum().round(3).tolist(), s.extras["event_id"].tolist(), bool(np.isnan(s.incident_energy).all())
+    ([6.0, 1.0], [7, 9], True)
     """
+    options = {"columns": columns, "energy_unit": energy_unit, "tree": tree}
+    energy_scale(energy_unit)  # an unknown unit is refused before anything is read
     if format is None and is_sharded(path):
-        return read_sharded(path, detector=detector)
+        return read_sharded(path, detector=detector, **options)
     path = Path(path)
     fmt = _format(path, format)
-    if fmt == "hdf5" and format is None:
-        fmt = _hdf5_layout(path)
+    if tree is not None and fmt != "root":
+        raise CalolabError(f"{path}: tree= names a TTree of a ROOT file, not of a {fmt} file")
+    if fmt in ("parquet", "root"):
+        reader = read_parquet if fmt == "parquet" else read_root
+        return reader(path, detector=detector, **{k: v for k, v in options.items() if v is not None})
+    if format is None:
+        fmt = "table" if columns is not None else _hdf5_layout(path)
+    if fmt == "table":
+        return read_hdf5_table(path, detector=detector, columns=columns, energy_unit=energy_unit)
+    if columns is not None or energy_unit != "MeV":
+        raise CalolabError(f"{path}: a {fmt} file, whose energies are MeV: columns= and energy_unit= apply to "
+                           "hit tables")
     return _READERS[fmt](path, detector=detector)
 
 
@@ -125,8 +165,12 @@ def iter_showers(
     path = Path(path)
     if _format(path, None) != "hdf5":
         raise CalolabError(f"{path}: reading in chunks needs an HDF5 file (.h5 or .hdf5)")
-    if _hdf5_layout(path) == "calochallenge":
+    kind = _hdf5_layout(path)
+    if kind == "calochallenge":
         return iter_calochallenge(path, chunk_events, detector=detector)
+    if kind == "table":  # read whole (a hit table has no per-event index), handed out in batches
+        whole = read_hdf5_table(path, detector=detector)
+        return (whole[start : start + chunk_events] for start in range(0, len(whole), chunk_events))
     return iter_hdf5(path, chunk_events, detector=detector)
 
 
@@ -149,5 +193,7 @@ def _format(path: str | Path, format: str | None) -> str:
 
 
 def _hdf5_layout(path: Path) -> str:
+    """``"hdf5"``, ``"calochallenge"`` or ``"table"``."""
     with open_hdf5(path) as f:
-        return "hdf5" if layout(f) == "calolab" else "calochallenge"
+        kind = layout(f)
+    return "hdf5" if kind == "calolab" else kind

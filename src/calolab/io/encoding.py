@@ -130,7 +130,7 @@ def resolve_detector(stored_yaml: str | None, detector: Any, path: Path) -> Dete
         stored = Detector.from_dict(spec, source=str(path))
     if detector is None:
         if stored is None:
-            raise CalolabError(f"{path}: file carries no detector geometry: pass detector=")
+            raise CalolabError(f"{path}: file carries no detector geometry: pass detector= (--detector)")
         return stored
     detector = load_detector(detector)
     if stored is not None and stored.shape != detector.shape:

@@ -108,3 +108,27 @@ def require_non_negative(showers: Showers, source: str | Path, task: str) -> Sho
             "e.g. calolab suppress IN -o OUT --threshold 0.5 --unit MIP"
         )
     return showers
+
+
+def require_incident_energies(showers: Showers, source: str | Path, task: str) -> Showers:
+    """``showers``, unless some incident energy is unknown (NaN); then a one-line :class:`CalolabError`.
+
+    Hit tables read without an incident-energy column have NaN incident energies; the
+    regressors (their target) and the evaluation (its conditioning) need them.
+
+    >>> from calolab.geometry import load_detector
+    >>> dense = np.zeros((2, 15, 32, 32), np.float32)
+    >>> s = Showers.from_dense(load_detector("siw-ecal"), dense, particle=11, incident_energy=[np.nan, 1e3])
+    >>> try:
+    ...     require_incident_energies(s, "hits.parquet", "calolab regress")
+    ... except CalolabError as exc:
+    ...     print(exc)  # doctest: +ELLIPSIS
+    hits.parquet: 1 of 2 events have no incident energy (NaN): calolab regress needs them; ...
+    """
+    unknown = int(np.count_nonzero(np.isnan(showers.incident_energy)))
+    if unknown:
+        raise CalolabError(
+            f"{source}: {unknown} of {len(showers)} events have no incident energy (NaN): {task} needs them; "
+            "read a hit table with its incident-energy column mapped (--columns incident_energy_mev=NAME)"
+        )
+    return showers

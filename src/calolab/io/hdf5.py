@@ -15,7 +15,8 @@ Layout (``N`` events, ``H`` hits; energies in MeV, lengths in mm)::
                 geometry (the detector as YAML), meta (JSON)
 
 Every dataset is chunked and gzip-compressed; :func:`iter_hdf5` reads a few events at a
-time, so files larger than memory can be processed.
+time, so files larger than memory can be processed. An HDF5 hit table from elsewhere, one
+1-D dataset per column, reads with :func:`read_hdf5_table`.
 
 >>> import tempfile
 >>> import numpy as np
@@ -56,6 +57,7 @@ from calolab.io.encoding import (
     resolve_detector,
 )
 from calolab.io.failures import reading
+from calolab.io.hittable import HIT_KEYS, HitRows, foreign_arrays, missing, wanted
 from calolab.showers import Showers
 
 CHUNK_BYTES = 1 << 20  # target size of one compressed HDF5 chunk before compression
@@ -109,6 +111,38 @@ def iter_hdf5(
     return batches()
 
 
+def read_hdf5_table(path: str | Path, detector: Detector | str | None = None,
+                    columns: dict[str, str] | None = None, energy_unit: str = "MeV") -> Showers:
+    """Read an HDF5 hit table: one 1-D dataset per column (see :mod:`calolab.io.hittable`).
+
+    Hit columns hold one value per hit; a per-event column (``incident_energy_mev``,
+    ``particle``) one value per hit, or one per event in the order of the event numbers.
+    Dataset names may include groups (``columns={"energy_mev": "hits/e"}``). ``detector``
+    is needed unless the file has a ``geometry`` attribute.
+    """
+    path = Path(path)
+    names, optional = wanted(columns)
+    with open_hdf5(path) as f:
+        geometry = f.attrs.get("geometry")
+        det = resolve_detector(None if geometry is None else str(geometry), detector, path)
+        present = [name for name in f if isinstance(f[name], h5py.Dataset)]
+        values = {}
+        for key, name in names.items():
+            if not isinstance(f.get(name), h5py.Dataset):
+                if key in optional:
+                    continue
+                raise missing(path, "dataset", key, name, present)
+            ds = get_dataset(f, name, path, (None,))
+            values[key] = read_rows(ds, path, 0, ds.shape[0], "rows")
+    used = {key: names[key] for key in values}
+    rows = HitRows(*(values[key] for key in HIT_KEYS),
+                   per_event={key: values[key] for key in ("incident_energy_mev", "particle") if key in values})
+    lengths = {used[key]: len(values[key]) for key in HIT_KEYS}
+    if len(set(lengths.values())) > 1:
+        raise CalolabError(f"{path}: hit datasets of different lengths ({lengths}): expected one value per hit each")
+    return build_showers(path, det, **foreign_arrays(path, det, rows, used, "dataset", energy_unit))
+
+
 # ------------------------------------------------------------------ helpers shared by formats
 def open_hdf5(path: Path) -> h5py.File:
     """Open an HDF5 file for reading; a missing or foreign file is a :class:`CalolabError`."""
@@ -123,14 +157,18 @@ def open_hdf5(path: Path) -> h5py.File:
 
 
 def layout(f: h5py.File) -> str:
-    """``"calolab"`` or ``"calochallenge"``: which of the two HDF5 layouts ``f`` holds."""
+    """``"calolab"``, ``"calochallenge"`` or ``"table"`` (a hit table with calolab's column
+    names): which HDF5 layout ``f`` holds."""
     if f.attrs.get("format") == FORMAT:
         return "calolab"
     if "showers" in f or "incident_energies" in f:
         return "calochallenge"
+    if all(key in f for key in HIT_KEYS):
+        return "table"
     raise CalolabError(
-        f"{f.filename}: neither a calolab showers file (attribute format={FORMAT!r}) nor a "
-        "CaloChallenge file (datasets 'incident_energies' and 'showers')"
+        f"{f.filename}: neither a calolab showers file (attribute format={FORMAT!r}), a "
+        "CaloChallenge file (datasets 'incident_energies' and 'showers') nor a hit table (datasets "
+        f"{', '.join(HIT_KEYS)}, or others named with columns=)"
     )
 
 
@@ -222,8 +260,10 @@ def read_meta(group: h5py.Group, path: Path) -> dict[str, Any]:
 
 # ------------------------------------------------------------------ reading
 def _header(f: h5py.File, path: Path, detector: Any) -> tuple[Detector, dict[str, Any], int]:
-    if layout(f) != "calolab":
-        raise CalolabError(f"{path}: a CaloChallenge file, not a calolab showers file: use read_calochallenge")
+    kind = layout(f)
+    if kind != "calolab":
+        reader = "read_calochallenge" if kind == "calochallenge" else "read_hdf5_table"
+        raise CalolabError(f"{path}: a {kind} file, not a calolab showers file: use {reader}")
     version = int(f.attrs.get("format_version", 0))
     if version > FORMAT_VERSION:
         raise CalolabError(

@@ -196,12 +196,16 @@ def _dataset(path: str | Path, detector: Detector | str | None) -> tuple[list[Pa
     return files, None, detector, None
 
 
-def read_sharded(path: str | Path, detector: Detector | str | None = None) -> Showers:
-    """All events of a sharded dataset (directory with manifest, or glob), in order."""
+def read_sharded(path: str | Path, detector: Detector | str | None = None, **options: Any) -> Showers:
+    """All events of a sharded dataset (directory with manifest, or glob), in order.
+
+    ``options`` (``columns``, ``energy_unit``, ``tree``) go to :func:`calolab.io.read_showers`
+    for each file, so that a glob of hit tables from elsewhere reads as one run.
+    """
     from calolab.io import read_showers
 
     files, counts, det, meta = _dataset(path, detector)
-    parts = [read_showers(f, detector=det) for f in files]
+    parts = [read_showers(f, detector=det, **options) for f in files]
     _check_counts(files, counts, [len(p) for p in parts])
     showers = Showers.concatenate(parts)
     showers.meta = parts[0].meta if meta is None else meta

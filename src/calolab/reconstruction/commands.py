@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from calolab.cli_options import read_options
 from calolab.errors import CalolabError
 
 CHUNK_EVENTS = 20_000  # events read and featurised at a time by calolab features
@@ -32,8 +33,9 @@ CHUNK_EVENTS = 20_000  # events read and featurised at a time by calolab feature
 @click.option("--calibration-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.2, show_default=True,
               help="Training events held out for the response calibration.")
 @click.option("-s", "--seed", type=int, default=0, show_default=True)
+@read_options
 def regress(train_file, test_file, out_dir, methods, bins, segments, alpha, non_negative, target,
-            calibration_fraction, seed) -> None:
+            calibration_fraction, seed, reading) -> None:
     """Fit the sum, layer-weight, software-compensation and tree regressors on TRAIN, score them on TEST, write a
     run folder."""
     from calolab.io import read_showers
@@ -42,9 +44,10 @@ def regress(train_file, test_file, out_dir, methods, bins, segments, alpha, non_
     config = RegressionConfig(methods=tuple(methods) or METHODS, bins=bins, segments=segments,
                               alpha=alpha, non_negative=non_negative, trees_target=target,
                               calibration_fraction=calibration_fraction, seed=seed)
-    from calolab.io.failures import require_non_negative
+    from calolab.io.failures import require_incident_energies, require_non_negative
 
-    train, test = (require_non_negative(read_showers(f), f, "calolab regress") for f in (train_file, test_file))
+    train, test = (require_incident_energies(require_non_negative(read_showers(f, **reading), f, "calolab regress"),
+                                             f, "calolab regress") for f in (train_file, test_file))
     out = run_regression(train, test, out_dir, config, sources={"train": str(train_file), "test": str(test_file)},
                          echo=click.echo)
     click.echo(f"{out}: config.yaml, metrics.json, response.png, resolution.png")
@@ -56,11 +59,12 @@ def regress(train_file, test_file, out_dir, methods, bins, segments, alpha, non_
               help="Output .npz with features (N, F) float32, names, incident_energy (MeV).")
 @click.option("--muon/--no-muon", default=None, help="Add the muon features (default: when all events are muons).")
 @click.option("--segments", type=click.IntRange(min=1), default=10, show_default=True)
-def features(input_file, output, muon, segments) -> None:
+@read_options
+def features(input_file, output, muon, segments, reading) -> None:
     """Compute the high-level (and muon) features of every event of INPUT.
 
     HDF5 files and sharded datasets are read a chunk of events at a time (the features are
-    per event), so INPUT may be larger than memory."""
+    per event), so INPUT may be larger than memory; with the reading options it is read whole."""
     import numpy as np
 
     from calolab.io import is_streamable, iter_showers, read_showers
@@ -69,7 +73,8 @@ def features(input_file, output, muon, segments) -> None:
     from calolab.reconstruction.features import high_level_features
     from calolab.reconstruction.muon_features import muon_features
 
-    chunks = iter_showers(input_file, CHUNK_EVENTS) if is_streamable(input_file) else iter([read_showers(input_file)])
+    streamed = is_streamable(input_file) and not reading
+    chunks = iter_showers(input_file, CHUNK_EVENTS) if streamed else iter([read_showers(input_file, **reading)])
     auto = muon is None
     parts, energies, names = [], [], []
     for chunk in chunks:
