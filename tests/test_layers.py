@@ -256,3 +256,12 @@ def test_noise_hits_land_on_readout_cells():
     per_layer = np.bincount(layer, minlength=det.n_layers) / 50
     expected = (36 // det.gang[:, 0]) * (36 // det.gang[:, 1]) * ndtr(-2.5)
     assert per_layer[:20].mean() == pytest.approx(expected[:20].mean() + 1, rel=0.25)  # + the muon's own hit
+
+
+def test_hit_positions_are_readout_cell_centres():
+    det = Detector.from_dict(STRIPS)
+    showers = simulate(det, Beam("e-", energy=5e3), 5, seed=1)
+    x, y, _ = showers.positions()
+    layer, ix, iy = showers.cell_coordinates()
+    strip_x = det.gang[layer, 0] * det.pitch_x
+    np.testing.assert_allclose((x - det.x_edges[0]) % strip_x, strip_x / 2)  # the middle of each strip

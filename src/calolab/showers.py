@@ -160,9 +160,10 @@ class Showers:
     def positions(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(x, y, z)`` in mm of every hit's cell centre, float64 (n_hits,) each.
 
-        x and y are the middles of the detector's ``x_edges`` and ``y_edges`` (the grid is
-        centred on the beam axis), z is the depth of the middle of the layer's active slab
-        (``detector.z_active``), measured from the front face.
+        x and y are the centres of the readout cells (:meth:`Detector.cell_centres`: the grid is
+        centred on the beam axis; a layer of coarser tiles or strips has its own cells), z is
+        the depth of the middle of the layer's active slab (``detector.z_active``), measured
+        from the front face.
 
         >>> import numpy as np
         >>> from calolab.geometry import load_detector
@@ -173,10 +174,8 @@ class Showers:
         (True, True, True)
         """
         layer, ix, iy = self.cell_coordinates()
-        det = self.detector
-        x_centres = 0.5 * (det.x_edges[:-1] + det.x_edges[1:])
-        y_centres = 0.5 * (det.y_edges[:-1] + det.y_edges[1:])
-        return x_centres[ix], y_centres[iy], np.asarray(det.z_active, np.float64)[layer]
+        x, y = self.detector.cell_centres(layer, ix, iy)
+        return x, y, np.asarray(self.detector.z_active, np.float64)[layer]
 
     @property
     def particle_names(self) -> list[str]:
