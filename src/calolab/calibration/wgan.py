@@ -16,7 +16,7 @@ the generator, so it changes what the critic finds easy, not what has to match):
 * ``mlp``: the flattened cells, plus log1p of the layer sums, -> 256 -> 64 -> 1,
   LeakyReLU(0.2), no batch norm, and a linear path from the cells to the output. The first
   layer is evaluated on the hits only (``embedding_bag``), which equals a dense ``Linear``
-  since log1p(0) = 0, at ~1% of the cost.
+  since log1p(0) = 0, at a cost that grows with the hits instead of the cells.
 * ``linear``: that first layer straight to one output, ``D = sum_i a_i log1p(E_i) + b``.
 
 The conv critic shares its filters over cells, so it pushes ``w`` down roughly in proportion
@@ -77,7 +77,7 @@ class WGANConfig:
     gradient_penalty: float | None = None
     hidden: tuple[int, ...] = (256, 64)
     layer_sums: bool = True
-    filters: tuple[int, ...] = (32, 64, 64, 32)  # the papers' (64, 128, 128, 64): same w, 3.7x the time
+    filters: tuple[int, ...] = (32, 64, 64, 32)  # the papers' (64, 128, 128, 64): 4x the inner convolutions' work
     w_max: float = 1.5
     seed: int = 0
     device: str = "cpu"
@@ -151,8 +151,8 @@ class MLPCritic(nn.Module):
     Only cells that see a hit in either run get a row of the first layer: the others are
     zero in every event and carry no information. The linear path (one more column of the
     first layer, added to the output) carries the per-cell signal; without it the MLP's
-    shared hidden units mix cells and the rarely hit ones drift (ahcal pions: MAE
-    0.0088-0.0097 without it, 0.0079 with).
+    shared hidden units mix cells and the rarely hit ones drift. ``hidden=()`` keeps only
+    the linear path (the ``linear`` critic).
     """
 
     def __init__(self, shape: tuple[int, int, int], active: np.ndarray, hidden: tuple[int, ...] = (256, 64),

@@ -95,7 +95,7 @@ def beta22_ppf(u: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Quantile of Beta(2, 2), ``0.5 + cos((arccos(2u - 1) + pi) / 3)``, in the dtype of ``u``.
 
     The closed-form inverse of ``F(x) = 3x^2 - 2x^3``; equal to ``scipy.stats.beta(2, 2).ppf``
-    to rounding, and some 30 (float64) to 300 (float32) times faster.
+    to rounding, without its iterative root finding, and in place when ``out`` is given.
     """
     u = np.asarray(u)
     if out is None:

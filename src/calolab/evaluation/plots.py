@@ -177,7 +177,7 @@ def write_figures(out: Path, reference: HighLevelFeatures, results: dict, all_la
     layers = shown_layers(reference)
     fig, axes = plt.subplots(len(LAYERED), len(layers), figsize=(3.4 * len(layers), 2.6 * len(LAYERED)),
                              squeeze=False)
-    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.05, top=0.98, hspace=0.45, wspace=0.3)  # constrained: 3x slower
+    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.05, top=0.98, hspace=0.45, wspace=0.3)  # fixed: no layout solve
     for row, group in zip(axes, LAYERED, strict=True):
         for ax, k in zip(row, layers, strict=True):
             name = f"{group}_{k:02d}"

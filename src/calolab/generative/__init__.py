@@ -21,7 +21,7 @@ floor, generation speed) and writes a run folder; ``calolab report OUT`` renders
 
 Generated showers are :class:`~calolab.showers.Showers` of ``siw-ecal`` (hits in MeV, cells
 (layer, x, y)); conditions are the incident energy in MeV and the 15 tungsten thicknesses.
-Example, the configurable parts (training takes minutes, see ``calolab generate train``):
+Example, the configurable parts (training itself: ``calolab generate train``):
 
 >>> import calolab.generative as gen
 >>> sorted(name for name in gen.__all__ if name.endswith("Config"))

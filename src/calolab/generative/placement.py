@@ -115,8 +115,8 @@ def draw_cells_np(rings: Rings, theta: np.ndarray, counts: np.ndarray, rng: np.r
     least ``2 max(n)`` and ``MIN_INNER_CELLS`` cells), whose ``n``-th arrival ``tau`` bounds
     the result; in each outer ring the number of arrivals before ``tau`` is binomial, those
     cells are a uniform subset of the ring and their arrival times are exponential truncated
-    at ``tau``. Groups go in buckets of similar ``n``. Random numbers come from numpy (its
-    exponentials are ~10x faster than torch's on a CPU).
+    at ``tau``. Groups go in buckets of similar ``n``. Random numbers come from numpy's
+    ``rng`` (no torch generator is used).
     """
     width = int(counts.max()) if len(counts) else 0
     out = np.full((len(counts), width), -1, np.int64)
@@ -232,16 +232,16 @@ def _draw_bucket(rings: Rings, theta: np.ndarray, k: np.ndarray, rng: np.random.
 
 
 def _take_rows(a: np.ndarray, index: np.ndarray) -> np.ndarray:
-    """``np.take_along_axis(a, index, 1)`` for 2-D arrays, as one flat take (several times faster)."""
+    """``np.take_along_axis(a, index, 1)`` for 2-D arrays, as one flat take (no broadcast index arrays)."""
     return np.take(a.reshape(-1), index + (np.arange(len(a)) * a.shape[1])[:, None])
 
 
 def _binomial(count: np.ndarray, rate: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Binomial draws (G, R) of ``count`` (R,) trials of probability ``1 - exp(-rate)`` (G, R), exactly.
 
-    numpy's binomial costs ~35 ns a draw; most outer rings expect far less than one arrival, so
-    where ``count rate <= 1`` a uniform is compared with ``P(0) = exp(-count rate)`` and only the
-    few above are resolved by walking up the distribution function from there.
+    Most outer rings expect far less than one arrival, so where ``count rate <= 1`` one uniform
+    is compared with ``P(0) = exp(-count rate)`` and only the few above are resolved by walking
+    up the distribution function from there; numpy's binomial draws only where ``count rate > 1``.
     """
     lam = count * rate  # >= the mean count * p
     big = lam > 1.0

@@ -1,8 +1,8 @@
 """Batches for the energy CNN, built from sparse hits one batch at a time.
 
-Events stream from a calolab HDF5 file (:func:`calolab.io.iter_showers`, one chunk in
-memory) or from an in-memory :class:`~calolab.showers.Showers`. Each hit is converted on
-the sparse arrays:
+Events stream from a :data:`~calolab.ml.sources.Source` (an HDF5 file one chunk at a time,
+or an in-memory :class:`~calolab.showers.Showers`: :mod:`calolab.ml.sources`). Each hit is
+converted on the sparse arrays:
 
 * energy in MIPs, ``E / mip_mpv[layer]`` (visible energy over the most probable MIP signal
   of its layer), the unit of the network input (:class:`~calolab.ml.model.EnergyCNN`
@@ -15,16 +15,17 @@ The hits of an event that fall into one pooled cell are then merged into one (th
 summed in float64), unless the batch must carry its hits (below). Only then is a batch
 densified, by a scatter-add into a torch tensor ``(B, 1, Z, QX, QY)``: the dataset is never
 dense as a whole. The converted events of the first pass are kept for the next ones
-(training makes one pass per epoch) while they take at most ``cache_gib`` GiB (2 by default;
-``pbwo4`` muons of 50 GeV-8 TeV pooled (2, 4, 4) with their features take about 5 kB each,
-``cusi`` pions of 10-200 GeV with their hits about 6 kB); a larger source is converted
-again on every pass, one chunk at a time. For a model with learned hit classes
+(training makes one pass per epoch) while they take at most ``cache_gib`` GiB (2 by
+default); a converted event takes 32 bytes, 4 more per feature, and 12 per merged hit (32
+per hit when the batch carries its hits). A larger source is converted again on every pass,
+one chunk at a time. For a model with learned hit classes
 (:class:`~calolab.ml.model.EnergyCNN`, ``hit_classes > 0``) the batch also carries its hits
 themselves, at the native cell size: each hit's energy, its voxel, and what surrounds it
-(:func:`hit_inputs`). Per event the batch carries the sampling-weighted
-energy sum (:func:`calolab.reconstruction.sums.weighted_sum`, in GeV), the caller's
-high-level features (raw: the model standardises them), the target (incident energy in
-GeV) and the event's number in the source.
+(:class:`~calolab.ml.hits.HitBatch`, :func:`~calolab.ml.hits.hit_inputs`). Per event the
+batch carries the sampling-weighted energy sum
+(:func:`~calolab.ml.sources.weighted_sums_gev`, in GeV), the caller's high-level features
+(raw: the model standardises them), the target (incident energy in GeV) and the event's
+number in the source.
 
 Shuffling is seeded: chunks are read in file order and collected in a buffer of
 ``shuffle_buffer`` events, which is permuted and emitted in full batches (the leftover
@@ -48,7 +49,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -56,13 +56,16 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from calolab.errors import CalolabError
 from calolab.geometry import Detector
-from calolab.io import iter_showers
-from calolab.io.failures import require_non_negative
-from calolab.reconstruction.hits import HitGrid
-from calolab.reconstruction.sums import layer_weights
+from calolab.ml.hits import HIT_INPUTS, HitBatch, hit_inputs  # noqa: F401  (HIT_INPUTS: re-exported)
+from calolab.ml.sources import (  # noqa: F401  (EventTable, scan: re-exported)
+    EventTable,
+    Source,
+    scan,
+    source_chunks,
+    source_detector,
+    weighted_sums_gev,
+)
 from calolab.showers import Showers
-
-Source = Showers | str | Path
 
 
 def pooled_shape(shape: tuple[int, int, int], pool: tuple[int, int, int]) -> tuple[int, int, int]:
@@ -100,56 +103,6 @@ def merge_pooled(offsets: np.ndarray, cell: np.ndarray, mips: np.ndarray,
     summed = np.bincount(inverse.reshape(-1), weights=mips, minlength=len(key)).astype(np.float32)
     counts = np.bincount(key // n_cells, minlength=len(offsets) - 1)
     return np.concatenate([[0], np.cumsum(counts)]), key % n_cells, summed
-
-
-# What :func:`hit_inputs` gives for each hit (energies in MIPs of the hit's layer).
-HIT_INPUTS = ("log1p(E)", "log1p(rest of the 3x3 cells of its layer)", "log1p(3x3 cells of the adjacent layers)",
-              "log1p(ring of 5x5 minus 3x3 cells of its layer)", "log(hits in its 3x3x3 cube)")
-
-
-def hit_inputs(showers: Showers) -> np.ndarray:
-    """Each hit and its neighbourhood at the native cell size, float32 (n_hits, 5), in the hits' order.
-
-    The columns are :data:`HIT_INPUTS`: what tells a hit in the dense core of a pi0
-    sub-shower (energetic neighbours in its layer and the next ones) from an isolated
-    spallation-proton hit (several MIPs, no neighbours) or a MIP-like track.
-
-    >>> from calolab.geometry import load_detector
-    >>> det = load_detector("cusi")
-    >>> dense = np.zeros((1, *det.shape), np.float32)
-    >>> dense[0, 10, 20, 20] = 10 * det.mip_mpv[10]; dense[0, 11, 21, 20] = 2 * det.mip_mpv[11]
-    >>> np.exp(hit_inputs(Showers.from_dense(det, dense, particle=211, incident_energy=[1e4]))).round(2).tolist()
-    [[11.0, 1.0, 3.0, 1.0, 2.0], [3.0, 1.0, 11.0, 1.0, 2.0]]
-    """
-    det = showers.detector
-    grid = HitGrid(showers)
-    mips = (grid.energy / det.mip_mpv[grid.layer]).astype(np.float32)
-    values = np.column_stack([mips, np.ones_like(mips)])
-    in_layer, cube, wide = grid.box_sums(values, [(0, 1), (1, 1), (0, 2)])  # (n, 2) each: MIPs, hits
-    out = np.column_stack([np.log1p(mips), np.log1p(in_layer[:, 0] - mips), np.log1p(cube[:, 0] - in_layer[:, 0]),
-                           np.log1p(wide[:, 0] - in_layer[:, 0]), np.log(cube[:, 1])]).astype(np.float32)
-    if grid.order is not None:  # HitGrid sorted the hits by (event, cell): put them back
-        out[grid.order] = out.copy()
-    return out
-
-
-@dataclass
-class HitBatch:
-    """The hits of a batch at the native cell size, for learned hit classes.
-
-    The voxel of hit ``i`` is ``occupied[slot[i]]``: the network sums each class into the
-    occupied voxels only and spreads those onto the grid.
-    """
-
-    occupied: torch.Tensor  # (u,) int64: the voxels holding hits, flat indices into the batch's (B, Z, X, Y) grid
-    slot: torch.Tensor  # (h,) int64: each hit's place in ``occupied``
-    mips: torch.Tensor  # (h,) float32: energy, MIPs
-    inputs: torch.Tensor  # (h, len(HIT_INPUTS)) float32: hit_inputs
-
-    @property
-    def voxel(self) -> torch.Tensor:
-        """Each hit's voxel, (h,) int64."""
-        return self.occupied[self.slot]
 
 
 @dataclass
@@ -224,23 +177,6 @@ class _Events:
                        np.concatenate([a.mips, b.mips]), np.concatenate([a.index, b.index]),
                        np.concatenate([a.target, b.target]), np.concatenate([a.esum, b.esum]),
                        join(a.features, b.features), join(a.inputs, b.inputs))
-
-
-def weighted_sums_gev(showers: Showers) -> np.ndarray:
-    """Sampling-weighted energy sum per event, GeV (MIP scale), float64 (N,)."""
-    layer = showers.cell // (showers.detector.shape[1] * showers.detector.shape[2])
-    w = layer_weights(showers.detector)[layer]
-    return np.bincount(showers.event_index, weights=showers.energy * w, minlength=len(showers)) / 1e3
-
-
-def source_chunks(source: Source, chunk_events: int, detector: Detector | str | None = None) -> Iterator[Showers]:
-    """Chunks of ``chunk_events`` events of an in-memory ``Showers`` or an HDF5 file, in order."""
-    if isinstance(source, Showers):
-        chunks = (source[start : start + chunk_events] for start in range(0, len(source), chunk_events))
-    else:
-        chunks = iter_showers(source, chunk_events, detector=detector)
-    name = source if isinstance(source, str | Path) else "the showers"
-    return (require_non_negative(chunk, name, "a CNN (energies in MIPs)") for chunk in chunks)
 
 
 class ShowerBatches(IterableDataset):
@@ -425,36 +361,3 @@ def loader(batches: ShowerBatches, workers: int = 0, pin_memory: bool = False) -
     # a generator of its own: the loader seeds its workers from it, not from torch's global one (dropout's)
     return DataLoader(batches, batch_size=None, num_workers=workers, pin_memory=pin_memory,
                       generator=torch.Generator().manual_seed(0))
-
-
-def source_detector(source: Source, detector: Detector | str | None = None) -> Detector:
-    """The detector of a ``Showers`` or of an HDF5 file (read from its first event)."""
-    if isinstance(source, Showers):
-        return source.detector
-    for chunk in iter_showers(source, 1, detector=detector):
-        return chunk.detector
-    raise CalolabError(f"{source}: the file holds no events")
-
-
-@dataclass
-class EventTable:
-    """Per-event numbers of a whole source, from one pass (for splits and input scaling)."""
-
-    detector: Detector
-    target: np.ndarray  # (N,) incident energy, GeV
-    esum: np.ndarray  # (N,) sampling-weighted sum, GeV
-
-    def __len__(self) -> int:
-        return len(self.target)
-
-
-def scan(source: Source, chunk_events: int = 4096, detector: Detector | str | None = None) -> EventTable:
-    """Read ``source`` once (a chunk at a time) for its detector, targets and energy sums."""
-    det, target, esum = None, [], []
-    for chunk in source_chunks(source, chunk_events, detector):
-        det = chunk.detector
-        target.append(chunk.incident_energy / 1e3)
-        esum.append(weighted_sums_gev(chunk))
-    if det is None:
-        raise CalolabError(f"{source if not isinstance(source, Showers) else 'showers'}: no events")
-    return EventTable(det, np.concatenate(target), np.concatenate(esum))

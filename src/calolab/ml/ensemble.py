@@ -33,21 +33,14 @@ import yaml
 
 from calolab.errors import CalolabError
 from calolab.io.rundir import write_yaml
-from calolab.ml.data import ShowerBatches, Source, source_chunks
+from calolab.ml.checkpoint import BEST, load_model
+from calolab.ml.data import ShowerBatches
 from calolab.ml.device import resolve_device
 from calolab.ml.distributed import process_rank
+from calolab.ml.mirror import check_mirror_grid, mirror_axes, mirror_batch, mirror_signs
 from calolab.ml.model import EnergyCNN, RegressorConfig
-from calolab.ml.train import (
-    BEST,
-    TrainConfig,
-    check_mirror_grid,
-    epoch_line,
-    load_model,
-    mirror_axes,
-    mirror_batch,
-    mirror_signs,
-    train,
-)
+from calolab.ml.sources import Source, source_chunks
+from calolab.ml.train import TrainConfig, epoch_line, train
 from calolab.showers import Showers
 
 ENSEMBLE = "ensemble.yaml"

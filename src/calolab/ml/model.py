@@ -6,7 +6,7 @@ with ``(Z, X, Y)`` the pooled ``(layer, x, y)`` axes (see :mod:`calolab.ml.data`
 * Learned hit classes (optional, ``hit_classes > 0``): pooling would mix the dense cores
   of pi0 sub-showers with the isolated dense hits of spallation protons and the MIP-like
   tracks around them, which software compensation has to tell apart. So before pooling,
-  each hit and its neighbourhood at the native cell size (:func:`~calolab.ml.data.hit_inputs`)
+  each hit and its neighbourhood at the native cell size (:func:`~calolab.ml.hits.hit_inputs`)
   go through a small per-hit network to ``hit_classes`` sigmoid gates; each gate times the
   hit's energy is summed into the voxels as one more energy channel (a soft classification
   of the energy, learned end to end). Each class then runs beside the energy channel below,
@@ -51,7 +51,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from calolab.errors import CalolabError
-from calolab.ml.data import HIT_INPUTS, HitBatch
+from calolab.ml.hits import HIT_INPUTS, HitBatch
 
 TRANSFORMS = ("log1p", "linear")
 HIT_HIDDEN = 16  # width of the per-hit network of the learned hit classes
@@ -226,7 +226,7 @@ class EnergyCNN(nn.Module):
     def forward(self, x: torch.Tensor, esum: torch.Tensor, features: torch.Tensor | None = None,
                 hits: HitBatch | None = None) -> torch.Tensor:
         """Energies in GeV (B,) of events ``x`` (B, 1, Z, X, Y) in MIPs, sums ``esum`` (B,) in GeV; ``hits``
-        (:class:`~calolab.ml.data.HitBatch`) for learned hit classes."""
+        (:class:`~calolab.ml.hits.HitBatch`) for learned hit classes."""
         e, h = x, None  # e: running energy channel (B, 1, Z, X, Y), MIPs
         classes, voxel = None, None
         if self.config.hit_classes:

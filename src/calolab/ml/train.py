@@ -3,46 +3,49 @@
 Adam with decoupled weight decay (``torch.optim.AdamW``) and a 1-cycle schedule with
 cosine annealing (``OneCycleLR``: the learning rate rises to ``lr_max`` over the first
 ``pct_start`` of the steps and falls to ``lr_max / div_factor / final_div_factor``, while
-Adam's beta1 cycles 0.95 -> 0.85 -> 0.95), as in paper 003; early stopping when the
-validation loss has not improved for ``patience`` epochs after the learning rate's rise
-(the first ``ceil(pct_start * epochs)`` epochs, whose validation loss may stall on a plateau
-before it falls: a muon CNN once stopped after 9 of 30 epochs with 1.8 times the loss of
-its siblings).
+Adam's beta1 cycles 0.95 -> 0.85 -> 0.95), as in paper 003. Early stopping ends the run when
+the validation loss has not improved for ``patience`` epochs, counted only after the
+learning rate's rise (the first ``ceil(pct_start * epochs)`` epochs), during which the
+validation loss can sit on a plateau before it falls.
 
 The run folder holds::
 
     config.yaml      model and training configs, data (source, events, split, detector)
     metrics.json     one record per epoch (losses, learning rate, throughput)
     best.pt          the weights with the lowest validation loss (see CNNEnsemble to load)
-    checkpoint.pt    the state after the last finished epoch: model, optimiser, scheduler,
-                     loss (the Huber thresholds), RNG states (torch, numpy), epoch,
-                     best-so-far and the history
+    checkpoint.pt    the state after the last finished epoch (see calolab.ml.checkpoint)
 
-All files are written atomically. :func:`train` resumes from ``checkpoint.pt`` when it is
-there: a run killed after any epoch and started again ends with exactly the weights of a
-run that was never interrupted (same data, configs, seed and number of threads). Training
-draws its random numbers (initial weights, dropout) from torch's global generator inside
-``torch.random.fork_rng``, so the caller's generator state is left as it was; shuffling
-uses a numpy Generator seeded with ``seed`` whose state is also checkpointed.
+All files are written atomically (:mod:`calolab.ml.checkpoint`). :func:`train` resumes from
+``checkpoint.pt`` when it is there: a run killed after any epoch and started again ends with
+exactly the weights of a run that was never interrupted (same data, configs, seed and number
+of threads). Training draws its random numbers (initial weights, dropout) from torch's global
+generator inside ``torch.random.fork_rng``, so the caller's generator state is left as it
+was; shuffling uses a numpy Generator seeded with ``seed`` whose state is also checkpointed.
+``mirror_y`` and ``mirror_x`` mirror a random half of every training batch in y (and, drawn
+apart, in x): see :mod:`calolab.ml.mirror`.
 
-``mirror_y`` mirrors a random half of every training batch in y (``y -> -y``): the input grid
-reversed along Y and the y-odd features (:data:`MIRROR_ODD`, e.g. ``y_mean_mm``) negated.
-This is a symmetry of every calolab detector (cells centred on the beam axis, the field along
-y: a reflection through the x-z plane leaves a field along y unchanged), so each event
-counts twice without being simulated twice. ``mirror_x`` does the same in x, drawn apart from
-y, so that a batch shows each event in one of four images; ``x -> -x`` is a symmetry only
-without a field (it reverses the bend of charged tracks in a field along y), so it needs
-``field_tesla == 0``. Features not in :data:`MIRROR_ODD` are taken to be even; a feature
-transform must be odd (``signed-log`` is).
+Energies: the target is the incident energy in GeV; the inputs are MIPs per pooled cell
+(:mod:`calolab.ml.data`).
+
+>>> from calolab.geometry import load_detector
+>>> from calolab.showers import Showers
+>>> import numpy as np, tempfile
+>>> det = load_detector("cusi")
+>>> dense = np.zeros((8, *det.shape), np.float32)
+>>> dense[:, 10, 20, 25] = np.linspace(50.0, 400.0, 8)  # MeV
+>>> s = Showers.from_dense(det, dense, particle=211, incident_energy=np.linspace(5e3, 40e3, 8))
+>>> result = train(s, tempfile.mkdtemp(), RegressorConfig(pool=(6, 10, 10), channels=(2,), hidden=(4,)),
+...                TrainConfig(epochs=2, batch_size=4, validation_fraction=0.25), device="cpu")
+>>> len(result.history), sorted(p.name for p in result.run_dir.iterdir())
+(2, ['best.pt', 'checkpoint.pt', 'config.yaml', 'metrics.json'])
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -50,20 +53,32 @@ import numpy as np
 import torch
 
 from calolab.errors import CalolabError
-from calolab.io.atomic import atomic_path
 from calolab.io.rundir import write_json, write_yaml
 from calolab.ml import distributed as dist
-from calolab.ml.data import Batch, ShowerBatches, Source, loader, scan
+from calolab.ml.checkpoint import (  # noqa: F401  (FORMAT, on_cpu: re-exported)
+    BEST,
+    CHECKPOINT,
+    CONFIG,
+    FORMAT,
+    METRICS,
+    load_checkpoint,
+    load_model,
+    on_cpu,
+    save_checkpoint,
+    save_model,
+)
+from calolab.ml.data import Batch, ShowerBatches, loader
 from calolab.ml.device import autocast, check_bf16, fork_rng_devices, resolve_device
 from calolab.ml.losses import LOSSES, make_loss, mfse
+from calolab.ml.mirror import (  # noqa: F401  (MIRROR_ODD: re-exported)
+    MIRROR_ODD,
+    check_mirror_grid,
+    mirror_axes,
+    mirror_batch,
+    mirror_signs,
+)
 from calolab.ml.model import EnergyCNN, RegressorConfig, count_parameters
-
-CHECKPOINT, BEST, CONFIG, METRICS = "checkpoint.pt", "best.pt", "config.yaml", "metrics.json"
-FORMAT = "calolab-energy-cnn"
-# high-level and muon features that change sign under x -> -x and under y -> -y; every other
-# calolab feature is even under both
-MIRROR_ODD = {"x": frozenset({"x_mean_mm", "imbalance_x_mm", "bend_x_mm"}),
-              "y": frozenset({"y_mean_mm", "imbalance_y_mm"})}
+from calolab.ml.sources import Source, scan
 
 
 @dataclass(frozen=True)
@@ -87,7 +102,7 @@ class TrainConfig:
     seed: int = 0  # initial weights, dropout, shuffling
     shuffle_buffer: int = 16384
     chunk_events: int = 4096
-    mirror_y: bool = False  # mirror a random half of each training batch in y (see the module docstring)
+    mirror_y: bool = False  # mirror a random half of each training batch in y (calolab.ml.mirror)
     mirror_x: bool = False  # and in x (detectors without a field only)
     bf16: bool = False  # bfloat16 autocast of the forward passes: CUDA only (an error on the CPU)
 
@@ -281,14 +296,13 @@ def _train(source, run_dir, model_config, config, features, feature_names, callb
 
 
 def epoch_line(record: dict) -> str:
-    """One epoch's progress line: ``epoch 7: train 295.5 val 291.8 (1673 events/s)``."""
+    """One epoch's progress line.
+
+    >>> epoch_line({"epoch": 7, "train_loss": 0.0125, "val_loss": 0.0131, "train_events_per_s": 812.4})
+    'epoch 7: train 0.0125 val 0.0131 (812 events/s)'
+    """
     return (f"epoch {record['epoch']}: train {record['train_loss']:.4g} val {record['val_loss']:.4g} "
             f"({record['train_events_per_s']:.0f} events/s)")
-
-
-def mirror_axes(mirror_y: bool, mirror_x: bool = False) -> tuple[str, ...]:
-    """The axes to mirror, y before x (the order of the training draws)."""
-    return tuple(axis for axis, on in (("y", mirror_y), ("x", mirror_x)) if on)
 
 
 def _mirror_signs(config: TrainConfig, model_config: RegressorConfig, detector, feature_names: list[str] | None,
@@ -300,47 +314,6 @@ def _mirror_signs(config: TrainConfig, model_config: RegressorConfig, detector, 
     if axes and features is not None and (feature_names is None or len(feature_names) != features.shape[1]):
         raise CalolabError(f"mirror_{axes[0]} needs the features' names, to know which change sign when mirrored")
     return {axis: mirror_signs(feature_names if features is not None else [], axis) for axis in axes}
-
-
-def check_mirror_grid(detector, pool: tuple[int, int, int], axis: str = "y") -> None:
-    """Mirroring the pooled grid is mirroring the detector only if the pooled cells divide its cells along
-    ``axis``; in x, only without a field."""
-    cells, k = (detector.ny, pool[2]) if axis == "y" else (detector.nx, pool[1])
-    if cells % k:
-        raise CalolabError(f"mirror_{axis} needs whole pooled cells in {axis}: {detector.name} has {cells} cells, "
-                           f"pooled by {k}")
-    if axis == "x" and detector.field_tesla:
-        raise CalolabError(f"mirror_x needs a detector without a field: {detector.name} has {detector.field_tesla:g} T "
-                           "along y, and x -> -x reverses the bend of charged tracks")
-
-
-def mirror_signs(feature_names: list[str], axis: str = "y") -> torch.Tensor:
-    """Sign of each feature under ``y -> -y`` (or ``x -> -x``) (F,): -1 for :data:`MIRROR_ODD`, else +1."""
-    odd = MIRROR_ODD[axis]
-    return torch.tensor([-1.0 if name in odd else 1.0 for name in feature_names])
-
-
-def mirror_batch(batch: Batch, signs: torch.Tensor, flip: np.ndarray, axis: str = "y") -> Batch:
-    """``batch`` with the events where ``flip`` (B,) is true mirrored in ``axis`` (y or x), as new tensors.
-
-    The grid (B, C, Z, X, Y) is reversed along Y (or X), the features (B, F) are multiplied
-    by ``signs`` (F,), and the hits of learned hit classes move to the mirrored voxel (their
-    inputs, sums over square neighbourhoods, stay as they are).
-    """
-    mask = torch.from_numpy(np.asarray(flip, bool)).to(batch.x.device)
-    x = torch.where(mask.view(-1, *([1] * (batch.x.dim() - 1))), batch.x.flip(-1 if axis == "y" else -2), batch.x)
-    features = batch.features
-    if features is not None:
-        features = torch.where(mask[:, None], features * signs.to(features.dtype), features)
-    hits = batch.hits
-    if hits is not None:
-        per_event = batch.x[0, 0].numel()
-        qx, qy = batch.x.shape[-2:]
-        size, stride = (qy, 1) if axis == "y" else (qx, qy)
-        i = hits.occupied // stride % size  # the hit's voxel index along the axis
-        moved = mask[hits.occupied // per_event]
-        hits = replace(hits, occupied=torch.where(moved, hits.occupied + (size - 1 - 2 * i) * stride, hits.occupied))
-    return replace(batch, x=x, features=features, hits=hits)
 
 
 @dataclass
@@ -426,96 +399,3 @@ def predict_batches(model: EnergyCNN, batches, device: torch.device | None = Non
             pred.append(model(batch.x, batch.esum, batch.features, batch.hits).float().cpu().double().numpy())
             target.append(batch.target.cpu().double().numpy())
     return np.concatenate(pred), np.concatenate(target)
-
-
-# ------------------------------------------------------------------ files
-def save_model(path: Path, model: EnergyCNN, info: dict[str, Any]) -> Path:
-    """Write the weights (with the input scaling buffers) and the model config, atomically."""
-    with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, "model_config": model.config.to_dict(), "state_dict": on_cpu(model.state_dict()),
-                    "info": json.dumps(info)}, tmp)
-    return path
-
-
-def load_model(path: str | Path) -> tuple[EnergyCNN, dict[str, Any]]:
-    """An :class:`EnergyCNN` (eval mode) and its info from a file written by :func:`save_model`."""
-    data = _load(Path(path))
-    try:
-        with torch.random.fork_rng(devices=[]):  # the initial weights are overwritten: leave the caller's RNG alone
-            model = EnergyCNN(RegressorConfig.from_dict(data["model_config"]))
-        model.load_state_dict(data["state_dict"])
-        info = json.loads(data["info"])
-    except (KeyError, TypeError, RuntimeError, ValueError, CalolabError) as exc:
-        raise CalolabError(f"{path}: not a matching calolab energy-CNN model ({_reason(exc)})") from None
-    return model.eval(), info
-
-
-def on_cpu(obj: Any) -> Any:
-    """``obj`` (nested dicts, lists and tuples of tensors) with every tensor on the CPU, so that a file written on
-    one device loads on any other."""
-    if isinstance(obj, torch.Tensor):
-        return obj.cpu()
-    if isinstance(obj, dict):
-        return type(obj)((k, on_cpu(v)) for k, v in obj.items())
-    if isinstance(obj, list | tuple):
-        return type(obj)(on_cpu(v) for v in obj)
-    return obj
-
-
-def save_checkpoint(path, meta, state, model, optimiser, scheduler, loss_fn, rng, rank_rngs=None) -> Path:
-    """Write the run's state (CPU tensors, and the CUDA generator's state when training on CUDA), atomically;
-    ``rank_rngs`` (world, n): the torch generator state of each rank of a distributed run."""
-    extra = {} if rank_rngs is None else {"rank_rngs": rank_rngs.cpu()}
-    device = next(model.parameters()).device
-    if device.type == "cuda":
-        extra["cuda_rng"] = torch.cuda.get_rng_state(device)
-    with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, "meta": json.dumps(meta), "state": json.dumps(state),
-                    "model": on_cpu(model.state_dict()), "optimiser": on_cpu(optimiser.state_dict()),
-                    "scheduler": scheduler.state_dict(), "loss": on_cpu(loss_fn.state_dict()),
-                    "torch_rng": torch.get_rng_state(), "numpy_rng": json.dumps(rng.bit_generator.state), **extra}, tmp)
-    return path
-
-
-def load_checkpoint(path, meta, model, optimiser, scheduler, loss_fn, rng, group=None) -> dict[str, Any]:
-    """Restore everything :func:`save_checkpoint` wrote; the run must be the same (configs, data). A rank of
-    a distributed run (``group``) takes its own torch generator state when the run had as many ranks."""
-    data = _load(path)
-    try:
-        saved = json.loads(data["meta"])
-        if saved != json.loads(json.dumps(meta)):
-            diff = sorted(k for k in meta if saved.get(k) != json.loads(json.dumps(meta[k])))
-            raise CalolabError(f"{path}: checkpoint of a different run ({', '.join(diff)} differ): "
-                               "use a new run folder or delete the checkpoint")
-        model.load_state_dict(data["model"])
-        optimiser.load_state_dict(data["optimiser"])
-        scheduler.load_state_dict(data["scheduler"])
-        loss_fn.load_state_dict(data["loss"])
-        torch.set_rng_state(data["torch_rng"])
-        if group is not None and group.active and len(data.get("rank_rngs", ())) == group.world:
-            torch.set_rng_state(data["rank_rngs"][group.rank].clone())  # a tensor of its own: not a view
-        device = next(model.parameters()).device
-        if device.type == "cuda" and "cuda_rng" in data:  # dropout draws on CUDA from the device's generator
-            torch.cuda.set_rng_state(data["cuda_rng"], device)
-        rng.bit_generator.state = json.loads(data["numpy_rng"])
-        return json.loads(data["state"])
-    except CalolabError:
-        raise
-    except (KeyError, TypeError, RuntimeError, ValueError) as exc:
-        raise CalolabError(f"{path}: checkpoint does not match this run ({_reason(exc)})") from None
-
-
-def _load(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise CalolabError(f"{path}: no such file")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError, ... for damaged files
-        raise CalolabError(f"{path}: not a readable checkpoint ({_reason(exc)})") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise CalolabError(f"{path}: not a calolab energy-CNN file (format {FORMAT!r})")
-    return data
-
-
-def _reason(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]

@@ -50,8 +50,8 @@ def in_event_chunks(build, showers: Showers, *args, **kwargs) -> tuple[np.ndarra
     """``build(showers, ...)`` over event ranges of at most :data:`CHUNK_HITS` hits, stacked; ``None`` if one range.
 
     A per-event feature builder calls this first, so that its per-hit work arrays (a dozen
-    or more per hit) stay bounded however large the batch: 160,000 ``pbwo4`` muons of
-    50 GeV-8 TeV hold about 290 million hits.
+    or more per hit) stay bounded however large the batch: at most :data:`CHUNK_HITS` hits
+    (or one larger event) are worked on at a time, whatever the number of events.
     """
     chunks = event_chunks(showers.offsets, CHUNK_HITS)
     if len(chunks) < 2:

@@ -44,7 +44,7 @@ def study_metrics(config, scored, e_true, e_trk, edges, seed, e_cal, n_fit, e_tr
         return rm.tracker_resolution(e_gev, config.tracker_slope)
 
     lo, hi = config.energy_range_gev
-    window = config.goal_energy_gev * 1e3 * np.array([1 - config.goal_window, 1 + config.goal_window])
+    window = config.headline_energy_gev * 1e3 * np.array([1 - config.headline_window, 1 + config.headline_window])
     high = np.array([config.high_energy_gev, hi]) * 1e3
     tracker_table = rm.binned_metrics(e_true, e_trk, bins=edges, n_boot=config.n_boot, seed=seed)
     metrics: dict[str, Any] = {
@@ -77,7 +77,7 @@ def study_metrics(config, scored, e_true, e_trk, edges, seed, e_cal, n_fit, e_tr
             "at_energy": {**found["at_window"],
                                "ratio_to_calorimeter": found["vs_calorimeter"]["overall"],
                                "ratio_to_calorimeter_err": found["vs_calorimeter"]["overall_err"],
-                               "per_bin_improvement": _analytic_gain(measured, trk, config.goal_energy_gev)},
+                               "per_bin_improvement": _analytic_gain(measured, trk, config.headline_energy_gev)},
             "calorimeter_above": {"range_gev": (high / 1e3).tolist(), "resolution": above["resolution_a"],
                                   "resolution_err": above["resolution_a_err"], "events": above["events"],
                                   "rmse": float(np.sqrt(np.mean((s.test_pred[sel] / e_true[sel] - 1) ** 2)))}}
@@ -87,14 +87,14 @@ def study_metrics(config, scored, e_true, e_trk, edges, seed, e_cal, n_fit, e_tr
               for name, s in scored.items()} if above_cal.sum() >= 10 else {name: 0.0 for name in scored}
     best = min(choice, key=choice.get)
     found = metrics["combinations"][best]
-    goal, above = found["at_energy"], found["calorimeter_above"]
+    at_energy, above = found["at_energy"], found["calorimeter_above"]
     metrics["headline"] = {
         "regressor": scored[best].label, "regressor_name": best,
         "chosen_by": {"calibration_resolution_above": choice,
                       "rule": f"best 68% resolution above {config.high_energy_gev:g} GeV on the calibration events"},
         "combination_vs_tracker": {
-            "statement": f"calorimeter + tracker better than the tracker at {config.goal_energy_gev:g} GeV",
-            "improvement": goal["improvement"], "improvement_err": goal["improvement_err"]},
+            "statement": f"calorimeter + tracker better than the tracker at {config.headline_energy_gev:g} GeV",
+            "improvement": at_energy["improvement"], "improvement_err": at_energy["improvement_err"]},
         "calorimeter_above": {
             "statement": f"calorimeter alone, 68% resolution above {config.high_energy_gev:g} GeV",
             "resolution": above["resolution"], "resolution_err": above["resolution_err"], "rmse": above["rmse"]},

@@ -37,7 +37,7 @@ Outputs, in the run folder: ``config.yaml`` and ``provenance.json``; ``metrics.j
 regressor's binned resolution and RMSE, response, fit, tracker combination and crossover, and
 under ``headline`` (for the regressor with the best resolution above ``high_energy_gev`` on the
 calibration events) the combination's 68% resolution over the tracker's for true energies
-within ``goal_window`` of ``goal_energy_gev`` (paired bootstrap) and the calorimeter's
+within ``headline_window`` of ``headline_energy_gev`` (paired bootstrap) and the calorimeter's
 68% resolution pooled above ``high_energy_gev``; ``predictions.npz`` (test events, MeV);
 ``table.md``; the figures ``response.png``, ``resolution.png``, ``combination.png`` and
 ``truth_<regressor>.png``; the CNN run folders under ``cnn/``. Energies in the config in GeV,
@@ -73,7 +73,7 @@ class MuonStudyConfig:
     Energies in GeV; the test muons span ``energy_range_gev``, the training muons (and the
     held-out calibration events among them) ``train_range_gev``, which must hold it (paper
     003's ranges are equal); ``bins`` log-spaced bins over ``energy_range_gev``; the headline
-    combination figure uses the events with ``|E / goal_energy_gev - 1| < goal_window``. ``response_model``: see
+    combination figure uses the events with ``|E / headline_energy_gev - 1| < headline_window``. ``response_model``: see
     :class:`~calolab.reconstruction.response.ResponseCalibration`. ``combination_width``: the
     calorimeter's sigma/E in the likelihood combination with the tracker, per bin of the
     calibration events: ``"rmse"`` (``sqrt(<(E_cal/E - 1)^2>)``, its bias and tails included) or
@@ -94,8 +94,8 @@ class MuonStudyConfig:
     train_range_gev: tuple[float, float] = (50.0, 8000.0)
     spectrum: str = "uniform"
     bins: int = 12
-    goal_energy_gev: float = 4000.0
-    goal_window: float = 0.1
+    headline_energy_gev: float = 4000.0
+    headline_window: float = 0.1
     high_energy_gev: float = 2000.0
     tracker_slope: float = 2e-4
     track_sigma_mm: float = 0.0
@@ -129,7 +129,7 @@ class MuonStudyConfig:
     @classmethod
     def quick(cls) -> MuonStudyConfig:
         """A small version for tests: 800 + 600 events, 5 energy bins, 2 small CNNs of 2 epochs."""
-        return cls(train_events=800, test_events=600, bins=5, goal_window=0.25, trees_max_iter=40, ensemble=2,
+        return cls(train_events=800, test_events=600, bins=5, headline_window=0.25, trees_max_iter=40, ensemble=2,
                    epochs=2, channels=(4, 8), hidden=(16,), workers=1, n_boot=30)
 
     @property

@@ -14,7 +14,7 @@ is held out to fit every regressor's response, which is then inverted on the tes
 Outputs, in the run folder: ``config.yaml`` and ``provenance.json``; ``metrics.json`` with
 every regressor's binned resolution (68%, half the 16-84% width of E_pred/E over its median),
 response and a/sqrt(E) ⊕ b/E ⊕ c fit, and under ``headline`` the CNN's resolution over that
-of the calibrated sum and of the trees in ``goal_range_gev`` (per bin and pooled, paired
+of the calibrated sum and of the trees in ``headline_range_gev`` (per bin and pooled, paired
 bootstrap errors), the largest ``|<E_pred>/E - 1|`` over the test bins after the correction,
 and every regressor's inference speed (events/s); ``table.md``; the figures ``response.png``,
 ``resolution.png``, ``ratio.png`` and ``truth_<regressor>.png``; the CNN run folders under
@@ -32,7 +32,7 @@ add to the features (the CNN's learned hit classes are such a classification).
 Mirroring the CNNs' training batches (``mirror_y``, ``mirror_x``: the module has no field) is
 off by default. ``calolab report runs/pions`` renders a run's results.
 
-Example (a 10-second smoke test; ``calolab study pions --quick`` on the command line):
+Example (``calolab study pions --quick`` on the command line is a smoke test: 1000 + 600 events):
 
 >>> from calolab.studies.pions import PionStudyConfig
 >>> PionStudyConfig.quick().train_events, PionStudyConfig().zero_suppression_mev
@@ -74,7 +74,7 @@ class PionStudyConfig:
     test_range_gev: tuple[float, float] = (10.0, 200.0)
     zero_suppression_mev: float | None = 0.6
     bin_width_gev: float = 10.0
-    goal_range_gev: tuple[float, float] = (50.0, 200.0)
+    headline_range_gev: tuple[float, float] = (50.0, 200.0)
     calibration_fraction: float = 0.2
     response_model: str = "linear"
     resolution_terms: str = "abc"
@@ -272,16 +272,16 @@ def _metrics(config, scored, references, test, edges, seed, n_fit, n_cal) -> dic
         "resolution_definition": "half the 16-84% width of E_pred/E_true over its median, after the response "
                                  "correction fitted on the held-out calibration events",
         "regressors": {name: s.to_dict() for name, s in scored.items()}, "headline": None}
-    lo, hi = (g * 1e3 for g in config.goal_range_gev)
-    goal_edges = np.unique(np.concatenate([[lo], edges[(edges > lo) & (edges < hi)], [hi]]))
+    lo, hi = (g * 1e3 for g in config.headline_range_gev)
+    headline_edges = np.unique(np.concatenate([[lo], edges[(edges > lo) & (edges < hi)], [hi]]))
     if "sum" in scored:
         for key, reference in references.items():
-            ratio = paired_ratio(test.incident_energy, reference.test_pred, scored["sum"].test_pred, goal_edges,
+            ratio = paired_ratio(test.incident_energy, reference.test_pred, scored["sum"].test_pred, headline_edges,
                                  config.n_boot, seed)
             metrics[key] = {**reference.to_dict(), "vs_sum": ratio, **improvement(ratio)}
             if TRUTH_REFERENCES[key].features and "trees" in scored:  # what the truth adds to the same features
                 ratio = paired_ratio(test.incident_energy, reference.test_pred, scored["trees"].test_pred,
-                                     goal_edges, config.n_boot, seed)
+                                     headline_edges, config.n_boot, seed)
                 metrics[key]["vs_trees"] = {"ratio": ratio["overall"], "ratio_err": ratio["overall_err"],
                                             **improvement(ratio)}
     vs_sum: dict[str, dict[str, Any]] = {}  # every regressor against the sum on the same events and range
@@ -289,18 +289,18 @@ def _metrics(config, scored, references, test, edges, seed, n_fit, n_cal) -> dic
         for name, s in scored.items():
             if name != "sum":
                 vs_sum[name] = paired_ratio(test.incident_energy, s.test_pred, scored["sum"].test_pred,
-                                            goal_edges, config.n_boot, seed)
+                                            headline_edges, config.n_boot, seed)
         metrics["vs_sum"] = {name: {"ratio": r["overall"], "ratio_err": r["overall_err"], **improvement(r)}
                              for name, r in vs_sum.items()}
     if "cnn" not in scored:
         return metrics
     cnn = scored["cnn"]
-    lo_gev, hi_gev = config.goal_range_gev
-    headline: dict[str, Any] = {"range_gev": list(config.goal_range_gev), "cnn": cnn.label, "ratios": {}}
+    lo_gev, hi_gev = config.headline_range_gev
+    headline: dict[str, Any] = {"range_gev": list(config.headline_range_gev), "cnn": cnn.label, "ratios": {}}
     for other, key in (("sum", "cnn_vs_sum"), ("trees", "cnn_vs_trees")):
         if other in scored:
             ratio = vs_sum["cnn"] if other == "sum" else paired_ratio(
-                test.incident_energy, cnn.test_pred, scored[other].test_pred, goal_edges, config.n_boot, seed)
+                test.incident_energy, cnn.test_pred, scored[other].test_pred, headline_edges, config.n_boot, seed)
             headline["ratios"][key] = ratio
             headline[key] = {"statement": f"CNN resolution better than {other} at {lo_gev:g}-{hi_gev:g} GeV",
                              "ratio": ratio["overall"], "ratio_err": ratio["overall_err"], **improvement(ratio)}
@@ -325,7 +325,7 @@ def _summary(metrics: dict[str, Any]) -> list[str]:
                          " better than the trees")
             lines.append(line)
     if metrics.get("vs_sum"):
-        lo, hi = metrics["config"]["goal_range_gev"]
+        lo, hi = metrics["config"]["headline_range_gev"]
         lines.append(f"better than the sum at {lo:g}-{hi:g} GeV: " + ", ".join(
             f"{name} {100 * g['improvement']:.1f} ± {100 * g['improvement_err']:.1f}%"
             for name, g in metrics["vs_sum"].items()))

@@ -107,7 +107,7 @@ def draw_figures(out: Path, scored: Mapping[str, Scored], e_true: np.ndarray, lo
     names = []
     for name, draw in drawers.items():
         fig, ax = plt.subplots(figsize=(7, 5))
-        fig.subplots_adjust(left=0.12, right=0.97, bottom=0.11, top=0.89)  # no layout engine: it costs 0.5 s a figure
+        fig.subplots_adjust(left=0.12, right=0.97, bottom=0.11, top=0.89)  # fixed margins: no layout engine to solve
         draw(ax)
         if log_x:
             ax.set_xscale("log")

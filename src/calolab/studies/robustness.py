@@ -247,9 +247,8 @@ class _CalibratedSum:
 @click.option("--test", "test_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Read the test events from this file instead of simulating them.")
 @click.option("--regressors", default="sum", show_default=True,
-              help="Comma-separated: sum, trees, cnn. Trees and CNN compute per-hit features, slow where noise "
-                   "floods the cells (120 points x 1000 events: trees ~5, CNN ~8 minutes on 2 cores): give them "
-                   "--test-events 1000-2000.")
+              help="Comma-separated: sum, trees, cnn. Trees and CNN compute per-hit features at every grid "
+                   "point, slow where noise floods the cells: give them --test-events 1000-2000.")
 @click.option("--cnn", "cnn_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Run folder of a trained CNN (ensemble), for the cnn regressor.")
 @click.option("--mip-units", is_flag=True, help="Noise, bias and threshold in MIPs of each layer, not MeV.")
