@@ -137,3 +137,18 @@ def test_validate_cli_accepts_em_testbeams(tmp_path, monkeypatch):
     result = CliRunner().invoke(cli, ["validate", "--out", str(tmp_path), "--only", "em_testbeams"])
     assert result.exit_code == 0, result.output
     assert "em_testbeams" in runner.MODULES
+
+
+EM_CALIBRATIONS = ("e- shower maximum in PbWO4", "ahcal e+ stochastic term", "siw-ecal e- linearity",
+                   "siw-ecal e- stochastic term")
+
+
+def test_em_checks_run_at_reduced_statistics(tmp_path):
+    from calolab.validation import em
+
+    found = {c.name: c for c in em.run(tmp_path, scale=0.05, seed=1)}
+    for name, check in found.items():
+        assert math.isfinite(check.measured) and math.isfinite(check.tolerance), name
+        assert check.kind == ("calibration" if name.startswith(EM_CALIBRATIONS) else "prediction"), name
+    hgcal = [c for name, c in found.items() if name.startswith("hgcal-ce-e-tb e+ stochastic term")]
+    assert len(hgcal) == 1 and 0.15 < hgcal[0].measured < 0.30, hgcal
