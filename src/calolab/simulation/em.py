@@ -167,7 +167,8 @@ def em_showers(detector: Detector, event: np.ndarray, energy: np.ndarray, origin
     if detector.homogeneous:
         _, mean_alpha = longitudinal_parameters(detector, energy, rng, fluctuate=False)
         depth_scale = t_max * alpha / (alpha - 1) * (mean_alpha - 1) / mean_alpha
-    tau = np.maximum(t_layer[pair_layer] - t_origin[pair_shower], 0.0) / cos_axis[pair_shower] / depth_scale[pair_shower]
+    depth = np.maximum(t_layer[pair_layer] - t_origin[pair_shower], 0.0) / cos_axis[pair_shower]
+    tau = depth / depth_scale[pair_shower]
     radius = radial_radius(detector, energy[pair_shower] / 1e3, tau, rng, group)
     phi = rng.uniform(0, 2 * np.pi, len(layer))
     dz = detector.z_active[pair_layer] - origin[pair_shower, 2]
