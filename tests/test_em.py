@@ -8,6 +8,7 @@ import pytest
 from calolab import CalolabError, load_detector
 from calolab.reconstruction import weighted_sum
 from calolab.simulation import Beam, simulate
+from calolab.simulation import em as em_sim
 from calolab.validation import em, gaussian_core
 
 
@@ -87,3 +88,31 @@ def test_parallel_workers_give_the_same_bits():
     parallel = simulate(det, Beam("e-", energy=2e3), 120, seed=9, chunk_size=40, workers=2)
     assert serial.energy.tobytes() == parallel.energy.tobytes()
     assert np.array_equal(serial.cell, parallel.cell) and np.array_equal(serial.offsets, parallel.offsets)
+
+
+def _central_showers(det, e_mev, n, seed):
+    """Deposits of ``n`` electrons on the centre of ``det`` and the same showers' T and alpha."""
+    energy = np.full(n, e_mev)
+    t_max, alpha = em_sim.longitudinal_parameters(det, energy, np.random.default_rng(seed))  # the first draws
+    dep = em_sim.em_showers(det, np.arange(n), energy, np.zeros((n, 3)), np.zeros((n, 2)), np.random.default_rng(seed))
+    return energy, t_max, alpha, dep
+
+
+def test_homogeneous_layers_hold_exactly_their_share_of_the_profile():
+    det = load_detector("cms-ecal-tb")
+    energy, t_max, alpha, dep = _central_showers(det, 2e4, 20, seed=11)
+    frac = em_sim.layer_fractions(det, t_max, alpha, np.zeros(20), np.ones(20))
+    layer_sum = np.zeros((20, det.n_layers))
+    np.add.at(layer_sum, (dep.event, dep.layer), dep.energy)
+    np.testing.assert_allclose(layer_sum, energy[:, None] * frac, rtol=1e-9, atol=1e-9)
+
+
+def test_pbwo4_3x3_containment_hardly_fluctuates():
+    """Shower-to-shower spread of the 3x3 share of the deposits, 50 GeV e- on the centre of a 22 mm
+    crystal; 300 showers measure its rms to about 5%."""
+    det = load_detector("cms-ecal-tb")
+    energy, _, _, dep = _central_showers(det, 5e4, 300, seed=12)
+    inside = (np.abs(dep.x) < 1.5 * det.pitch_x) & (np.abs(dep.y) < 1.5 * det.pitch_y)
+    share = np.bincount(dep.event, dep.energy * inside, 300) / np.bincount(dep.event, dep.energy, 300)
+    assert 0.93 < share.mean() < 0.96
+    assert share.std() / share.mean() < 0.005

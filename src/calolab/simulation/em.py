@@ -3,9 +3,18 @@
 Each shower draws its own longitudinal profile (correlated log-normal fluctuations of
 the depth of maximum T and of the shape alpha), integrates it over the layers, and
 turns the energy of each layer into charged-track crossings of the active layer
-(sampling calorimeters, see :mod:`calolab.simulation.sampling`) or into spots of equal
-energy (homogeneous calorimeters). Every crossing or spot is placed at a radius drawn
-from the two-component (core + tail) radial profile at its depth.
+(sampling calorimeters, see :mod:`calolab.simulation.sampling`) or into spots
+(homogeneous calorimeters). Every crossing or spot is placed at a radius drawn from the
+two-component (core + tail) radial profile at its depth.
+
+Homogeneous calorimeters follow GFLASH's spot model: a shower has N = 93 ln(Z) E^0.876
+spots (E in GeV), spread over the layers by their own Gamma profile (T_spot = T (0.698 +
+0.00212 Z), alpha_spot = alpha (0.639 + 0.00334 Z)); the spots of a layer share its
+energy equally, so each layer holds exactly its share of the longitudinal profile. The
+radial profile is evaluated at tau = (t / <t>) (<t> / T)_avg: the depth over the shower's
+own centre of gravity <t> = T alpha / (alpha - 1), times that ratio for the average
+shower (alpha = exp<ln alpha>), which then has tau = t / T. Sampling calorimeters use
+tau = t / T.
 
 Lengths in mm, energies in MeV; GFLASH formulas take E in GeV and depths in X0.
 """
@@ -28,8 +37,12 @@ from calolab.simulation.sampling import (
 # Sampling calorimeters: a layer without crossings gets a spot for its local deposits when
 # their expected energy is at least this many mean crossing signals.
 LOCAL_SPOT_CROSSINGS = 0.1
-# Homogeneous calorimeters: spots per shower are capped (each spot carries E / n_spots).
+# Homogeneous calorimeters: spots per shower are capped (the spots of a layer share its energy).
 MAX_SPOTS = 20000
+# GFLASH's spot profile relative to the energy profile of the same shower, homogeneous media:
+# T_spot = T (a + b Z), alpha_spot = alpha (a + b Z).
+SPOT_T = (0.698, 0.00212)
+SPOT_ALPHA = (0.639, 0.00334)
 # The radial parametrisation is fitted up to a few times the depth of maximum; beyond, keep
 # it at its value at MAX_TAU, and cut the r^-3 tail of the radial draw at its 1 - 1e-6 quantile.
 MAX_TAU = 4.0
@@ -112,6 +125,15 @@ def em_showers(detector: Detector, event: np.ndarray, energy: np.ndarray, origin
         Start point (x, y, z) in mm; z = 0 is the front face.
     slope : (n, 2)
         Direction of the shower axis as dx/dz, dy/dz.
+
+    Examples
+    --------
+    >>> from calolab.geometry import load_detector
+    >>> det = load_detector("cms-ecal-tb")
+    >>> dep = em_showers(det, np.zeros(1, int), np.array([5e4]), np.zeros((1, 3)), np.zeros((1, 2)),
+    ...                  np.random.default_rng(1))
+    >>> bool(0.97 < dep.energy.sum() / 5e4 < 1.0)  # the rest leaks out of the back
+    True
     """
     n = len(energy)
     if n == 0:
@@ -121,10 +143,11 @@ def em_showers(detector: Detector, event: np.ndarray, energy: np.ndarray, origin
     frac = layer_fractions(detector, t_max, alpha, origin[:, 2], cos_axis)  # (n, L)
     if detector.homogeneous:
         n_spots = np.minimum(93.0 * np.log(detector.z_eff) * (energy / 1e3) ** 0.876, MAX_SPOTS)
-        n_spots = np.maximum(np.ceil(n_spots), 1).astype(np.int64)
-        pvals = np.concatenate([frac, np.clip(1 - frac.sum(1, keepdims=True), 0, 1)], axis=1)
-        pvals /= pvals.sum(1, keepdims=True)
-        counts = rng.multinomial(n_spots, pvals)[:, :-1]
+        t_spot = t_max * (SPOT_T[0] + SPOT_T[1] * detector.z_eff)
+        a_spot = np.maximum(alpha * (SPOT_ALPHA[0] + SPOT_ALPHA[1] * detector.z_eff), 1.05)
+        spot_frac = layer_fractions(detector, t_spot, a_spot, origin[:, 2], cos_axis)
+        # spots per layer from the spot profile, at least one in every layer that gets energy
+        counts = np.where(frac > 0, np.maximum(np.rint(n_spots[:, None] * spot_frac), 1), 0).astype(np.int64)
     else:
         crossings = rng.poisson(energy[:, None] * frac * crossings_per_mev(detector)[None, :])
         local_mean = energy[:, None] * frac * sampling_model(detector).local[None, :]
@@ -136,17 +159,23 @@ def em_showers(detector: Detector, event: np.ndarray, energy: np.ndarray, origin
     pair_shower, pair_layer = np.nonzero(counts)
     group = np.repeat(np.arange(len(pair_shower)), counts[pair_shower, pair_layer])
     shower, layer = pair_shower[group], pair_layer[group]
-    # depth of the layer along the axis, relative to the depth of maximum
+    # depth of the layer along the axis, relative to the depth of maximum (sampling) or to the
+    # shower's centre of gravity in units of the average shower's T (homogeneous, as GFLASH)
     t_origin = np.interp(origin[:, 2], detector.z_bounds, detector.x0_bounds)
     t_layer = np.interp(detector.z_active, detector.z_bounds, detector.x0_bounds)
-    tau = np.maximum(t_layer[pair_layer] - t_origin[pair_shower], 0.0) / cos_axis[pair_shower] / t_max[pair_shower]
+    depth_scale = t_max
+    if detector.homogeneous:
+        _, mean_alpha = longitudinal_parameters(detector, energy, rng, fluctuate=False)
+        depth_scale = t_max * alpha / (alpha - 1) * (mean_alpha - 1) / mean_alpha
+    depth = np.maximum(t_layer[pair_layer] - t_origin[pair_shower], 0.0) / cos_axis[pair_shower]
+    tau = depth / depth_scale[pair_shower]
     radius = radial_radius(detector, energy[pair_shower] / 1e3, tau, rng, group)
     phi = rng.uniform(0, 2 * np.pi, len(layer))
     dz = detector.z_active[pair_layer] - origin[pair_shower, 2]
     x = (origin[pair_shower, 0] + slope[pair_shower, 0] * dz)[group] + radius * np.cos(phi)
     y = (origin[pair_shower, 1] + slope[pair_shower, 1] * dz)[group] + radius * np.sin(phi)
     if detector.homogeneous:
-        visible = (energy / n_spots)[shower]
+        visible = (energy[pair_shower] * frac[pair_shower, pair_layer] / counts[pair_shower, pair_layer])[group]
     else:
         n_cross = crossings[pair_shower, pair_layer]
         first = np.concatenate([[0], np.cumsum(counts[pair_shower, pair_layer])[:-1]])
