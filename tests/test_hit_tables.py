@@ -141,17 +141,22 @@ def one_line(excinfo) -> str:
     return message
 
 
-@pytest.mark.parametrize("suffix", [".parquet", ".root", ".h5"])
-def test_missing_mapped_column(suffix, tmp_path):
-    path = tmp_path / f"user{suffix}"
-    if suffix == ".parquet":
-        parquet_table(path)
-    elif suffix == ".root":
-        root_file(path, {"hits": ROWS})
+def user_table(path, rows):
+    """A user's hit table ``rows`` (column -> array) in the format of ``path``'s suffix, one row per hit."""
+    if path.suffix == ".parquet":
+        parquet_table(path, rows)
+    elif path.suffix == ".root":
+        root_file(path, {"hits": rows})
     else:
         with h5py.File(path, "w") as f:
-            for name, values in ROWS.items():
+            for name, values in rows.items():
                 f[name] = values
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".root", ".h5"])
+def test_missing_mapped_column(suffix, tmp_path):
+    path = user_table(tmp_path / f"user{suffix}", ROWS)
     with pytest.raises(CalolabError) as info:
         read_showers(path, detector=toy_detector(), columns={**MAPPING, "iy": "jj"})
     assert f"user{suffix}: no " in one_line(info) and "'jj' (for iy)" in one_line(info)
@@ -162,15 +167,7 @@ def test_missing_mapped_column(suffix, tmp_path):
 @pytest.mark.parametrize("suffix", [".parquet", ".root", ".h5"])
 def test_index_out_of_range(suffix, tmp_path):
     rows = dict(ROWS, i=np.array([3, 1, 4, 0, 2, 0], np.int32))  # nx = 4
-    path = tmp_path / f"user{suffix}"
-    if suffix == ".parquet":
-        parquet_table(path, rows)
-    elif suffix == ".root":
-        root_file(path, {"hits": rows})
-    else:
-        with h5py.File(path, "w") as f:
-            for name, values in rows.items():
-                f[name] = values
+    path = user_table(tmp_path / f"user{suffix}", rows)
     with pytest.raises(CalolabError) as info:
         read_showers(path, detector=toy_detector(), columns=MAPPING)
     assert f"user{suffix}:" in one_line(info) and "'i': value 4 outside [0, 4) for detector 'toy'" in one_line(info)
