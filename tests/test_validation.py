@@ -73,11 +73,11 @@ def test_predictions_that_agree_in_a_full_run_agree_at_reduced_statistics(reduce
     assert check.passed, check.line()
 
 
-def test_tilecal_e_over_mip_is_below_the_measured_value(reduced):
-    """A finding, not a target: calolab's electrons give e/mip ~0.67 in the TileCal stack against the
-    measured 0.81 +- 0.03; the check stays in the report as a failed prediction."""
+def test_tilecal_e_over_mip_is_gflash_e_hat_above_the_measured_value(reduced):
+    """A finding, not a target: calolab's electrons give GFLASH's e/mip, 0.875 in the TileCal stack,
+    against the measured 0.81 +- 0.03; the check stays in the report as a failed prediction."""
     check = next(c for name, c in reduced.items() if name.startswith("tilecal e/mip"))
-    assert 0.6 < check.measured < 0.75 and not check.passed
+    assert 0.84 < check.measured < 0.91 and not check.passed
 
 
 @pytest.fixture(scope="module")

@@ -51,6 +51,7 @@ from calolab.simulation.sampling import (
     MEAN_INVERSE_COS,
     MOYAL_MEAN,
     MOYAL_VARIANCE,
+    delta_equilibrium,
     sampling_model,
 )
 
@@ -95,6 +96,7 @@ class ResolutionSurrogate:
         absorbers = [layer.absorber_material for layer in detector.layers]
         actives = [layer.active_material for layer in detector.layers]
         d_act = np.array([layer.active_thickness for layer in detector.layers])
+        k = delta_equilibrium(detector)
         self._np = {
             "abs_x0": np.array([m.x0 for m in absorbers]),
             "abs_rho": np.array([m.density for m in absorbers]),
@@ -108,15 +110,15 @@ class ResolutionSurrogate:
             "act_a": np.array([m.a for m in actives]),
             "act_mip": detector.mip_mean,
             "mpv": detector.mip_mpv,
-            # one crossing's signal: Moyal loss times 1/cos; first and second moments, MeV and MeV^2
-            "s1": (detector.mip_mpv + detector.landau_xi * LANDAU_TO_MOYAL * MOYAL_MEAN) * MEAN_INVERSE_COS,
-            "s2": (((detector.mip_mpv + detector.landau_xi * LANDAU_TO_MOYAL * MOYAL_MEAN) ** 2
-                    + (detector.landau_xi * LANDAU_TO_MOYAL) ** 2 * MOYAL_VARIANCE) * INV_COS_SQ_MEAN),
+            # one crossing's signal: Moyal loss times the knock-on equilibrium ratio k and 1/cos;
+            # first and second moments, MeV and MeV^2
+            "s1": detector.mip_mean * MEAN_INVERSE_COS,
+            "s2": (k**2 * ((detector.mip_mpv + detector.landau_xi * LANDAU_TO_MOYAL * MOYAL_MEAN) ** 2
+                           + (detector.landau_xi * LANDAU_TO_MOYAL) ** 2 * MOYAL_VARIANCE) * INV_COS_SQ_MEAN),
         }
         # the split of the signal into crossings and local deposits (calolab.simulation.sampling)
         # is the template's: it depends on the materials and the active slabs, not on the absorbers
         model = sampling_model(detector)
-        self._np["moyal_mean"] = detector.mip_mpv + detector.landau_xi * LANDAU_TO_MOYAL * MOYAL_MEAN
         self._np["local_share"] = model.local / model.visible
         self._np["crossing_share"] = 1.0 - self._np["local_share"]
         self._np["local_moment"] = model.local_moment
@@ -186,7 +188,7 @@ class ResolutionSurrogate:
         """Per MeV deposited in layer L: mean and variance of its reconstructed energy, (layers,) each."""
         mip_loss = thickness * self._t("abs_dedx", thickness) + self._t("act_mip", thickness)
         t = self._t
-        visible = self.e_hat * t("moyal_mean", thickness) / mip_loss  # per MeV
+        visible = self.e_hat * t("act_mip", thickness) / mip_loss  # per MeV
         crossings = visible * t("crossing_share", thickness) / t("s1", thickness)
         local = visible * t("local_share", thickness)
         weight = mip_loss / t("mpv", thickness)

@@ -109,7 +109,7 @@ def mean_proton_signal(detector: Detector) -> np.ndarray:
 
     >>> from calolab.geometry import load_detector
     >>> round(float(mean_proton_signal(load_detector("cusi"))[0]), 1)
-    5.6
+    5.3
     """
     return np.array([_mean_proton_dedx(float(la.active_material.z), float(c))
                      for la, c in zip(detector.layers, mean_crossing_signal(detector), strict=True)])

@@ -11,7 +11,7 @@ The signal of an active slab in an electromagnetic shower has two parts:
   electrons of soft shower photons that interact in the slab itself.
 
 The mean visible energy per MeV of shower energy in a layer is the GFLASH value
-``e_hat`` times the MIP sampling fraction (restricted, Moyal mean loss). The soft photons'
+``e_hat`` times the MIP sampling fraction of the mean loss (see :func:`delta_equilibrium`). The soft photons'
 share of the signal is :data:`PHOTON_SHARE` of the shower energy, less what high-Z
 absorbers photo-absorb before it reaches the slab (the deficit ``1 - e_hat``). Local
 deposits are many small, nearly Gaussian-summed energies, crossings few large Landau ones:
@@ -140,7 +140,8 @@ def sampling_model(detector: Detector) -> SamplingModel:
         inf = np.full(n, np.inf)
         return SamplingModel(np.ones(n), inf, np.zeros(n), np.zeros(n), np.ones(n), inf)
     crossing_mean = mean_crossing_signal(detector)
-    visible = detector.e_hat * mean_landau_loss(detector.mip_mpv, detector.landau_xi) / detector.mip_loss
+    visible = detector.e_hat * detector.mip_sampling_fraction
+    k = delta_equilibrium(detector)
     z_over_a = detector.z_eff / detector._effective["a"]
     eps = np.array([stopping_energy(la.active_material, la.active_thickness * MEAN_INVERSE_COS)
                     for la in detector.layers])
@@ -152,7 +153,7 @@ def sampling_model(detector: Detector) -> SamplingModel:
     for i, e in enumerate(eps):
         m1, m2 = _truncated_exponential_moments(COMPTON_ELECTRON_MEV, e)
         # stopping shower electrons: energies uniform in [0, eps]: E[X^2]/E[X] = 2 eps / 3
-        moment[i] = (charged_local[i] * 2.0 * e / 3.0 + q * m2 / m1) / (charged_local[i] + q)
+        moment[i] = k[i] * (charged_local[i] * 2.0 * e / 3.0 + q * m2 / m1) / (charged_local[i] + q)
     crossings = visible * (1.0 - q) * f_cross / crossing_mean
     return SamplingModel(visible, crossings, local, moment, f_cross, eps)
 
@@ -177,7 +178,8 @@ def crossing_cosines(rng: np.random.Generator, size: int) -> np.ndarray:
 def crossing_signal(detector: Detector, layer: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Visible energy in MeV of shower-track crossings of active ``layer`` (int array)."""
     cos = crossing_cosines(rng, len(layer))
-    return landau_loss(rng, detector.mip_mpv[layer], detector.landau_xi[layer]) / cos
+    moyal = landau_loss(rng, detector.mip_mpv[layer], detector.landau_xi[layer])
+    return moyal * delta_equilibrium(detector)[layer] / cos
 
 
 def local_signal(detector: Detector, energy: np.ndarray, layer: np.ndarray,
@@ -203,7 +205,21 @@ def mip_signal(detector: Detector, layer: np.ndarray, path_factor: np.ndarray | 
 
 def mean_crossing_signal(detector: Detector) -> np.ndarray:
     """Mean visible MeV of one shower-track crossing of each active layer (:func:`crossing_signal`), (layers,)."""
-    return mean_landau_loss(detector.mip_mpv, detector.landau_xi) * MEAN_INVERSE_COS
+    return detector.mip_mean * MEAN_INVERSE_COS
+
+
+@lru_cache(maxsize=64)
+def delta_equilibrium(detector: Detector) -> np.ndarray:
+    """Mean MIP loss over the restricted (Moyal) one in each active layer, (layers,).
+
+    A lone MIP keeps the restricted loss in a thin slab (its energetic knock-on electrons
+    escape), but inside a shower as many knock-ons enter the slab from the material around
+    it as leave: a shower track's crossing leaves the mean loss on average. Crossing signals
+    are Moyal draws scaled by this ratio, so the electromagnetic response is GFLASH's e/mip
+    times the MIP sampling fraction of the mean loss, and the relative fluctuations keep the
+    Moyal shape.
+    """
+    return detector.mip_mean / mean_landau_loss(detector.mip_mpv, detector.landau_xi)
 
 
 def visible_per_mev(detector: Detector) -> np.ndarray:
