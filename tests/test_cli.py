@@ -77,6 +77,20 @@ def test_every_lazy_command_loads():
             assert CliRunner().invoke(command, ["--help"]).exit_code == 0, name
 
 
+
+def test_lazy_docstring_help_is_the_commands_first_sentence():
+    """A Docstring short help in COMMANDS is what click would list for the loaded command, at any width."""
+    import click
+
+    from calolab.cli import COMMANDS, Docstring, cli
+
+    names = [name for name, (_, text) in COMMANDS.items() if isinstance(text, Docstring)]
+    assert {"age", "suppress", "distort", "calibrate"} <= set(names)
+    for name in names:
+        command = cli.get_command(click.Context(cli), name)
+        for limit in (20, 45, 63, 200):
+            assert cli.listed_help(name, limit) == command.get_short_help_str(limit), (name, limit)
+
 def test_age_takes_a_separate_dose_run(tmp_path):
     """--dose-run: the dose map comes from another run's deposits, as the ageing study's long dose run."""
     from calolab.effects import AgeingConfig, DoseConfig, age, dose_map, read_truth
