@@ -1,29 +1,40 @@
 """CLI command ``calolab calibrate`` (registered in :mod:`calolab.cli`).
 
-Only click and the standard library are imported at the top of this module; the calibrators
-load inside the command. :mod:`calolab.cli` imports it only when the command runs, so
-``calolab --help`` stays fast.
+The defaults the options state are read from the library: ``-m`` from
+:func:`calolab.calibration.calibrate` and ``--min-hits`` from the default method's
+:func:`~calolab.calibration.hierarchical.calibrate_hierarchical` (passed to every method
+that takes it, mip included), so that help and behaviour cannot drift from them.
+Importing this module imports :mod:`calolab.calibration` (NumPy); :mod:`calolab.cli` imports
+it only when the command runs, so ``calolab --help`` stays fast.
 
 >>> from click.testing import CliRunner
+>>> METHOD, MIN_HITS
+('hierarchical', 10)
 >>> "[default: hierarchical]" in CliRunner().invoke(calibrate, ["--help"], terminal_width=200).output
 True
 """
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import click
 
+from calolab.calibration import calibrate as run_calibration
+from calolab.calibration.hierarchical import calibrate_hierarchical
 from calolab.cli_options import read_options
 from calolab.errors import CalolabError
+
+METHOD = inspect.signature(run_calibration).parameters["method"].default
+MIN_HITS = inspect.signature(calibrate_hierarchical).parameters["min_hits"].default
 
 
 @click.command()
 @click.argument("reference", type=click.Path(path_type=Path))
 @click.argument("damaged", type=click.Path(path_type=Path))
 @click.option("-m", "--method", type=click.Choice(["hierarchical", "moments", "quantile", "mip", "wgan"]),
-              default="hierarchical", show_default=True, help="mip needs muon runs for both files.")
+              default=METHOD, show_default=True, help="mip needs muon runs for both files.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="HDF5 file for the per-cell coefficients, uncertainties and calibrated mask.")
 @click.option("--apply", "apply_to", type=click.Path(path_type=Path),
@@ -32,7 +43,7 @@ from calolab.errors import CalolabError
 @click.option("--threshold", type=click.FloatRange(min=0),
               help="Zero-suppression threshold of the data in MeV (quantile, hierarchical, mip).  "
                    "[the one DAMAGED records, else 0]")
-@click.option("--min-hits", type=click.IntRange(min=1), help="Fewest hits for a cell's own estimate.  [10]")
+@click.option("--min-hits", type=click.IntRange(min=1), help=f"Fewest hits for a cell's own estimate.  [{MIN_HITS}]")
 @click.option("--epochs", type=click.IntRange(min=1), help="wgan: training epochs.")
 @click.option("-s", "--seed", type=int, default=0, show_default=True, help="wgan: seed.")
 @read_options
@@ -52,7 +63,6 @@ def calibrate(reference: Path, damaged: Path, method: str, output: Path, apply_t
     import numpy as np
 
     from calolab.calibration import apply_calibration, energy_scale, score, write_calibration
-    from calolab.calibration import calibrate as run_calibration
     from calolab.calibration.cellstats import CellStats
     from calolab.calibration.passes import CHUNK_EVENTS, STREAMING, open_run, over
     from calolab.effects import read_truth, readout_threshold
@@ -76,7 +86,7 @@ def calibrate(reference: Path, damaged: Path, method: str, output: Path, apply_t
                                               ("--epochs", epochs, method == "wgan")) if value is not None and not used]
     for name in ignored:
         click.echo(f"calolab: warning: -m {method} does not use {name}: ignored", err=True)
-    options: dict = {"min_hits": 10 if min_hits is None else min_hits}
+    options: dict = {"min_hits": MIN_HITS if min_hits is None else min_hits}
     where = ""
     if method in ("quantile", "hierarchical", "mip"):
         if threshold is None:

@@ -1,38 +1,68 @@
 """CLI commands ``calolab age``, ``calolab suppress`` and ``calolab distort`` (registered in :mod:`calolab.cli`).
 
-Only click and the standard library are imported at the top of this module; the effects and
-the file formats load inside the commands. :mod:`calolab.cli` imports it only when one of its
-commands runs, so ``calolab --help`` stays fast.
+The defaults the options' help states in brackets are read from the fields of the effects'
+config dataclasses (:class:`~calolab.effects.AgeingConfig`, :class:`~calolab.effects.DistortionConfig`
+and their :class:`~calolab.effects.CopulaConfig`), so that help and behaviour cannot drift
+apart: an option left out takes the field's default through :func:`config_from_dict`.
+Importing this module imports :mod:`calolab.effects` (NumPy); :mod:`calolab.cli` imports
+it only when one of its commands runs, so ``calolab --help`` stays fast.
 
 >>> from click.testing import CliRunner
+>>> DISTORTION.zero_suppression  # MeV (zs_unit)
+0.6
 >>> "[0.6]" in CliRunner().invoke(distort, ["--help"], terminal_width=200).output
 True
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+from types import SimpleNamespace
 
 import click
 
 from calolab.cli_options import read_options
+from calolab.effects.ageing import AgeingConfig
+from calolab.effects.miscalibration import DistortionConfig
 from calolab.errors import CalolabError
+
+
+def field_defaults(cls: type) -> SimpleNamespace:
+    """The default of every field of the config dataclass ``cls``, by name (``default_factory()`` called)."""
+    values = {}
+    for f in dataclasses.fields(cls):
+        if f.default_factory is not dataclasses.MISSING:
+            values[f.name] = f.default_factory()
+        elif f.default is not dataclasses.MISSING:
+            values[f.name] = f.default
+    return SimpleNamespace(**values)
+
+
+AGEING = field_defaults(AgeingConfig)
+DISTORTION = field_defaults(DistortionConfig)
+COPULA = DISTORTION.calibration_copula  # --family, --block, --block-layers, --between-tau set both copulas
+LINEAR_TARGET_MAE = 0.018
+"""Mean ``|1 - c|`` over live hit cells that ``calolab age`` scales the linear model to when
+neither ``--slope`` nor ``--target-mae`` is given (papers 000/001)."""
 
 
 @click.command()
 @click.argument("input_file", metavar="INPUT", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Aged showers (.h5, .parquet, .root); the config goes next to it as .ageing.yaml.")
-@click.option("--model", type=click.Choice(["linear", "exponential", "sipm"]), help="Response model c(D).  [linear]")
-@click.option("--target-mae", type=float, help="Mean |1 - c| over live hit cells (0.018 for linear by default).")
+@click.option("--model", type=click.Choice(["linear", "exponential", "sipm"]),
+              help=f"Response model c(D).  [{AGEING.model}]")
+@click.option("--target-mae", type=float,
+              help=f"Mean |1 - c| over live hit cells ({LINEAR_TARGET_MAE:g} for linear by default).")
 @click.option("--exposure", type=float, help="Runs like INPUT integrated: dose in krad from the deposited energy.")
 @click.option("--peak-dose", type=float, help="Scale the dose map so its hottest cell gets this many krad.")
 @click.option("--slope", type=float, help="Linear model k in 1/krad.")
 @click.option("--critical-dose", type=float, help="Exponential model Dc in krad.")
 @click.option("--dose-rate", type=float, help="Exponential model: Dc = 4.0 R^0.575 Mrad at R krad/h.")
-@click.option("--spread", type=float, help="Cell-to-cell spread of the radiation sensitivity.  [0]")
-@click.option("--spread-kind", type=click.Choice(["lognormal", "normal"]), help="[lognormal]")
-@click.option("--dead-fraction", type=float, help="Fraction of dead cells.  [0]")
+@click.option("--spread", type=float, help=f"Cell-to-cell spread of the radiation sensitivity.  [{AGEING.spread:g}]")
+@click.option("--spread-kind", type=click.Choice(["lognormal", "normal"]), help=f"[{AGEING.spread_kind}]")
+@click.option("--dead-fraction", type=float, help=f"Fraction of dead cells.  [{AGEING.dead_fraction:g}]")
 @click.option("--dose-run", type=click.Path(path_type=Path),
               help="Showers whose deposits give the dose map (a separate, longer run of the same detector).  "
                    "[INPUT]")
@@ -48,8 +78,8 @@ def age(input_file, output, model, target_mae, exposure, peak_dose, slope, criti
     the dose) and the energy-weighted response sum_c E_c c / sum_c E_c over INPUT's energy flow."""
     import numpy as np
 
-    from calolab.effects import AgeingConfig, config_from_dict, write_record
     from calolab.effects import age as run_age
+    from calolab.effects import config_from_dict, write_record
     from calolab.effects.config import load_spec, merge_spec
     from calolab.io import read_showers, write_showers
     from calolab.io.failures import require_non_negative
@@ -58,8 +88,8 @@ def age(input_file, output, model, target_mae, exposure, peak_dose, slope, criti
         "model": model, "target_mae": target_mae, "slope": slope, "critical_dose": critical_dose,
         "dose_rate": dose_rate, "spread": spread, "spread_kind": spread_kind, "dead_fraction": dead_fraction,
         "dose": {"exposure": exposure, "peak_dose": peak_dose}})
-    if spec.get("model", "linear") == "linear" and spec.get("slope") is None and spec.get("target_mae") is None:
-        spec["target_mae"] = 0.018
+    if spec.get("model", AGEING.model) == "linear" and spec.get("slope") is None and spec.get("target_mae") is None:
+        spec["target_mae"] = LINEAR_TARGET_MAE
     config = config_from_dict(AgeingConfig, spec, where="age options")
     showers = require_non_negative(read_showers(input_file, **reading), input_file,
                                    "calolab age (dose from deposited energy)")
@@ -117,18 +147,26 @@ def suppress(input_file: Path, output: Path, threshold: float, unit: str, readin
 @click.argument("input_file", metavar="INPUT", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Distorted showers (.h5, .parquet, .root); the config goes next to it as .distortion.yaml.")
-@click.option("--calibration-scale", type=float, help="s_c: C = s_c (2B - 1) + 1, B ~ Beta(2, 2).  [0]")
-@click.option("--noise-scale", type=float, help="s_eps in MeV: eps = s_eps (2B - 1), per cell and event.  [0]")
-@click.option("--bias", type=float, help="Global bias b in MeV.  [0]")
-@click.option("--zero-suppression", help="Drop readings <= this (in --zs-unit), or 'none'.  [0.6]")
-@click.option("--zs-unit", type=click.Choice(["MeV", "MIP"]), help="[MeV]")
-@click.option("--block", help="Sub-module size in cells, NXxNY, through all layers (or --block-layers).  [2x2]")
-@click.option("--block-layers", type=int, help="Sub-module depth in layers.  [all]")
+@click.option("--calibration-scale", type=float,
+              help=f"s_c: C = s_c (2B - 1) + 1, B ~ Beta(2, 2).  [{DISTORTION.calibration_scale:g}]")
+@click.option("--noise-scale", type=float,
+              help=f"s_eps in MeV: eps = s_eps (2B - 1), per cell and event.  [{DISTORTION.noise_scale:g}]")
+@click.option("--bias", type=float, help=f"Global bias b in MeV.  [{DISTORTION.bias:g}]")
+@click.option("--zero-suppression", help="Drop readings <= this (in --zs-unit), or 'none'.  "
+              f"[{'none' if DISTORTION.zero_suppression is None else f'{DISTORTION.zero_suppression:g}'}]")
+@click.option("--zs-unit", type=click.Choice(["MeV", "MIP"]), help=f"[{DISTORTION.zs_unit}]")
+@click.option("--block", help="Sub-module size in cells, NXxNY, through all layers (or --block-layers).  "
+              f"[{COPULA.block[0]}x{COPULA.block[1]}]")
+@click.option("--block-layers", type=int,
+              help=f"Sub-module depth in layers.  [{'all' if COPULA.block_layers is None else COPULA.block_layers}]")
 @click.option("--family", type=click.Choice(["gaussian", "frank", "clayton", "independent"]),
-              help="Pair copulas within sub-modules, for C and eps.  [gaussian]")
-@click.option("--tau", help="Kendall tau between cells of a sub-module for C, LOW:HIGH drawn per module.  [0.1:0.5]")
-@click.option("--noise-tau", help="The same for the noise eps; 0 for independent noise.  [0.1:0.5]")
-@click.option("--between-tau", type=float, help="Kendall tau between neighbouring sub-modules.  [0]")
+              help=f"Pair copulas within sub-modules, for C and eps.  [{COPULA.family}]")
+@click.option("--tau", help="Kendall tau between cells of a sub-module for C, LOW:HIGH drawn per module.  "
+              f"[{COPULA.tau[0]:g}:{COPULA.tau[1]:g}]")
+@click.option("--noise-tau", help="The same for the noise eps; 0 for independent noise.  "
+              f"[{DISTORTION.noise_copula.tau[0]:g}:{DISTORTION.noise_copula.tau[1]:g}]")
+@click.option("--between-tau", type=float,
+              help=f"Kendall tau between neighbouring sub-modules.  [{COPULA.between_tau:g}]")
 @click.option("-c", "--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
               help="YAML DistortionConfig (or a .distortion.yaml record); options override it.")
 @click.option("-s", "--seed", type=int, default=1, show_default=True)
@@ -139,7 +177,7 @@ def suppress(input_file: Path, output: Path, threshold: float, unit: str, readin
 def distort(input_file, output, calibration_scale, noise_scale, bias, zero_suppression, zs_unit, block, block_layers,
             family, tau, noise_tau, between_tau, config_file, seed, workers, progress, reading) -> None:
     """Miscalibrate, bias and add noise to every cell (E~ = C E + b + eps), then zero-suppress."""
-    from calolab.effects import DistortionConfig, config_from_dict, write_record
+    from calolab.effects import config_from_dict, write_record
     from calolab.effects import distort as run_distort
     from calolab.effects.config import load_spec, merge_spec, parse_block, parse_range, parse_threshold
     from calolab.io import read_showers, write_showers
