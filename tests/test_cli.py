@@ -77,6 +77,51 @@ def test_every_lazy_command_loads():
             assert CliRunner().invoke(command, ["--help"]).exit_code == 0, name
 
 
+
+def test_lazy_docstring_help_is_the_commands_first_sentence():
+    """A Docstring short help in COMMANDS is what click would list for the loaded command, at any width."""
+    import click
+
+    from calolab.cli import COMMANDS, Docstring, cli
+
+    names = [name for name, (_, text) in COMMANDS.items() if isinstance(text, Docstring)]
+    assert {"age", "suppress", "distort", "calibrate"} <= set(names)
+    for name in names:
+        command = cli.get_command(click.Context(cli), name)
+        for limit in (20, 45, 63, 200):
+            assert cli.listed_help(name, limit) == command.get_short_help_str(limit), (name, limit)
+
+
+def test_effects_help_states_the_config_defaults():
+    """The bracketed defaults of `calolab age` and `calolab distort` are the config dataclasses' field defaults."""
+    import dataclasses
+
+    import click
+    from click.testing import CliRunner
+
+    from calolab.cli import cli
+    from calolab.effects import AgeingConfig, DistortionConfig
+
+    ageing = {f.name: f.default for f in dataclasses.fields(AgeingConfig)}
+    distortion = DistortionConfig()
+    copula = distortion.calibration_copula
+    expected = {
+        "age": {"--model": ageing["model"], "--spread": f"{ageing['spread']:g}", "--spread-kind": ageing["spread_kind"],
+                "--dead-fraction": f"{ageing['dead_fraction']:g}"},
+        "distort": {"--calibration-scale": f"{distortion.calibration_scale:g}", "--bias": f"{distortion.bias:g}",
+                    "--noise-scale": f"{distortion.noise_scale:g}", "--zs-unit": distortion.zs_unit,
+                    "--zero-suppression": f"{distortion.zero_suppression:g}", "--family": copula.family,
+                    "--block": "x".join(str(n) for n in copula.block), "--between-tau": f"{copula.between_tau:g}",
+                    "--tau": ":".join(f"{t:g}" for t in copula.tau),
+                    "--noise-tau": ":".join(f"{t:g}" for t in distortion.noise_copula.tau)},
+    }
+    for name, options in expected.items():
+        command = cli.get_command(click.Context(cli), name)
+        helps = {opt: param.help for param in command.params for opt in param.opts}
+        for option, shown in options.items():
+            assert helps[option].endswith(f"[{shown}]"), (name, option, helps[option])
+        assert CliRunner().invoke(command, ["--help"]).exit_code == 0
+
 def test_age_takes_a_separate_dose_run(tmp_path):
     """--dose-run: the dose map comes from another run's deposits, as the ageing study's long dose run."""
     from calolab.effects import AgeingConfig, DoseConfig, age, dose_map, read_truth
