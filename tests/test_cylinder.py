@@ -205,6 +205,8 @@ def test_calochallenge_detector_from_binning_xml(tmp_path):
         calochallenge_detector(ds1)
     with pytest.raises(CalolabError, match="no <Bin name='pion'>"):
         calochallenge_detector(xml, particle="pion")
+    # a binning file names a detector wherever a preset does
+    assert load_detector(str(xml)).cylinder == preset.cylinder
 
 
 def test_layout_calochallenge_needs_a_cylindrical_detector(tmp_path):

@@ -32,11 +32,14 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from calolab.errors import CalolabError
+
+if TYPE_CHECKING:
+    from calolab.geometry.detector import Detector
 
 CELL_FIELDS = ("kind", "r_edges", "n_alpha")
 
@@ -59,7 +62,8 @@ class CylindricalGrid:
     def __post_init__(self) -> None:
         r = np.asarray(self.r_edges, float)
         if r.ndim != 1 or len(r) < 2 or not np.all(np.isfinite(r)) or r[0] < 0 or np.any(np.diff(r) <= 0):
-            raise CalolabError(f"cells.r_edges: expected at least two increasing radii >= 0 mm, got {list(self.r_edges)}")
+            raise CalolabError(f"cells.r_edges: expected at least two increasing radii >= 0 mm, "
+                               f"got {list(self.r_edges)}")
         if not isinstance(self.n_alpha, int) or isinstance(self.n_alpha, bool) or self.n_alpha < 1:
             raise CalolabError(f"cells.n_alpha: expected an integer >= 1, got {self.n_alpha!r}")
 
@@ -119,7 +123,8 @@ class CylindricalGrid:
 
         check_fields(cells, CELL_FIELDS, where)
         edges, n_alpha = cells.get("r_edges"), cells.get("n_alpha")
-        if not isinstance(edges, list) or not all(isinstance(r, int | float) and not isinstance(r, bool) for r in edges):
+        numbers = isinstance(edges, list) and all(isinstance(r, int | float) and not isinstance(r, bool) for r in edges)
+        if not numbers:
             raise CalolabError(f"{where}.r_edges: expected a list of radii in mm, got {edges!r}")
         try:
             return cls(tuple(float(r) for r in edges), n_alpha)  # type: ignore[arg-type]
@@ -187,7 +192,7 @@ def grid_from_xml(path: str | Path, particle: str | None = None) -> tuple[Cylind
 
 
 def calochallenge_detector(xml_path: str | Path, layers: Any = None, particle: str | None = None,
-                           name: str | None = None) -> Any:
+                           name: str | None = None) -> Detector:
     """A cylindrical :class:`~calolab.geometry.detector.Detector` with the bins of a CaloChallenge XML.
 
     Parameters

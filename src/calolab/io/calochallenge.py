@@ -50,7 +50,6 @@ from calolab.geometry import Detector
 from calolab.io.atomic import atomic_path
 from calolab.io.encoding import build_showers, calolab_version, check_extras, resolve_detector
 from calolab.io.failures import reading
-from calolab.io.hdf5 import layout as file_layout
 from calolab.io.hdf5 import (
     CHUNK_BYTES,
     get_dataset,
@@ -61,13 +60,15 @@ from calolab.io.hdf5 import (
     read_rows,
     write_event_info,
 )
+from calolab.io.hdf5 import layout as file_layout
 from calolab.showers import Showers, particle_code
 
 BLOCK_BYTES = 64 << 20  # dense float32 bytes held in memory at once while converting
 LAYOUTS = ("calolab", "calochallenge")
 
 
-def sampling_fractions(detector: Detector, layout: str | None = None, sampling_fraction: Any = None) -> np.ndarray | None:
+def sampling_fractions(detector: Detector, layout: str | None = None,
+                       sampling_fraction: Any = None) -> np.ndarray | None:
     """Visible MeV per MeV of the CaloChallenge energy scale in each layer, ``(layers,)``; ``None`` for calolab's scale.
 
     ``layout`` is ``"calolab"`` (visible energy), ``"calochallenge"`` (visible / sampling
@@ -181,7 +182,10 @@ def iter_calochallenge(
     layout: str | None = None,
     sampling_fraction: Any = None,
 ) -> Iterator[Showers]:
-    """Yield the events of a CaloChallenge file as sparse batches of ``chunk_events`` (see :func:`read_calochallenge`)."""
+    """Yield the events of a CaloChallenge file as sparse batches of ``chunk_events``.
+
+    ``layout`` and ``sampling_fraction`` as in :func:`read_calochallenge`.
+    """
     path = Path(path)
     if chunk_events < 1:
         raise CalolabError(f"chunk_events must be >= 1, got {chunk_events}")
