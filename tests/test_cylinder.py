@@ -169,6 +169,8 @@ def test_round_trip_through_read_showers(tmp_path):
     assert plain.energy.tobytes() == s.energy.tobytes()
     with pytest.raises(CalolabError, match="written with layout='calolab'"):
         read_calochallenge(tmp_path / "plain.h5", layout="calochallenge")
+    with pytest.raises(CalolabError, match=r"ds3.h5: sampling_fraction: expected a number or 45 \(one per layer\)"):
+        read_calochallenge(path, sampling_fraction=[0.02, 0.03])
 
 
 def test_a_calochallenge_dataset_file_reads_with_the_preset(tmp_path):

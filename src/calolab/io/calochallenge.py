@@ -16,11 +16,13 @@ A cylindrical detector (:mod:`calolab.geometry.cylinder`) has CaloChallenge's ow
 (``layout="calochallenge"``): the energy deposited in the active slabs divided by the
 sampling fraction, so that a contained electron's voxels sum to about its incident energy,
 as in the CaloChallenge datasets 2 and 3 (their showers are the silicon deposits times
-1 / 0.033). calolab divides by its own electromagnetic visible fraction of each layer
+1 / 0.033: ``Dataset_creation.ipynb`` of github.com/CaloChallenge/homepage). calolab
+divides by its own electromagnetic visible fraction of each layer
 (:func:`calolab.simulation.sampling.visible_per_mev`), the factor by which its simulated
 electron showers sum to their energy; the attributes ``calolab_layout`` and
 ``calolab_sampling_fraction`` record it. Reading such a file, or a CaloChallenge file of
 datasets 2 and 3 with ``detector="calochallenge-ds2"`` (or ``-ds3``), multiplies back.
+
 Writing and reading go through the dense array a block of events at a time, so a file
 never needs all of ``(N, C)`` in memory.
 
@@ -69,7 +71,9 @@ LAYOUTS = ("calolab", "calochallenge")
 
 def sampling_fractions(detector: Detector, layout: str | None = None,
                        sampling_fraction: Any = None) -> np.ndarray | None:
-    """Visible MeV per MeV of the CaloChallenge energy scale in each layer, ``(layers,)``; ``None`` for calolab's scale.
+    """The sampling fraction of each layer, ``(layers,)``, that the CaloChallenge layout divides by.
+
+    ``None`` for calolab's layout (visible energies as they are).
 
     ``layout`` is ``"calolab"`` (visible energy), ``"calochallenge"`` (visible / sampling
     fraction, cylindrical detectors only) or ``None``: ``"calochallenge"`` for a cylindrical
@@ -122,7 +126,8 @@ def write_calochallenge(showers: Showers, path: str | Path, chunk_events: int | 
         detector, else ``"calolab"``.
     sampling_fraction
         With ``layout="calochallenge"``: a number or one per layer replacing the
-        detector's electromagnetic visible fraction.
+        detector's electromagnetic visible fraction (0.033 is the datasets' own constant
+        for their Geant4 silicon deposits).
     """
     path = Path(path)
     check_extras(showers, path)
@@ -271,6 +276,14 @@ def _read_range(f: h5py.File, path: Path, head: dict[str, Any], start: int, stop
 
 def _stored_scale(f: h5py.File, path: Path, det: Detector, layout: str | None, fraction: Any) -> np.ndarray | None:
     """The sampling fractions a file's energies were divided by (``None``: visible energies)."""
+    try:
+        return _scale(f, path, det, layout, fraction)
+    except CalolabError as exc:
+        message = str(exc)
+        raise CalolabError(message if message.startswith(str(path)) else f"{path}: {message}") from None
+
+
+def _scale(f: h5py.File, path: Path, det: Detector, layout: str | None, fraction: Any) -> np.ndarray | None:
     stored = f.attrs.get("calolab_layout")
     if stored is None:
         return sampling_fractions(det, layout, fraction)
