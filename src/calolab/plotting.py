@@ -67,29 +67,59 @@ def _axes(ax):
 
 
 def event_display(showers: Showers, event: int = 0, projection: str = "xy", ax=None):
-    """Visible energy of one event summed along one axis: ``xy`` (over layers), ``zx`` or ``zy``."""
-    from matplotlib.colors import LogNorm
+    """Visible energy of one event summed along one axis: ``xy`` (over layers), ``zx`` or ``zy``.
 
+    A cylindrical detector's ``xy`` view shows its (alpha, r) bins in the x-y plane; its
+    ``zx`` and ``zy`` views are the same: energy per layer and r bin, summed over alpha.
+    """
     ax = _axes(ax)
     det = showers.detector
     cube = showers.dense(event, event + 1)[0]  # (L, X, Y) MeV
-    if projection == "xy":
-        image, extent, labels = cube.sum(0).T, [*det.x_edges[[0, -1]], *det.y_edges[[0, -1]]], ("x [mm]", "y [mm]")
-    elif projection in ("zx", "zy"):
-        axis = 2 if projection == "zx" else 1
-        edges = det.x_edges if projection == "zx" else det.y_edges
-        image, extent = cube.sum(axis).T, [0, det.n_layers, *edges[[0, -1]]]
-        labels = ("layer", f"{projection[1]} [mm]")
-    else:
+    if projection not in ("xy", "zx", "zy"):
         raise ValueError(f"projection must be xy, zx or zy, got {projection!r}")
-    positive = image[image > 0]
-    norm = LogNorm(vmin=positive.min(), vmax=positive.max()) if positive.size else None
-    mesh = ax.imshow(np.where(image > 0, image, np.nan), origin="lower", extent=extent, aspect="auto", norm=norm,
-                     cmap="viridis", interpolation="nearest")
-    ax.figure.colorbar(mesh, ax=ax, label="visible energy [MeV]")
+    if det.cylinder is not None:
+        image, labels = _cylinder_display(det, cube, projection, ax)
+    else:
+        if projection == "xy":
+            image, extent, labels = cube.sum(0).T, [*det.x_edges[[0, -1]], *det.y_edges[[0, -1]]], ("x [mm]", "y [mm]")
+        else:
+            axis = 2 if projection == "zx" else 1
+            edges = det.x_edges if projection == "zx" else det.y_edges
+            image, extent = cube.sum(axis).T, [0, det.n_layers, *edges[[0, -1]]]
+            labels = ("layer", f"{projection[1]} [mm]")
+        mesh = ax.imshow(np.where(image > 0, image, np.nan), origin="lower", extent=extent, aspect="auto",
+                         norm=_log_norm(image), cmap="viridis", interpolation="nearest")
+        ax.figure.colorbar(mesh, ax=ax, label="visible energy [MeV]")
     ax.set(xlabel=labels[0], ylabel=labels[1],
            title=f"event {event}: {showers.particle_names[event]} {showers.incident_energy[event] / 1e3:.3g} GeV")
     return ax
+
+
+def _log_norm(image: np.ndarray):
+    from matplotlib.colors import LogNorm
+
+    positive = image[image > 0]
+    return LogNorm(vmin=positive.min(), vmax=positive.max()) if positive.size else None
+
+
+def _cylinder_display(det, cube: np.ndarray, projection: str, ax) -> tuple[np.ndarray, tuple[str, str]]:
+    """Draw a cylindrical detector's event: (alpha, r) bins in the x-y plane, or (layer, r) summed over alpha."""
+    grid = det.cylinder
+    r = np.asarray(grid.r_edges, float)
+    if projection == "xy":
+        split = max(1, -(-64 // grid.n_alpha))  # each alpha bin's arcs drawn as `split` straight segments
+        alpha = np.linspace(-np.pi, np.pi, grid.n_alpha * split + 1)
+        image = np.repeat(cube.sum(0), split, axis=0).T  # (r, alpha segments) MeV
+        x, y = r[:, None] * np.cos(alpha)[None, :], r[:, None] * np.sin(alpha)[None, :]
+        labels = ("x [mm]", "y [mm]")
+        ax.set_aspect("equal")
+    else:
+        image = cube.sum(1).T  # (r, layer) MeV
+        x, y = np.meshgrid(np.arange(det.n_layers + 1), r)
+        labels = ("layer", "r [mm]")
+    mesh = ax.pcolormesh(x, y, np.where(image > 0, image, np.nan), norm=_log_norm(image), cmap="viridis")
+    ax.figure.colorbar(mesh, ax=ax, label="visible energy [MeV]")
+    return image, labels
 
 
 def longitudinal_profile(showers: Showers, ax=None, label: str | None = None):
@@ -103,14 +133,20 @@ def longitudinal_profile(showers: Showers, ax=None, label: str | None = None):
 
 
 def radial_profile(showers: Showers, ax=None, label: str | None = None):
-    """Mean visible energy per event in rings (one cell pitch wide) around the beam entry point, MeV/mm."""
+    """Mean visible energy per event in rings (one cell pitch wide) around the beam entry point, MeV/mm.
+
+    A cylindrical detector's rings are its r bins, around the beam axis.
+    """
     ax = _axes(ax)
     det = showers.detector
     x, y = det.cell_centres(*showers.cell_coordinates())
-    entry = showers.entry[showers.event_index]
-    r = np.hypot(x - entry[:, 0], y - entry[:, 1])
-    pitch = max(det.pitch_x, det.pitch_y)
-    edges = np.arange(0, max(det.x_edges[-1], det.y_edges[-1]) + pitch, pitch)
+    if det.cylinder is not None:  # the bins are centred on the axis
+        r, edges = np.hypot(x, y), np.asarray(det.cylinder.r_edges, float)
+    else:
+        entry = showers.entry[showers.event_index]
+        r = np.hypot(x - entry[:, 0], y - entry[:, 1])
+        pitch = max(det.pitch_x, det.pitch_y)
+        edges = np.arange(0, max(det.x_edges[-1], det.y_edges[-1]) + pitch, pitch)
     hist, _ = np.histogram(r, edges, weights=showers.energy)
     ax.step(edges[:-1], hist / max(len(showers), 1) / np.diff(edges), where="post", label=label)
     ax.set(xlabel="r [mm]", ylabel="mean energy per event [MeV/mm]", yscale="log", title="radial profile")

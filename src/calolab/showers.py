@@ -161,7 +161,8 @@ class Showers:
         """``(x, y, z)`` in mm of every hit's cell centre, float64 (n_hits,) each.
 
         x and y are the centres of the readout cells (:meth:`Detector.cell_centres`: the grid is
-        centred on the beam axis; a layer of coarser tiles or strips has its own cells), z is
+        centred on the beam axis; a layer of coarser tiles or strips has its own cells; a
+        cylindrical detector's are its (alpha, r) bin centres), z is
         the depth of the middle of the layer's active slab (``detector.z_active``), measured
         from the front face.
 

@@ -159,8 +159,15 @@ def low_level_inputs(showers: Showers, floor: float = 1e-7):
     return csr_matrix((data[order], cols[order], indptr), shape=(n, n_cells + 1))
 
 
+def _cells(det) -> str:
+    """The cell grid of a detector, in words: its pitch, or its cylindrical bins."""
+    if det.cylinder is not None:
+        return f"{det.cylinder.n_alpha} alpha bins x r edges {list(det.cylinder.r_edges)} mm"
+    return f"of {det.pitch_x} x {det.pitch_y} mm"
+
+
 def check_compatible(*samples: Showers, names: tuple[str, ...] | None = None) -> None:
-    """Raise :class:`CalolabError` unless every sample has the detector grid of the first (shape and pitch)."""
+    """Raise :class:`CalolabError` unless every sample has the detector grid of the first (shape and cells)."""
     names = names or tuple(f"sample {k}" for k in range(len(samples)))
     first = samples[0].detector
     for name, s in zip(names[1:], samples[1:], strict=True):
@@ -168,9 +175,8 @@ def check_compatible(*samples: Showers, names: tuple[str, ...] | None = None) ->
         if det.shape != first.shape:
             raise CalolabError(f"{name}: detector {det.name} has shape {det.shape}, expected {first.shape} "
                                f"as in {names[0]} ({first.name})")
-        if (det.pitch_x, det.pitch_y) != (first.pitch_x, first.pitch_y):
-            raise CalolabError(f"{name}: cell pitch {det.pitch_x} x {det.pitch_y} mm, expected "
-                               f"{first.pitch_x} x {first.pitch_y} mm as in {names[0]}")
+        if _cells(det) != _cells(first):
+            raise CalolabError(f"{name}: cells {_cells(det)}, expected {_cells(first)} as in {names[0]}")
         if len(s) < 2:
             raise CalolabError(f"{name}: {len(s)} events, need at least 2")
     if len(samples[0]) < 2:

@@ -3,6 +3,8 @@
 A layer (:class:`~calolab.geometry.layer.Layer`) is a stack of slabs, one of them active and
 read out; a homogeneous calorimeter's layers are all active material. Cells are indexed
 ``(layer, x, y)``; the grid is centred on the beam axis, ``z`` runs along the layers.
+A cylindrical detector (``cells: {kind: cylindrical, r_edges, n_alpha}``,
+:mod:`calolab.geometry.cylinder`) stores ``(layer, alpha, r)`` bins in those three axes.
 Lengths in mm, energies in MeV.
 
 In YAML (or a dict) a layer group is either the shorthand ``{absorber, absorber_thickness,
@@ -40,6 +42,7 @@ from calolab.errors import CalolabError
 
 from calolab.geometry.materials import Material, get_material  # isort: skip (compounds needs it first)
 from calolab.geometry.compounds import materials_from_spec
+from calolab.geometry.cylinder import CylindricalGrid
 from calolab.geometry.layer import Layer, Readout, Slab
 
 ES = 21.2  # MeV, scale energy of multiple scattering (Moliere radius = X0 Es / Ec)
@@ -51,8 +54,11 @@ class Detector:
 
     Parameters
     ----------
-    pitch_x, pitch_y
-        Cell size in mm; the grid is centred on x = y = 0.
+    _pitch_x, _pitch_y
+        Cell size in mm (read as ``pitch_x``, ``pitch_y``); the grid is centred on x = y = 0.
+    cylinder
+        For a cylindrical detector its (alpha, r) bins (``nx = n_alpha``, ``ny = n_r``; the
+        pitches are 0 and reading them raises :class:`CalolabError`); ``None`` for a grid.
     field_tesla
         Magnetic field along +y in T (bends charged tracks in x).
     materials
@@ -64,14 +70,30 @@ class Detector:
     layers: tuple[Layer, ...]
     nx: int
     ny: int
-    pitch_x: float
-    pitch_y: float
+    _pitch_x: float
+    _pitch_y: float
     field_tesla: float = 0.0
+    cylinder: CylindricalGrid | None = None
     description: str = ""
     materials: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     _source: str = field(default="", compare=False, repr=False)
 
     # ----------------------------------------------------------------- shape
+    def _cartesian(self, what: str) -> None:
+        if self.cylinder is not None:
+            raise CalolabError(f"detector {self.name!r} has cylindrical (alpha, r) cells: {what} does not apply")
+
+    @property
+    def pitch_x(self) -> float:
+        """Cell size along x in mm (a Cartesian grid's only)."""
+        self._cartesian("pitch_x")
+        return self._pitch_x
+
+    @property
+    def pitch_y(self) -> float:
+        self._cartesian("pitch_y")
+        return self._pitch_y
+
     @property
     def shape(self) -> tuple[int, int, int]:
         """Grid shape ``(layers, nx, ny)``."""
@@ -126,16 +148,20 @@ class Detector:
         (lowest-index) grid cell; its centre lies ``(gx - 1) / 2`` grid cells beyond.
         """
         layer, ix, iy = (np.asarray(v) for v in (layer, ix, iy))
+        if self.cylinder is not None:  # (ix, iy) are (alpha, r) bins
+            return self.cylinder.centres(ix, iy)
         gx, gy = (self.gang[layer, k] for k in (0, 1))
         return (self.x_edges[0] + (ix + 0.5 * gx) * self.pitch_x, self.y_edges[0] + (iy + 0.5 * gy) * self.pitch_y)
 
     @cached_property
     def x_edges(self) -> np.ndarray:
         """Cell edges in x, mm, shape ``(nx + 1,)``."""
+        self._cartesian("x_edges")
         return (np.arange(self.nx + 1) - self.nx / 2) * self.pitch_x
 
     @cached_property
     def y_edges(self) -> np.ndarray:
+        self._cartesian("y_edges")
         return (np.arange(self.ny + 1) - self.ny / 2) * self.pitch_y
 
     @cached_property
@@ -274,7 +300,8 @@ class Detector:
         out: dict[str, Any] = {
             "name": self.name,
             "description": self.description,
-            "cells": {"nx": self.nx, "ny": self.ny, "pitch_x": self.pitch_x, "pitch_y": self.pitch_y},
+            "cells": self.cylinder.to_dict() if self.cylinder else {"nx": self.nx, "ny": self.ny,
+                                                                    "pitch_x": self.pitch_x, "pitch_y": self.pitch_y},
             "field_tesla": self.field_tesla,
         }
         if self.materials:
@@ -302,9 +329,10 @@ class Detector:
 
     def summary(self) -> str:
         """A few lines a physicist reads to check the detector."""
+        cells = self.cylinder.describe() if self.cylinder else (
+            f"{self.nx} x {self.ny} cells of {self.pitch_x:g} x {self.pitch_y:g} mm")
         return (
-            f"{self.name}: {self.n_layers} layers x {self.nx} x {self.ny} cells of "
-            f"{self.pitch_x:g} x {self.pitch_y:g} mm, depth {self.z_bounds[-1]:.0f} mm = "
+            f"{self.name}: {self.n_layers} layers x {cells}, depth {self.z_bounds[-1]:.0f} mm = "
             f"{self.x0_bounds[-1]:.1f} X0 = {self.lambda_bounds[-1]:.2f} lambda_I, "
             f"R_M {self.moliere_radius:.1f} mm, MIP MPV {self.mip_mpv.mean() * 1e3:.0f} keV"
             + (f", B = {self.field_tesla:g} T" if self.field_tesla else "")
@@ -379,6 +407,8 @@ def _gang(group: dict, where: str, grid: Grid) -> tuple[int, int]:
     where = f"{where}.cells"
     check_fields(cells, ("pitch", "pitch_x", "pitch_y"), where)
     nx, ny, base_x, base_y = grid
+    if base_x == 0:
+        raise CalolabError(f"{where}: a cylindrical detector's layers all share its (alpha, r) bins")
     out = []
     for axis, n, base in (("x", nx, base_x), ("y", ny, base_y)):
         key = "pitch" if "pitch" in cells else f"pitch_{axis}"
@@ -429,13 +459,20 @@ def _parse(spec: Any, source: str) -> Detector:
     name = _require(spec, "name", source, str)
     cells = _require(spec, "cells", source, dict)
     where = f"{source}: cells"
-    nx, ny = (_require(cells, k, where, int) for k in ("nx", "ny"))
-    if nx < 1 or ny < 1:
-        raise CalolabError(f"{where}: nx and ny must be >= 1, got {nx} x {ny}")
-    if "pitch" in cells:
-        pitch_x = pitch_y = _positive(cells, "pitch", where)
+    kind = cells.get("kind", "cartesian")
+    if kind not in ("cartesian", "cylindrical"):
+        raise CalolabError(f"{where}.kind: expected cartesian or cylindrical, got {kind!r}")
+    cylinder = CylindricalGrid.from_dict(cells, where) if kind == "cylindrical" else None
+    if cylinder is not None:  # no pitch: reading one raises
+        nx, ny, pitch_x, pitch_y = cylinder.n_alpha, cylinder.n_r, 0.0, 0.0
     else:
-        pitch_x, pitch_y = _positive(cells, "pitch_x", where), _positive(cells, "pitch_y", where)
+        nx, ny = (_require(cells, k, where, int) for k in ("nx", "ny"))
+        if nx < 1 or ny < 1:
+            raise CalolabError(f"{where}: nx and ny must be >= 1, got {nx} x {ny}")
+        if "pitch" in cells:
+            pitch_x = pitch_y = _positive(cells, "pitch", where)
+        else:
+            pitch_x, pitch_y = _positive(cells, "pitch_x", where), _positive(cells, "pitch_y", where)
     materials = spec.get("materials") or {}
     extra = materials_from_spec(materials, source) if materials else {}
     readout = _default_readout(spec, source)
@@ -447,9 +484,10 @@ def _parse(spec: Any, source: str) -> Detector:
         layers=tuple(layers),
         nx=nx,
         ny=ny,
-        pitch_x=pitch_x,
-        pitch_y=pitch_y,
+        _pitch_x=pitch_x,
+        _pitch_y=pitch_y,
         field_tesla=field_tesla,
+        cylinder=cylinder,
         description=str(spec.get("description", "")),
         materials=dict(materials),
         _source=source,

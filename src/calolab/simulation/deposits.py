@@ -41,7 +41,15 @@ class Deposits:
 
 
 def cell_index(detector: Detector, layer: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Flat cell index of points ``(layer, x mm, y mm)``; -1 where outside the grid."""
+    """Flat cell index of points ``(layer, x mm, y mm)``; -1 where outside the grid.
+
+    A cylindrical detector's cells are ``(layer, alpha, r)`` bins
+    (:meth:`~calolab.geometry.cylinder.CylindricalGrid.bins`): points beyond its last r edge are lost.
+    """
+    if detector.cylinder is not None:
+        ia, ir, inside = detector.cylinder.bins(x, y)
+        inside &= (layer >= 0) & (layer < detector.n_layers)
+        return np.where(inside, (layer * detector.nx + ia) * detector.ny + ir, -1)
     # clip far-away points before the integer cast: they are off the grid either way
     ix = np.floor(np.clip(x / detector.pitch_x, -1e9, 1e9) + detector.nx / 2).astype(np.int64)
     iy = np.floor(np.clip(y / detector.pitch_y, -1e9, 1e9) + detector.ny / 2).astype(np.int64)

@@ -1,0 +1,251 @@
+"""Cylindrical (layer, alpha, r) detectors and the CaloChallenge datasets 2 and 3 layout."""
+
+import math
+
+import h5py
+import numpy as np
+import pytest
+import yaml
+
+from calolab import CalolabError, load_detector
+from calolab.evaluation import check_compatible, high_level_features
+from calolab.geometry import CylindricalGrid, Detector, calochallenge_detector
+from calolab.io import read_calochallenge, read_showers, write_calochallenge, write_showers
+from calolab.showers import Showers
+from calolab.simulation import Beam, simulate
+from calolab.simulation.deposits import cell_index
+from calolab.simulation.readout import read_out
+from calolab.simulation.sampling import visible_per_mev
+
+DS2_EDGES = [0, 4.65, 9.3, 13.95, 18.6, 23.25, 27.9, 32.55, 37.2, 41.85]
+
+
+def binning_xml(path, layers, name="electron"):
+    """A binning file in CaloChallenge's XML schema: ``layers`` is a list of (r_edges, n_alpha)."""
+    rows = "".join(f'<Layer id="{k}" r_edges="{",".join(f"{r:g}" for r in edges)}" n_bin_alpha="{n}"/>'
+                   for k, (edges, n) in enumerate(layers))
+    path.write_text(f'<Bins><Bin pid="11" name="{name}">{rows}</Bin></Bins>')
+    return path
+
+
+def xmlhandler_voxels(layers):
+    """(layer, r centre, alpha centre) of every voxel in the order of CaloChallenge's XMLHandler.
+
+    Re-implements ``XMLHandler.SetNumberOfBins`` and ``fill_r_a_lists``: alpha centres are the
+    midpoints of ``linspace(-pi, pi, n_alpha + 1)``; within a layer the loop runs over alpha
+    outside and over r inside; layers follow each other (``bin_edges``).
+    """
+    out = []
+    for k, (edges, n_alpha) in enumerate(layers):
+        r_mid = [edges[i] + (edges[i + 1] - edges[i]) / 2 for i in range(len(edges) - 1)]
+        a_edges = np.linspace(-math.pi, math.pi, n_alpha + 1)
+        a_mid = [a_edges[i] + (a_edges[i + 1] - a_edges[i]) / 2 for i in range(n_alpha)]
+        for j0 in range(n_alpha):
+            for i0 in range(len(r_mid)):
+                out.append((k, r_mid[i0], a_mid[j0]))
+    return np.array(out)
+
+
+def test_bins_at_known_points():
+    grid = CylindricalGrid(tuple(DS2_EDGES), 16)
+    width = 2 * math.pi / 16
+    x = np.array([1.0, 0.0, -1.0, 0.0, 4.64, 4.66, 41.84, 41.86, -3.0, -3.0, 0.0])
+    y = np.array([0.0, 1.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, 1e-9, -1e-9, 0.0])
+    ia, ir, inside = grid.bins(x, y)
+    # alpha = atan2(y, x) in bins of 2 pi / 16 from -pi: +x is the start of bin 8, +y of bin 12, -y of bin 4
+    assert ia[:4].tolist() == [8, 12, 15, 4]
+    assert ir[4:8].tolist()[:3] == [0, 1, 8] and inside.tolist()[4:8] == [True, True, True, False]
+    assert ia[8] == 15 and ia[9] == 0  # just above and below the -x axis, where alpha wraps from pi to -pi
+    assert ia[10] == 8 and ir[10] == 0 and inside[10]  # the axis itself
+    # every bin centre falls in its own bin, and the centres are r (cos alpha, sin alpha)
+    ka, kr = np.meshgrid(np.arange(16), np.arange(9), indexing="ij")
+    cx, cy = grid.centres(ka.ravel(), kr.ravel())
+    back_a, back_r, ok = grid.bins(cx, cy)
+    assert ok.all() and np.array_equal(back_a, ka.ravel()) and np.array_equal(back_r, kr.ravel())
+    np.testing.assert_allclose(np.arctan2(cy, cx), -math.pi + (ka.ravel() + 0.5) * width, atol=1e-12)
+
+
+def test_cell_index_is_calochallenges_voxel_order():
+    det = load_detector("calochallenge-ds2")
+    layers = [(DS2_EDGES, 16)] * 45
+    voxels = xmlhandler_voxels(layers)  # (6480, 3): layer, r, alpha
+    x, y = voxels[:, 1] * np.cos(voxels[:, 2]), voxels[:, 1] * np.sin(voxels[:, 2])
+    cells = cell_index(det, voxels[:, 0].astype(np.int64), x, y)
+    assert np.array_equal(cells, np.arange(6480))
+    # and beyond the last r edge, or outside the layers, a deposit is lost
+    assert cell_index(det, np.array([0, 45, -1]), np.array([50.0, 1.0, 1.0]), np.array([0.0, 0.0, 0.0])).tolist() \
+        == [-1, -1, -1]
+
+
+def test_presets_have_the_datasets_voxels_and_round_trip():
+    ds2, ds3 = load_detector("calochallenge-ds2"), load_detector("calochallenge-ds3")
+    assert ds2.n_cells == 6480 and ds2.shape == (45, 16, 9)
+    assert ds3.n_cells == 40500 and ds3.shape == (45, 50, 18)
+    for det in (ds2, ds3):
+        assert det.cylinder is not None and "cylindrical" in det.summary()
+        assert abs(det.z_bounds[-1] - 153.0) < 1e-9  # 45 x 3.4 mm
+        assert Detector.from_dict(det.to_dict()) == det
+        assert Detector.from_dict(yaml.safe_load(det.to_yaml())) == det
+    assert ds3.cylinder.r_edges[-1] == ds2.cylinder.r_edges[-1] == 41.85
+    assert ds3.layers[0].absorber == "W" and ds3.layers[0].active == "Si"
+
+
+def test_cartesian_quantities_refuse_a_cylindrical_detector():
+    det = load_detector("calochallenge-ds2")
+    for name in ("pitch_x", "pitch_y", "x_edges", "y_edges"):
+        with pytest.raises(CalolabError, match=f"cylindrical.*{name} does not apply"):
+            getattr(det, name)
+    spec = det.to_dict()
+    with pytest.raises(CalolabError, match="share its"):
+        Detector.from_dict({**spec, "layers": [{**spec["layers"][0], "cells": {"pitch": 9.3}}]})
+    with pytest.raises(CalolabError, match="cells.kind"):
+        Detector.from_dict({**spec, "cells": {**spec["cells"], "kind": "hexagonal"}})
+    with pytest.raises(CalolabError, match="r_edges"):
+        Detector.from_dict({**spec, "cells": {**spec["cells"], "r_edges": [0, 5, 3]}})
+    with pytest.raises(CalolabError, match="n_alpha"):
+        Detector.from_dict({**spec, "cells": {**spec["cells"], "n_alpha": 0}})
+
+
+def test_electrons_land_in_the_central_r_bins():
+    det = load_detector("calochallenge-ds2")
+    s = simulate(det, Beam("e-", energy=1e4), 100, seed=3)
+    per_r = s.dense().sum((0, 1, 2))  # (9,) MeV
+    per_alpha = s.dense().sum((0, 1, 3))  # (16,)
+    assert per_r[0] / per_r.sum() > 0.5 and np.all(np.diff(per_r[:6]) < 0)
+    assert np.all(np.abs(per_alpha / per_alpha.mean() - 1) < 0.1)  # a shower on the axis fills alpha evenly
+    # a beam 10 mm off the axis along +x lands around alpha = 0: bins 7 and 8
+    off = simulate(det, Beam("e-", energy=1e4, position=(10.0, 0.0)), 100, seed=4)
+    alpha = off.dense().sum((0, 1, 3))
+    assert alpha[7:9].sum() / alpha.sum() > 0.5 and abs(alpha[7] / alpha[8] - 1) < 0.2
+    x, y, _ = off.positions()
+    assert abs(np.average(x, weights=off.energy) - 10.0) < 3.0 and abs(np.average(y, weights=off.energy)) < 1.0
+    features = high_level_features(off)
+    assert np.nanmean(features.center_x[:, 5:15]) > 5.0
+
+
+def test_written_file_has_calochallenges_layout_and_scale(tmp_path):
+    det = load_detector("calochallenge-ds2")
+    s = simulate(det, Beam("e-", energy=2e4), 60, seed=5)
+    path = write_calochallenge(s, tmp_path / "ds2.h5")
+    with h5py.File(path) as f:
+        assert {"incident_energies", "showers"} <= set(f)
+        assert f["incident_energies"].shape == (60, 1) and f["incident_energies"].dtype == np.float64
+        assert f["showers"].shape == (60, 6480) and f["showers"].dtype == np.float32
+        shower, energy = f["showers"][:], f["incident_energies"][:]
+        assert f.attrs["calolab_layout"] == "calochallenge"
+    ratio = shower.sum(1) / energy[:, 0]
+    assert 0.93 < ratio.mean() < 1.03  # contained 20 GeV electrons: the dataset's E_tot / E_inc near 1
+    # voxel k of the file sits where CaloChallenge's XMLHandler puts it
+    voxels = xmlhandler_voxels([(DS2_EDGES, 16)] * 45)
+    layer, x, y = s.cell_coordinates()
+    cx, cy = det.cell_centres(layer, x, y)
+    k = s.cell
+    np.testing.assert_allclose(cx, voxels[k, 1] * np.cos(voxels[k, 2]), atol=1e-9)
+    np.testing.assert_allclose(cy, voxels[k, 1] * np.sin(voxels[k, 2]), atol=1e-9)
+    # the file's voxel k holds cell k divided by the sampling fraction of its layer
+    dense = s.dense().reshape(60, -1)
+    fraction = np.repeat(visible_per_mev(det), 16 * 9)
+    np.testing.assert_allclose(shower, dense / fraction, rtol=1e-6)
+    # CaloChallenge's layer-wise centre of energy in eta (r cos alpha) is calolab's center_x
+    eta = (voxels[:, 1] * np.cos(voxels[:, 2])).reshape(45, 144)
+    e = shower.reshape(60, 45, 144)
+    ec_eta = (e * eta).sum(-1) / (e.sum(-1) + 1e-16)
+    features = high_level_features(s)
+    live = np.isfinite(features.center_x)
+    np.testing.assert_allclose(ec_eta[live], features.center_x[live], atol=1e-4)
+
+
+def test_round_trip_through_read_showers(tmp_path):
+    det = load_detector("calochallenge-ds3")
+    s = simulate(det, Beam("e-", energy_min=1e3, energy_max=2e4, spectrum="log-uniform"), 20, seed=6)
+    path = write_showers(s, tmp_path / "ds3.h5", format="calochallenge")
+    back = read_showers(path)
+    assert back.detector == det and np.array_equal(back.offsets, s.offsets) and np.array_equal(back.cell, s.cell)
+    np.testing.assert_allclose(back.energy, s.energy, rtol=1e-6)
+    np.testing.assert_array_equal(back.incident_energy, s.incident_energy)
+    assert back.particle.tolist() == s.particle.tolist()
+    # the calolab layout stores visible energies as they are
+    plain = read_showers(write_calochallenge(s, tmp_path / "plain.h5", layout="calolab"))
+    assert plain.energy.tobytes() == s.energy.tobytes()
+    with pytest.raises(CalolabError, match="written with layout='calolab'"):
+        read_calochallenge(tmp_path / "plain.h5", layout="calochallenge")
+    with pytest.raises(CalolabError, match=r"ds3.h5: sampling_fraction: expected a number or 45 \(one per layer\)"):
+        read_calochallenge(path, sampling_fraction=[0.02, 0.03])
+
+
+def test_a_calochallenge_dataset_file_reads_with_the_preset(tmp_path):
+    rng = np.random.default_rng(7)
+    showers = rng.exponential(50.0, (5, 6480)) * (rng.random((5, 6480)) < 0.1)  # MeV, CaloChallenge scale
+    path = tmp_path / "dataset_2_1.hdf5"
+    with h5py.File(path, "w") as f:  # as the dataset-creation notebook writes them: two datasets, gzip
+        f.create_dataset("incident_energies", data=np.array([[1e3], [5e3], [1e4], [5e4], [1e5]]), compression="gzip")
+        f.create_dataset("showers", data=showers, compression="gzip")
+    with pytest.raises(CalolabError, match="detector="):
+        read_showers(path)
+    s = read_showers(path, detector="calochallenge-ds2")
+    assert s.incident_energy.tolist() == [1e3, 5e3, 1e4, 5e4, 1e5]
+    fraction = visible_per_mev(s.detector)
+    np.testing.assert_allclose(s.dense().reshape(5, 45, 144), showers.reshape(5, 45, 144) * fraction[None, :, None],
+                               rtol=1e-6)
+    # with an explicit fraction (the datasets' own 0.033) the visible energy is the silicon deposit
+    raw = read_calochallenge(path, detector="calochallenge-ds2", sampling_fraction=0.033)
+    np.testing.assert_allclose(raw.energy_sum(), showers.sum(1) * 0.033, rtol=1e-5)
+
+
+def test_calochallenge_detector_from_binning_xml(tmp_path):
+    xml = binning_xml(tmp_path / "binning_dataset_2.xml", [(DS2_EDGES, 16)] * 45)
+    det = calochallenge_detector(xml)
+    preset = load_detector("calochallenge-ds2")
+    assert det.cylinder == preset.cylinder and det.layers == preset.layers and det.name == "binning_dataset_2"
+    thin = calochallenge_detector(xml, layers=[{"absorber": "W", "absorber_thickness": 1.4, "active": "Si",
+                                                "active_thickness": 0.3, "repeat": 45}])
+    assert thin.n_cells == 6480 and thin.layers[0].thickness == pytest.approx(1.7)
+    with pytest.raises(CalolabError, match="45 layers in the binning, but the layer stack has 30"):
+        calochallenge_detector(xml, layers="calice-siw")
+    ds1 = binning_xml(tmp_path / "ds1.xml", [([0, 5, 10, 30], 1), ([0, 2, 4], 10)], name="photon")
+    with pytest.raises(CalolabError, match="layer 1 has 2 r x 10 alpha bins.*one binning for every layer"):
+        calochallenge_detector(ds1)
+    with pytest.raises(CalolabError, match="no <Bin name='pion'>"):
+        calochallenge_detector(xml, particle="pion")
+    # a binning file names a detector wherever a preset does
+    assert load_detector(str(xml)).cylinder == preset.cylinder
+
+
+def test_layout_calochallenge_needs_a_cylindrical_detector(tmp_path):
+    det = load_detector("siw-ecal")
+    s = Showers.from_dense(det, np.ones((1, *det.shape), np.float32), particle=11, incident_energy=[1e3])
+    with pytest.raises(CalolabError, match="Cartesian grid"):
+        write_calochallenge(s, tmp_path / "x.h5", layout="calochallenge")
+    with pytest.raises(CalolabError, match="one per layer"):
+        write_calochallenge(simulate(load_detector("calochallenge-ds2"), Beam("e-", energy=1e3), 2, seed=1),
+                            tmp_path / "y.h5", sampling_fraction=[0.03, 0.02])
+
+
+def test_readout_noise_hits_fill_the_cylindrical_bins():
+    base = load_detector("calochallenge-ds2")
+    det = Detector.from_dict({**base.to_dict(), "readout": {"noise_mip": 0.2, "threshold_mip": 0.5}})
+    rng = np.random.default_rng(8)
+    offsets, cell, energy = read_out(det, np.zeros(201, np.int64), np.zeros(0, np.int64),
+                                     np.zeros(0, np.float32), rng)
+    assert len(cell) > 0 and cell.min() >= 0 and cell.max() < det.n_cells
+    per_r = np.bincount(cell % det.ny, minlength=det.ny)
+    assert np.all(per_r > 0)  # noise lands in every r bin (each bin is a readout cell)
+
+
+def test_evaluation_and_plots_on_a_cylindrical_detector(tmp_path):
+    det = load_detector("calochallenge-ds2")
+    wider = Detector.from_dict({**det.to_dict(), "cells": {**det.to_dict()["cells"],
+                                                          "r_edges": [r * 2 for r in DS2_EDGES]}})
+    a = simulate(det, Beam("e-", energy=5e3), 10, seed=9)
+    b = simulate(wider, Beam("e-", energy=5e3), 10, seed=9)
+    check_compatible(a, a)
+    with pytest.raises(CalolabError, match="cells 16 alpha bins"):
+        check_compatible(a, b)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from calolab.plotting import event_display, overview, radial_profile
+
+    assert event_display(a, 0, "xy").get_xlabel() == "x [mm]"
+    assert radial_profile(a) is not None
+    assert overview(a, tmp_path / "overview.png").stat().st_size > 0
