@@ -249,3 +249,47 @@ def test_evaluation_and_plots_on_a_cylindrical_detector(tmp_path):
     assert event_display(a, 0, "xy").get_xlabel() == "x [mm]"
     assert radial_profile(a) is not None
     assert overview(a, tmp_path / "overview.png").stat().st_size > 0
+
+
+def test_lateral_acceptance_of_both_kinds_of_cells():
+    ds2, grid = load_detector("calochallenge-ds2"), load_detector("siw-ecal")
+    rng = np.random.default_rng(10)
+    for det in (ds2, grid):
+        x, y = rng.uniform(-80, 80, (2, 20000))
+        layer = np.zeros(len(x), np.int64)
+        # contains is exactly "lands on a cell"
+        assert np.array_equal(det.contains(x, y), cell_index(det, layer, x, y) >= 0)
+    assert ds2.half_width == (41.85, 41.85)
+    assert grid.half_width == (grid.x_edges[-1], grid.y_edges[-1])
+    assert ds2.beyond_side(np.array([41.8, 30.0, 0.0]), np.array([0.0, 30.0, -42.0])).tolist() == [False, True, True]
+    hx, hy = grid.half_width
+    assert grid.beyond_side(np.array([hx, hx + 1e-9, 0.0]), np.array([-hy, 0.0, hy + 1e-9])).tolist() \
+        == [False, True, True]
+    # a cylinder with an inner hole: no cells there, but a track in it is still inside the detector
+    holed = Detector.from_dict({**ds2.to_dict(), "cells": {**ds2.to_dict()["cells"], "r_edges": DS2_EDGES[2:]}})
+    assert not holed.contains(np.array([1.0]), np.array([0.0]))[0] and not holed.beyond_side(1.0, 0.0)
+
+
+def test_pions_and_muons_simulate_in_a_cylinder():
+    det = load_detector("calochallenge-ds2")
+    pions = simulate(det, Beam("pi+", energy=2e4), 200, seed=12)
+    per_r = pions.dense().sum((0, 1, 2))  # (9,) MeV
+    assert per_r.sum() > 0 and per_r.argmax() == 0 and np.all(np.diff(per_r[:4]) < 0)
+    assert per_r[:3].sum() / per_r.sum() > 0.5
+    assert np.isfinite(pions.extras["first_interaction_mm"]).mean() > 0.5  # 45 layers of W are 1.16 lambda_pi deep
+    muons = simulate(det, Beam("mu-", energy=2e4), 200, seed=13)
+    layer = muons.dense().sum(3)  # (N, layers, alpha) MeV
+    per_layer = layer.sum(2)
+    assert np.all(per_layer > 0)  # a 20 GeV muon crosses all 45 layers
+    hist, edges = np.histogram(per_layer, np.linspace(0, 3 * det.mip_mpv[0], 61))
+    peak = 0.5 * (edges[hist.argmax()] + edges[hist.argmax() + 1])
+    assert abs(peak / det.mip_mpv[0] - 1) < 0.1  # the Landau MPV of 0.6 mm silicon
+    assert np.mean(muons.dense().sum((1, 2))[:, 0] / muons.energy_sum()) > 0.9  # on the axis: the first r bin
+    # at 30 degrees a muon leaves the cylinder through its side, at r_max, after about 72 mm of depth
+    tilted = simulate(det, Beam("mu-", energy=2e4, theta=30.0), 50, seed=14)
+    r_exit = np.hypot(tilted.extras["exit_x"], tilted.extras["exit_y"])
+    step = det.layers[0].thickness * math.tan(math.radians(30.0))
+    assert np.all((r_exit > det.cylinder.r_max) & (r_exit < det.cylinder.r_max + 2 * step))
+    assert np.all(tilted.extras["exit_energy"] > 0.9 * 2e4)
+    last = int(np.ceil(det.cylinder.r_max / math.tan(math.radians(30.0)) / det.layers[0].thickness))
+    assert tilted.dense()[:, last + 2:].sum() < 0.01 * tilted.energy_sum().sum()  # nothing (but knock-ons) beyond
