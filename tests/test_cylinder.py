@@ -293,3 +293,76 @@ def test_pions_and_muons_simulate_in_a_cylinder():
     assert np.all(tilted.extras["exit_energy"] > 0.9 * 2e4)
     last = int(np.ceil(det.cylinder.r_max / math.tan(math.radians(30.0)) / det.layers[0].thickness))
     assert tilted.dense()[:, last + 2:].sum() < 0.01 * tilted.energy_sum().sum()  # nothing (but knock-ons) beyond
+
+
+def test_reconstruction_features_on_cylinder_bins():
+    from calolab.reconstruction.features import high_level_features as reco_features
+    from calolab.reconstruction.muon_features import muon_features
+
+    det = load_detector("calochallenge-ds2")
+    off = simulate(det, Beam("e-", energy=1e4, position=(10.0, 0.0)), 50, seed=15)
+    x, names = reco_features(off)
+    column = dict(zip(names, x.T, strict=True))
+    assert 6.0 < column["x_mean_mm"].mean() < 12.0 and abs(column["y_mean_mm"].mean()) < 1.5
+    assert np.all(column["r_std_mm"] > 0) and np.all(column["r_std_mm"] < 20.0)
+    # the centroid is the energy-weighted mean of the bin centres
+    layer, ia, ir = off.cell_coordinates()
+    cx, cy = det.cell_centres(layer, ia, ir)
+    first = slice(off.offsets[0], off.offsets[1])  # all 45 layers alike: the sampling weights cancel
+    assert column["x_mean_mm"][0] == pytest.approx(np.average(cx[first], weights=off.energy[first]), rel=1e-4)
+    with pytest.raises(CalolabError, match="muon_features: detector 'calochallenge-ds2' has cylindrical"):
+        muon_features(simulate(det, Beam("mu-", energy=1e4), 2, seed=16))
+
+
+def test_dose_mass_is_the_bin_area_times_the_active_slab():
+    from calolab.effects.dose import DoseConfig, active_mass, cell_mass, dose_map
+
+    det = load_detector("calochallenge-ds2")
+    mass = cell_mass(det)  # kg (45, 16, 9)
+    edges = np.asarray(DS2_EDGES)
+    area = math.pi * np.diff(edges**2) / 16  # mm2 per bin
+    np.testing.assert_allclose(mass[3, 5], 2.33 * area / 100 * 0.06 / 1000, rtol=2e-3)  # Si, 0.6 mm
+    assert np.all(mass[:, :, :] == mass[:, :1, :])  # alpha bins of one ring are alike
+    s = simulate(det, Beam("e-", energy=1e4), 20, seed=17)
+    dose = dose_map(s, DoseConfig())
+    energy = np.bincount(s.cell, weights=s.energy, minlength=det.n_cells).reshape(det.shape)
+    np.testing.assert_allclose(dose, energy * 1.602176634e-13 / mass / 10, rtol=1e-12)
+    with pytest.raises(CalolabError, match="active_mass: detector 'calochallenge-ds2' has cylindrical"):
+        active_mass(det)
+    grid = load_detector("siw-ecal")
+    assert np.all(cell_mass(grid) == active_mass(grid)[:, None, None])
+
+
+def test_cartesian_only_tools_refuse_a_cylinder():
+    from calolab.ml.mirror import check_mirror_grid
+    from calolab.validation.em import crystal_matrix_resolution
+
+    det = load_detector("calochallenge-ds2")
+    with pytest.raises(CalolabError, match="mirror_y on calochallenge-ds2: its grid's y axis holds r bins"):
+        check_mirror_grid(det, (1, 1, 1), "y")
+    with pytest.raises(CalolabError, match="mirror_x on calochallenge-ds2: x -> -x maps its alpha bins"):
+        check_mirror_grid(det, (1, 1, 1), "x")
+    check_mirror_grid(load_detector("siw-ecal"), (1, 1, 1), "y")  # a grid mirrors
+    with pytest.raises(CalolabError, match="crystal_matrix_resolution: detector 'calochallenge-ds2'"):
+        crystal_matrix_resolution(det, [10.0], 2, seed=1)
+
+
+def test_generative_rings_and_detector_check_on_a_cylinder():
+    pytest.importorskip("torch")
+    from types import SimpleNamespace
+
+    from calolab.generative.placement import Rings, draw_cells_np
+    from calolab.generative.sample import _check_detector
+
+    ds2, ds3 = load_detector("calochallenge-ds2"), load_detector("calochallenge-ds3")
+    rings = Rings.of(ds3)
+    assert rings.n_rings == 18 and rings.count.tolist() == [50] * 18
+    assert np.array_equal(rings.ring, np.arange(50 * 18) % 18)  # in-layer cell alpha * n_r + r: ring r
+    # weights only on ring 0 (the r bin on the axis): the drawn cells are its 50 bins
+    theta = np.full((1, 18), -30.0)
+    theta[0, 0] = 0.0
+    cells = draw_cells_np(rings, theta, np.array([50]), np.random.default_rng(18))[0]
+    assert sorted((cells % 18).tolist()) == [0] * 50 and len(set(cells.tolist())) == 50
+    _check_detector(SimpleNamespace(detector=ds2), ds2)
+    with pytest.raises(CalolabError, match="calochallenge-ds3.*50 alpha x 18 r bins.*does not fit"):
+        _check_detector(SimpleNamespace(detector=ds2), ds3)

@@ -175,7 +175,8 @@ class Detector:
         cylinder's ``r_edges[0] <= r < r_edges[-1]`` (its inner hole, if any, has no cells).
 
         >>> from calolab.geometry import load_detector
-        >>> load_detector("calochallenge-ds2").contains(np.array([0.0, 30.0, 40.0]), np.array([0.0, 30.0, 0.0])).tolist()
+        >>> ds2 = load_detector("calochallenge-ds2")  # r < 41.85 mm
+        >>> ds2.contains(np.array([0.0, 30.0, 40.0]), np.array([0.0, 30.0, 0.0])).tolist()
         [True, False, True]
         """
         x, y = np.asarray(x, float), np.asarray(y, float)
