@@ -249,3 +249,120 @@ def test_evaluation_and_plots_on_a_cylindrical_detector(tmp_path):
     assert event_display(a, 0, "xy").get_xlabel() == "x [mm]"
     assert radial_profile(a) is not None
     assert overview(a, tmp_path / "overview.png").stat().st_size > 0
+
+
+def test_lateral_acceptance_of_both_kinds_of_cells():
+    ds2, grid = load_detector("calochallenge-ds2"), load_detector("siw-ecal")
+    rng = np.random.default_rng(10)
+    for det in (ds2, grid):
+        x, y = rng.uniform(-80, 80, (2, 20000))
+        layer = np.zeros(len(x), np.int64)
+        # contains is exactly "lands on a cell"
+        assert np.array_equal(det.contains(x, y), cell_index(det, layer, x, y) >= 0)
+    assert ds2.half_width == (41.85, 41.85)
+    assert grid.half_width == (grid.x_edges[-1], grid.y_edges[-1])
+    assert ds2.beyond_side(np.array([41.8, 30.0, 0.0]), np.array([0.0, 30.0, -42.0])).tolist() == [False, True, True]
+    hx, hy = grid.half_width
+    assert grid.beyond_side(np.array([hx, hx + 1e-9, 0.0]), np.array([-hy, 0.0, hy + 1e-9])).tolist() \
+        == [False, True, True]
+    # a cylinder with an inner hole: no cells there, but a track in it is still inside the detector
+    holed = Detector.from_dict({**ds2.to_dict(), "cells": {**ds2.to_dict()["cells"], "r_edges": DS2_EDGES[2:]}})
+    assert not holed.contains(np.array([1.0]), np.array([0.0]))[0] and not holed.beyond_side(1.0, 0.0)
+
+
+def test_pions_and_muons_simulate_in_a_cylinder():
+    det = load_detector("calochallenge-ds2")
+    pions = simulate(det, Beam("pi+", energy=2e4), 200, seed=12)
+    per_r = pions.dense().sum((0, 1, 2))  # (9,) MeV
+    assert per_r.sum() > 0 and per_r.argmax() == 0 and np.all(np.diff(per_r[:4]) < 0)
+    assert per_r[:3].sum() / per_r.sum() > 0.5
+    assert np.isfinite(pions.extras["first_interaction_mm"]).mean() > 0.5  # 45 layers of W are 1.16 lambda_pi deep
+    muons = simulate(det, Beam("mu-", energy=2e4), 200, seed=13)
+    layer = muons.dense().sum(3)  # (N, layers, alpha) MeV
+    per_layer = layer.sum(2)
+    assert np.all(per_layer > 0)  # a 20 GeV muon crosses all 45 layers
+    hist, edges = np.histogram(per_layer, np.linspace(0, 3 * det.mip_mpv[0], 61))
+    peak = 0.5 * (edges[hist.argmax()] + edges[hist.argmax() + 1])
+    assert abs(peak / det.mip_mpv[0] - 1) < 0.1  # the Landau MPV of 0.6 mm silicon
+    assert np.mean(muons.dense().sum((1, 2))[:, 0] / muons.energy_sum()) > 0.9  # on the axis: the first r bin
+    # at 30 degrees a muon leaves the cylinder through its side, at r_max, after about 72 mm of depth
+    tilted = simulate(det, Beam("mu-", energy=2e4, theta=30.0), 50, seed=14)
+    r_exit = np.hypot(tilted.extras["exit_x"], tilted.extras["exit_y"])
+    step = det.layers[0].thickness * math.tan(math.radians(30.0))
+    assert np.all((r_exit > det.cylinder.r_max) & (r_exit < det.cylinder.r_max + 2 * step))
+    assert np.all(tilted.extras["exit_energy"] > 0.9 * 2e4)
+    last = int(np.ceil(det.cylinder.r_max / math.tan(math.radians(30.0)) / det.layers[0].thickness))
+    assert tilted.dense()[:, last + 2:].sum() < 0.01 * tilted.energy_sum().sum()  # nothing (but knock-ons) beyond
+
+
+def test_reconstruction_features_on_cylinder_bins():
+    from calolab.reconstruction.features import high_level_features as reco_features
+    from calolab.reconstruction.muon_features import muon_features
+
+    det = load_detector("calochallenge-ds2")
+    off = simulate(det, Beam("e-", energy=1e4, position=(10.0, 0.0)), 50, seed=15)
+    x, names = reco_features(off)
+    column = dict(zip(names, x.T, strict=True))
+    assert 6.0 < column["x_mean_mm"].mean() < 12.0 and abs(column["y_mean_mm"].mean()) < 1.5
+    assert np.all(column["r_std_mm"] > 0) and np.all(column["r_std_mm"] < 20.0)
+    # the centroid is the energy-weighted mean of the bin centres
+    layer, ia, ir = off.cell_coordinates()
+    cx, cy = det.cell_centres(layer, ia, ir)
+    first = slice(off.offsets[0], off.offsets[1])  # all 45 layers alike: the sampling weights cancel
+    assert column["x_mean_mm"][0] == pytest.approx(np.average(cx[first], weights=off.energy[first]), rel=1e-4)
+    with pytest.raises(CalolabError, match="muon_features: detector 'calochallenge-ds2' has cylindrical"):
+        muon_features(simulate(det, Beam("mu-", energy=1e4), 2, seed=16))
+
+
+def test_dose_mass_is_the_bin_area_times_the_active_slab():
+    from calolab.effects.dose import DoseConfig, active_mass, cell_mass, dose_map
+
+    det = load_detector("calochallenge-ds2")
+    mass = cell_mass(det)  # kg (45, 16, 9)
+    edges = np.asarray(DS2_EDGES)
+    area = math.pi * np.diff(edges**2) / 16  # mm2 per bin
+    np.testing.assert_allclose(mass[3, 5], 2.33 * area / 100 * 0.06 / 1000, rtol=2e-3)  # Si, 0.6 mm
+    assert np.all(mass[:, :, :] == mass[:, :1, :])  # alpha bins of one ring are alike
+    s = simulate(det, Beam("e-", energy=1e4), 20, seed=17)
+    dose = dose_map(s, DoseConfig())
+    energy = np.bincount(s.cell, weights=s.energy, minlength=det.n_cells).reshape(det.shape)
+    np.testing.assert_allclose(dose, energy * 1.602176634e-13 / mass / 10, rtol=1e-12)
+    with pytest.raises(CalolabError, match="active_mass: detector 'calochallenge-ds2' has cylindrical"):
+        active_mass(det)
+    grid = load_detector("siw-ecal")
+    assert np.all(cell_mass(grid) == active_mass(grid)[:, None, None])
+
+
+def test_cartesian_only_tools_refuse_a_cylinder():
+    from calolab.ml.mirror import check_mirror_grid
+    from calolab.validation.em import crystal_matrix_resolution
+
+    det = load_detector("calochallenge-ds2")
+    with pytest.raises(CalolabError, match="mirror_y on calochallenge-ds2: its grid's y axis holds r bins"):
+        check_mirror_grid(det, (1, 1, 1), "y")
+    with pytest.raises(CalolabError, match="mirror_x on calochallenge-ds2: x -> -x maps its alpha bins"):
+        check_mirror_grid(det, (1, 1, 1), "x")
+    check_mirror_grid(load_detector("siw-ecal"), (1, 1, 1), "y")  # a grid mirrors
+    with pytest.raises(CalolabError, match="crystal_matrix_resolution: detector 'calochallenge-ds2'"):
+        crystal_matrix_resolution(det, [10.0], 2, seed=1)
+
+
+def test_generative_rings_and_detector_check_on_a_cylinder():
+    pytest.importorskip("torch")
+    from types import SimpleNamespace
+
+    from calolab.generative.placement import Rings, draw_cells_np
+    from calolab.generative.sample import _check_detector
+
+    ds2, ds3 = load_detector("calochallenge-ds2"), load_detector("calochallenge-ds3")
+    rings = Rings.of(ds3)
+    assert rings.n_rings == 18 and rings.count.tolist() == [50] * 18
+    assert np.array_equal(rings.ring, np.arange(50 * 18) % 18)  # in-layer cell alpha * n_r + r: ring r
+    # weights only on ring 0 (the r bin on the axis): the drawn cells are its 50 bins
+    theta = np.full((1, 18), -30.0)
+    theta[0, 0] = 0.0
+    cells = draw_cells_np(rings, theta, np.array([50]), np.random.default_rng(18))[0]
+    assert sorted((cells % 18).tolist()) == [0] * 50 and len(set(cells.tolist())) == 50
+    _check_detector(SimpleNamespace(detector=ds2), ds2)
+    with pytest.raises(CalolabError, match="calochallenge-ds3.*50 alpha x 18 r bins.*does not fit"):
+        _check_detector(SimpleNamespace(detector=ds2), ds3)

@@ -7,7 +7,8 @@ that volume (1 Gy = 1 J/kg, 1 krad = 10 Gy)::
 
 with ``E_cum`` the visible energy summed over all events of the run (calolab energies are
 what the active slab sees), ``m_active = density * pitch_x * pitch_y * active_thickness``
-and ``exposure`` the number of such runs the detector has seen (the integrated exposure
+(on a cylindrical detector the bin's area, ``pi (r_out^2 - r_in^2) / n_alpha``, in place of
+``pitch_x * pitch_y``) and ``exposure`` the number of such runs the detector has seen (the integrated exposure
 in units of the simulated sample). A run of a few thousand showers gives nanorad-scale
 doses, so realistic damage needs ``exposure`` of 1e9 or more; alternatively ``peak_dose``
 rescales the map so that its hottest cell receives that dose (the shape of the map is the
@@ -71,17 +72,41 @@ def cumulative_energy(showers: Showers) -> np.ndarray:
 
 
 def active_mass(detector: Detector) -> np.ndarray:
-    """Mass of the active volume of one readout cell in each layer, kg, ``(layers,)``."""
+    """Mass of the active volume of one readout cell in each layer of a Cartesian grid, kg, ``(layers,)``.
+
+    A cylindrical detector's bins differ in area from one r bin to the next: :func:`cell_mass`.
+    """
+    if detector.cylinder is not None:
+        raise CalolabError(f"active_mass: detector {detector.name!r} has cylindrical (alpha, r) bins of unequal "
+                           "area; use cell_mass for the mass of each bin")
     area_cm2 = detector.pitch_x * detector.pitch_y / 100.0
     grams = [la.active_material.density * area_cm2 * la.gang[0] * la.gang[1] * la.active_thickness / 10.0
              for la in detector.layers]
     return np.asarray(grams) / 1000.0
 
 
+def cell_mass(detector: Detector) -> np.ndarray:
+    """Mass of the active volume of every cell, kg, ``(layers, nx, ny)``.
+
+    A grid's cells share their layer's :func:`active_mass`; a cylindrical detector's
+    ``(alpha, r)`` bin has the area ``pi (r_out^2 - r_in^2) / n_alpha``.
+
+    >>> from calolab.geometry import load_detector
+    >>> m = cell_mass(load_detector("calochallenge-ds2"))  # 0.6 mm Si, r bins 4.65 mm wide
+    >>> m.shape, round(float(m[0, 0, 1] / m[0, 0, 0]), 6)  # the second ring has 3x the first's area
+    ((45, 16, 9), 3.0)
+    """
+    if detector.cylinder is None:
+        return np.broadcast_to(active_mass(detector)[:, None, None], detector.shape)
+    area_cm2 = detector.cylinder.areas / 100.0  # (n_alpha, n_r)
+    grams = np.array([la.active_material.density * la.active_thickness / 10.0 for la in detector.layers])
+    return grams[:, None, None] * area_cm2[None] / 1000.0
+
+
 def energy_to_dose(detector: Detector, energy: np.ndarray) -> np.ndarray:
     """Dose in krad of per-cell energies ``energy`` (MeV, ``(layers, nx, ny)``) deposited in the active volumes."""
     energy = np.asarray(energy, np.float64).reshape(detector.shape)
-    gray = energy * JOULE_PER_MEV / active_mass(detector)[:, None, None]
+    gray = energy * JOULE_PER_MEV / cell_mass(detector)
     return gray / GRAY_PER_KRAD
 
 

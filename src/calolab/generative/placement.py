@@ -12,10 +12,15 @@ maximises the exact Plackett-Luce likelihood of the real hit cells ordered by de
 energy (one ordering of the set, the one that makes the weights mean "hit, and early among
 the most energetic"); sampling keeps the set.
 
+On a cylindrical detector (``(alpha, r)`` bins around the beam axis) each r bin is a ring
+of ``n_alpha`` cells.
+
 >>> from calolab.geometry import load_detector
 >>> rings = Rings.of(load_detector("siw-ecal"))
 >>> rings.n_rings, int(rings.count.sum()), rings.count[:3].tolist()
 (30, 1024, [4, 8, 4])
+>>> Rings.of(load_detector("calochallenge-ds2")).count.tolist()  # 9 r bins of 16 alpha bins
+[16, 16, 16, 16, 16, 16, 16, 16, 16]
 """
 
 from __future__ import annotations
@@ -44,6 +49,10 @@ class Rings:
 
     @classmethod
     def of(cls, detector: Detector) -> Rings:
+        """The rings of ``detector``'s layer cells (in-layer index ``ix * ny + iy``)."""
+        if detector.cylinder is not None:  # in-layer cell alpha * n_r + r: its ring is its r bin
+            n_alpha, n_r = detector.nx, detector.ny
+            return cls(np.tile(np.arange(n_r, dtype=np.int64), n_alpha), np.full(n_r, n_alpha, np.int64))
         pitch = min(detector.pitch_x, detector.pitch_y)
         xc = 0.5 * (detector.x_edges[1:] + detector.x_edges[:-1])
         yc = 0.5 * (detector.y_edges[1:] + detector.y_edges[:-1])

@@ -72,11 +72,19 @@ def _tuples(spec: dict[str, Any]) -> dict[str, Any]:
     return {k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()}
 
 
+def _cells(detector: Detector) -> tuple[object, str]:
+    """The cells, comparable (a cylinder's bins or a grid's pitches in mm), and in words."""
+    if detector.cylinder is not None:
+        return detector.cylinder, detector.cylinder.describe()
+    return (detector.pitch_x, detector.pitch_y), f"{detector.pitch_x:g} x {detector.pitch_y:g} mm cells"
+
+
 def _check_detector(model: TrainedModel, detector: Detector) -> None:
     base = model.detector
-    if detector.shape != base.shape or (detector.pitch_x, detector.pitch_y) != (base.pitch_x, base.pitch_y):
-        raise CalolabError(f"detector {detector.name!r} ({detector.shape}, {detector.pitch_x:g} mm cells) does not fit "
-                           f"the model trained on {base.name!r} ({base.shape}, {base.pitch_x:g} mm cells)")
+    (cells, words), (base_cells, base_words) = _cells(detector), _cells(base)
+    if detector.shape != base.shape or cells != base_cells:
+        raise CalolabError(f"detector {detector.name!r} ({detector.shape}, {words}) does not fit "
+                           f"the model trained on {base.name!r} ({base.shape}, {base_words})")
     for i, (a, b) in enumerate(zip(detector.layers, base.layers, strict=True)):
         if a.with_absorber_thickness(b.absorber_thickness) != b:
             raise CalolabError(f"detector {detector.name!r} layer {i}: the model varies only the absorber thickness; "

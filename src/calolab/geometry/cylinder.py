@@ -71,6 +71,16 @@ class CylindricalGrid:
     def n_r(self) -> int:
         return len(self.r_edges) - 1
 
+    @property
+    def r_max(self) -> float:
+        """Outer radius of the last r bin in mm (beyond it deposits are lost)."""
+        return float(self.r_edges[-1])
+
+    def contains(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Whether points ``(x, y)`` mm lie in a bin (``r_edges[0] <= r < r_edges[-1]``), bool."""
+        r = np.hypot(np.asarray(x, float), np.asarray(y, float))
+        return (r >= self.r_edges[0]) & (r < self.r_edges[-1])
+
     @cached_property
     def alpha_edges(self) -> np.ndarray:
         """Bin edges in alpha, rad, shape ``(n_alpha + 1,)`` from -pi to pi."""

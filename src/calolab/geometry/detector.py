@@ -37,13 +37,9 @@ from typing import Any
 
 import numpy as np
 
-from calolab.config import check_fields
 from calolab.errors import CalolabError
-
-from calolab.geometry.materials import Material, get_material  # isort: skip (compounds needs it first)
-from calolab.geometry.compounds import materials_from_spec
 from calolab.geometry.cylinder import CylindricalGrid
-from calolab.geometry.layer import Layer, Readout, Slab
+from calolab.geometry.layer import Layer, Readout
 
 ES = 21.2  # MeV, scale energy of multiple scattering (Moliere radius = X0 Es / Ec)
 
@@ -163,6 +159,43 @@ class Detector:
     def y_edges(self) -> np.ndarray:
         self._cartesian("y_edges")
         return (np.arange(self.ny + 1) - self.ny / 2) * self.pitch_y
+
+    # ---------------------------------------------------- lateral acceptance
+    @property
+    def half_width(self) -> tuple[float, float]:
+        """Lateral half-extent ``(x, y)`` of the cells in mm: half a grid's width and height, a cylinder's r_max."""
+        if self.cylinder is not None:
+            return (self.cylinder.r_max, self.cylinder.r_max)
+        return (self.nx * self.pitch_x / 2, self.ny * self.pitch_y / 2)
+
+    def contains(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Whether points ``(x, y)`` mm fall on a readout cell, bool of their broadcast shape.
+
+        A grid's cells span ``[x_edges[0], x_edges[-1])`` x ``[y_edges[0], y_edges[-1])``; a
+        cylinder's ``r_edges[0] <= r < r_edges[-1]`` (its inner hole, if any, has no cells).
+
+        >>> from calolab.geometry import load_detector
+        >>> ds2 = load_detector("calochallenge-ds2")  # r < 41.85 mm
+        >>> ds2.contains(np.array([0.0, 30.0, 40.0]), np.array([0.0, 30.0, 0.0])).tolist()
+        [True, False, True]
+        """
+        x, y = np.asarray(x, float), np.asarray(y, float)
+        if self.cylinder is not None:
+            return self.cylinder.contains(x, y)
+        xe, ye = self.x_edges, self.y_edges
+        return (x >= xe[0]) & (x < xe[-1]) & (y >= ye[0]) & (y < ye[-1])
+
+    def beyond_side(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Whether points ``(x, y)`` mm lie beyond the detector's side, bool: a track there has left it.
+
+        Past the half width ``|x| > half_width[0]`` or ``|y| > half_width[1]`` of a grid, past the
+        outer radius ``r > r_max`` of a cylinder (whose inner hole, if any, is inside the detector).
+        """
+        x, y = np.asarray(x, float), np.asarray(y, float)
+        if self.cylinder is not None:
+            return np.hypot(x, y) > self.cylinder.r_max
+        half_x, half_y = self.half_width
+        return (np.abs(x) > half_x) | (np.abs(y) > half_y)
 
     @cached_property
     def z_bounds(self) -> np.ndarray:
@@ -314,13 +347,16 @@ class Detector:
     @classmethod
     def from_dict(cls, spec: dict[str, Any], source: str = "<dict>") -> Detector:
         """Build a detector from a dict; any problem raises a one-line :class:`CalolabError`."""
-        return _parse(spec, source)
+        from calolab.geometry.spec import parse_detector
+
+        return parse_detector(spec, source)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> Detector:
+        from calolab.geometry.spec import parse_detector
         from calolab.yamlfile import read_yaml
 
-        return _parse(read_yaml(path, "detector"), str(path))
+        return parse_detector(read_yaml(path, "detector"), str(path))
 
     def to_yaml(self) -> str:
         import yaml
@@ -337,158 +373,3 @@ class Detector:
             f"R_M {self.moliere_radius:.1f} mm, MIP MPV {self.mip_mpv.mean() * 1e3:.0f} keV"
             + (f", B = {self.field_tesla:g} T" if self.field_tesla else "")
         )
-
-
-def _require(spec: dict, key: str, where: str, kind: type | tuple = (int, float)) -> Any:
-    if not isinstance(spec, dict) or key not in spec:
-        raise CalolabError(f"{where}: missing field {key!r}")
-    value = spec[key]
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise CalolabError(f"{where}.{key}: expected {getattr(kind, '__name__', 'a number')}, got {value!r}")
-    return value
-
-
-def _positive(spec: dict, key: str, where: str, allow_zero: bool = False) -> float:
-    value = float(_require(spec, key, where))
-    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        raise CalolabError(f"{where}.{key}: must be {'>= 0' if allow_zero else 'positive'}, got {value!r}")
-    return value
-
-
-def _material(spec: dict, key: str, where: str, extra: dict[str, Material]) -> Material:
-    name = _require(spec, key, where, str)
-    try:
-        return get_material(name, extra)
-    except CalolabError as exc:
-        raise CalolabError(f"{where}.{key}: {exc}") from None
-
-
-TOP_FIELDS = ("name", "description", "cells", "field_tesla", "materials", "readout", "layers",
-              "photoelectrons_per_mev", "excess_noise_factor")
-SHORTHAND_FIELDS = ("absorber", "absorber_thickness", "active", "active_thickness")
-STACK_FIELDS = ("slabs", "readout", "cells")
-Grid = tuple[int, int, float, float]  # nx, ny, pitch_x, pitch_y
-
-
-def _stack(group: dict, where: str, extra: dict[str, Material]) -> tuple[Slab, ...]:
-    """The slabs of a layer group, in either of its two forms."""
-    shorthand = [k for k in SHORTHAND_FIELDS if k in group]
-    if "slabs" in group:
-        if shorthand:
-            raise CalolabError(f"{where}: give either slabs or {'/'.join(SHORTHAND_FIELDS)}, not both "
-                               f"(found {shorthand[0]!r} beside slabs)")
-        entries = _require(group, "slabs", where, list)
-        slabs = []
-        for j, entry in enumerate(entries):
-            at = f"{where}.slabs[{j}]"
-            check_fields(entry if isinstance(entry, dict) else {}, ("material", "thickness", "active"), at)
-            active = entry.get("active", False) if isinstance(entry, dict) else False
-            if not isinstance(active, bool):
-                raise CalolabError(f"{at}.active: must be true or false, got {active!r}")
-            slabs.append(Slab(_material(entry, "material", at, extra), _positive(entry, "thickness", at), active))
-        n_active = sum(s.active for s in slabs)
-        if n_active != 1:
-            raise CalolabError(f"{where}.slabs: exactly one slab must be active: true, found {n_active}")
-        return tuple(slabs)
-    slabs = [Slab(_material(group, "active", where, extra), _positive(group, "active_thickness", where), True)]
-    if group.get("absorber") is not None:
-        absorber = _material(group, "absorber", where, extra)
-        thickness = _positive(group, "absorber_thickness", where, allow_zero=True)
-        if thickness > 0:
-            slabs.insert(0, Slab(absorber, thickness))
-    return tuple(slabs)
-
-
-def _gang(group: dict, where: str, grid: Grid) -> tuple[int, int]:
-    """Grid cells per readout cell of a layer group's ``cells: {pitch | pitch_x, pitch_y}`` (default: the grid's)."""
-    if "cells" not in group:
-        return (1, 1)
-    cells = _require(group, "cells", where, dict)
-    where = f"{where}.cells"
-    check_fields(cells, ("pitch", "pitch_x", "pitch_y"), where)
-    nx, ny, base_x, base_y = grid
-    if base_x == 0:
-        raise CalolabError(f"{where}: a cylindrical detector's layers all share its (alpha, r) bins")
-    out = []
-    for axis, n, base in (("x", nx, base_x), ("y", ny, base_y)):
-        key = "pitch" if "pitch" in cells else f"pitch_{axis}"
-        pitch = _positive(cells, key, where) if key in cells else base
-        gang = round(pitch / base)
-        if gang < 1 or abs(pitch - gang * base) > 1e-6 * base or n % gang:
-            raise CalolabError(f"{where}.{key}: {pitch:g} mm must be a whole number of the grid's {base:g} mm cells "
-                               f"that divides its {n} cells along {axis}")
-        out.append(gang)
-    return out[0], out[1]
-
-
-def _layers(groups: list, where: str, extra: dict[str, Material], readout: Readout, grid: Grid) -> list[Layer]:
-    """The layers of a list of groups; a group ``{layers: [...], repeat: n}`` repeats a sequence (a cassette)."""
-    if not groups:
-        raise CalolabError(f"{where}: must list at least one layer")
-    layers: list[Layer] = []
-    for i, group in enumerate(groups):
-        at = f"{where}[{i}]"
-        if not isinstance(group, dict):
-            raise CalolabError(f"{at}: expected a mapping")
-        if "layers" in group:
-            check_fields(group, ("layers", "readout", "repeat"), at)
-            inner = Readout.from_dict(group.get("readout"), f"{at}.readout", readout)
-            block = _layers(_require(group, "layers", at, list), f"{at}.layers", extra, inner, grid)
-        else:
-            check_fields(group, (*SHORTHAND_FIELDS, *STACK_FIELDS, "repeat"), at)
-            block = [Layer(_stack(group, at, extra), Readout.from_dict(group.get("readout"), f"{at}.readout", readout),
-                           _gang(group, at, grid))]
-        repeat = group.get("repeat", 1)
-        if not isinstance(repeat, int) or isinstance(repeat, bool) or repeat < 1:
-            raise CalolabError(f"{at}.repeat: must be an integer >= 1, got {repeat!r}")
-        layers.extend(block * repeat)
-    return layers
-
-
-def _default_readout(spec: dict, source: str) -> Readout:
-    legacy = {k: spec[k] for k in ("photoelectrons_per_mev", "excess_noise_factor") if spec.get(k) is not None}
-    if legacy and "readout" in spec:
-        raise CalolabError(f"{source}: move {', '.join(legacy)} into readout: (they are readout fields)")
-    return Readout.from_dict(spec.get("readout", legacy or None), f"{source}: readout")
-
-
-def _parse(spec: Any, source: str) -> Detector:
-    if not isinstance(spec, dict):
-        raise CalolabError(f"{source}: expected a mapping with name, cells and layers")
-    check_fields(spec, TOP_FIELDS, source)
-    name = _require(spec, "name", source, str)
-    cells = _require(spec, "cells", source, dict)
-    where = f"{source}: cells"
-    kind = cells.get("kind", "cartesian")
-    if kind not in ("cartesian", "cylindrical"):
-        raise CalolabError(f"{where}.kind: expected cartesian or cylindrical, got {kind!r}")
-    cylinder = CylindricalGrid.from_dict(cells, where) if kind == "cylindrical" else None
-    if cylinder is not None:  # no pitch: reading one raises
-        nx, ny, pitch_x, pitch_y = cylinder.n_alpha, cylinder.n_r, 0.0, 0.0
-    else:
-        nx, ny = (_require(cells, k, where, int) for k in ("nx", "ny"))
-        if nx < 1 or ny < 1:
-            raise CalolabError(f"{where}: nx and ny must be >= 1, got {nx} x {ny}")
-        if "pitch" in cells:
-            pitch_x = pitch_y = _positive(cells, "pitch", where)
-        else:
-            pitch_x, pitch_y = _positive(cells, "pitch_x", where), _positive(cells, "pitch_y", where)
-    materials = spec.get("materials") or {}
-    extra = materials_from_spec(materials, source) if materials else {}
-    readout = _default_readout(spec, source)
-    layers = _layers(_require(spec, "layers", source, list), f"{source}: layers", extra, readout,
-                     (nx, ny, pitch_x, pitch_y))
-    field_tesla = float(spec.get("field_tesla", 0.0) or 0.0)
-    return Detector(
-        name=name,
-        layers=tuple(layers),
-        nx=nx,
-        ny=ny,
-        _pitch_x=pitch_x,
-        _pitch_y=pitch_y,
-        field_tesla=field_tesla,
-        cylinder=cylinder,
-        description=str(spec.get("description", "")),
-        materials=dict(materials),
-        _source=source,
-    )

@@ -11,6 +11,12 @@ reverses the bend of charged tracks in a field along y), so :func:`check_mirror_
 refuses it for a detector with ``field_tesla != 0``. Features not in :data:`MIRROR_ODD`
 are taken to be even; a feature transform must be odd (``signed-log`` is).
 
+A cylindrical detector's grid axes hold (alpha, r) bins: reversing Y would reverse r, which
+is no reflection at all, and x -> -x maps alpha to pi - alpha (a reversal and a rotation of
+the alpha bins). The reflection y -> -y reverses the alpha axis (X), bin k -> n_alpha - 1 - k
+(the bins are symmetric about alpha = 0), with the y-odd signs: the batch mirroring here
+reverses Y with those signs, so :func:`check_mirror_grid` refuses both axes there.
+
 Shapes: grid ``(B, C, Z, X, Y)`` (pooled layer, x, y), features ``(B, F)``, signs ``(F,)``.
 
 >>> import numpy as np, torch
@@ -48,7 +54,20 @@ def mirror_axes(mirror_y: bool, mirror_x: bool = False) -> tuple[str, ...]:
 
 def check_mirror_grid(detector, pool: tuple[int, int, int], axis: str = "y") -> None:
     """Mirroring the pooled grid is mirroring the detector only if the pooled cells divide its cells along
-    ``axis``; in x, only without a field. Raises :class:`~calolab.errors.CalolabError` otherwise."""
+    ``axis``; in x, only without a field; never on cylindrical (alpha, r) bins. Raises
+    :class:`~calolab.errors.CalolabError` otherwise.
+
+    >>> from calolab.geometry import load_detector
+    >>> check_mirror_grid(load_detector("calochallenge-ds2"), (1, 1, 1), "y")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    calolab.errors.CalolabError: mirror_y on calochallenge-ds2: its grid's y axis holds r bins ...
+    """
+    if detector.cylinder is not None:
+        what = ("its grid's y axis holds r bins (cylindrical alpha x r cells), and reversing them is no reflection; "
+                "y -> -y reverses the alpha bins" if axis == "y" else
+                "x -> -x maps its alpha bins to pi - alpha (cylindrical alpha x r cells), a reversal and a rotation")
+        raise CalolabError(f"mirror_{axis} on {detector.name}: {what}, which batch mirroring does not do")
     cells, k = (detector.ny, pool[2]) if axis == "y" else (detector.nx, pool[1])
     if cells % k:
         raise CalolabError(f"mirror_{axis} needs whole pooled cells in {axis}: {detector.name} has {cells} cells, "

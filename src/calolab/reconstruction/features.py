@@ -23,6 +23,8 @@ threshold, ``{k}`` for each depth segment):
 ``max_layer``                     layer with the most visible energy
 ``density_mip``                   local energy density: energy-weighted mean over hits of the
                                   visible energy in the hit's 3x3 cells of its layer, in MIPs
+                                  (on a cylindrical detector 3 alpha x 3 r bins, not wrapped
+                                  around alpha = +-pi)
 ``hottest_fraction``              visible energy of the hottest cell / ``e_visible``
 ================================  ============================================================
 
@@ -174,7 +176,8 @@ def _moments(grid: HitGrid, w: np.ndarray, det) -> list[np.ndarray]:
     """Energy-weighted centroid (z, x, y), widths (z, r) and depth skewness, each (N,).
 
     Computed from the per-event projections on depth, x and y (one ``bincount`` over the hits
-    each), so the cost barely grows with the number of hits (noise-flooded events).
+    each), so the cost barely grows with the number of hits (noise-flooded events). On a
+    cylindrical detector x and y are those of the bin centres (``Detector.cell_centres``).
     """
     n = grid.n_events
     _, nx, ny = grid.shape
@@ -182,19 +185,26 @@ def _moments(grid: HitGrid, w: np.ndarray, det) -> list[np.ndarray]:
     def projection(index: np.ndarray, size: int) -> np.ndarray:
         return np.bincount(grid.event * size + index, weights=w, minlength=n * size).reshape(n, size)
 
-    w_z, w_x, w_y = projection(grid.layer, det.n_layers), projection(grid.ix, nx), projection(grid.iy, ny)
+    w_z = projection(grid.layer, det.n_layers)
     total = w_z.sum(axis=1)
     z = det.z_active
-    x = det.x_edges[0] + (np.arange(nx) + 0.5) * det.pitch_x
-    y = det.y_edges[0] + (np.arange(ny) + 0.5) * det.pitch_y
 
     def mean(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
         return _safe_ratio((weights * values).sum(axis=1), total)
 
-    zm, xm, ym = mean(w_z, z), mean(w_x, x), mean(w_y, y)
+    zm = mean(w_z, z)
+    if det.cylinder is not None:  # a bin's x and y depend on both its alpha and r: sum over the hits
+        cx, cy = det.cell_centres(grid.layer, grid.ix, grid.iy)
+        xm, ym = _safe_ratio(grid.event_sum(w * cx), total), _safe_ratio(grid.event_sum(w * cy), total)
+        var_r = _safe_ratio(grid.event_sum(w * ((cx - xm[grid.event]) ** 2 + (cy - ym[grid.event]) ** 2)), total)
+    else:
+        w_x, w_y = projection(grid.ix, nx), projection(grid.iy, ny)
+        x = det.x_edges[0] + (np.arange(nx) + 0.5) * det.pitch_x
+        y = det.y_edges[0] + (np.arange(ny) + 0.5) * det.pitch_y
+        xm, ym = mean(w_x, x), mean(w_y, y)
+        var_r = mean(w_x, (x - xm[:, None]) ** 2) + mean(w_y, (y - ym[:, None]) ** 2)
     dz = z - zm[:, None]
     var_z = mean(w_z, dz**2)
-    var_r = mean(w_x, (x - xm[:, None]) ** 2) + mean(w_y, (y - ym[:, None]) ** 2)
     z_std = np.sqrt(var_z)
     skew = _safe_ratio(mean(w_z, dz**3), z_std**3, tiny=1e-9)  # 0 for showers in one layer
     return [zm, xm, ym, z_std, np.sqrt(var_r), skew]

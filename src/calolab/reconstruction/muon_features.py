@@ -15,7 +15,9 @@ the boundary between the two cell columns nearest the straight track follows its
 bend is read against the straight track from ``entry`` along ``direction``, so it is only as
 good as they are (the muon study's ``track_sigma_mm`` and ``track_sigma_mrad`` smear them).
 
-A hit's distance from the track is ``d = max(|ix - ix_t|, |iy - iy_t|)`` in cells.
+A hit's distance from the track is ``d = max(|ix - ix_t|, |iy - iy_t|)`` in cells. The features
+need a Cartesian grid: on a cylindrical detector (alpha, r bins) they raise
+:class:`~calolab.errors.CalolabError`.
 Names, in order (``{r}`` for each track radius, ``{t}`` for each layer threshold):
 
 =================================  ==========================================================
@@ -59,6 +61,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from calolab.errors import CalolabError
 from calolab.reconstruction.features import _label
 from calolab.reconstruction.hits import HitGrid, event_max, in_event_chunks
 from calolab.showers import Showers
@@ -71,6 +74,7 @@ DEFAULT_CLUSTER_MIP = 2.0
 def track_cells(showers: Showers, grid: HitGrid) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Straight track at each hit's layer: cell indices ``(ix_t, iy_t)`` (int64) and position ``(x_t, y_t)`` mm."""
     det = showers.detector
+    _require_grid(det, "track_cells")
     slope = showers.direction[:, :2] / np.maximum(showers.direction[:, 2:3], 1e-9)  # (N, 2)
     z = det.z_active[grid.layer]
     x_t = showers.entry[grid.event, 0] + slope[grid.event, 0] * z
@@ -78,6 +82,12 @@ def track_cells(showers: Showers, grid: HitGrid) -> tuple[np.ndarray, np.ndarray
     ix_t = np.floor((x_t - det.x_edges[0]) / det.pitch_x).astype(np.int64)
     iy_t = np.floor((y_t - det.y_edges[0]) / det.pitch_y).astype(np.int64)
     return ix_t, iy_t, x_t, y_t
+
+
+def _require_grid(det, feature: str) -> None:
+    if det.cylinder is not None:
+        raise CalolabError(f"{feature}: detector {det.name!r} has cylindrical (alpha, r) cells; the track-cell "
+                           "distances and x columns of the muon features need a Cartesian grid")
 
 
 def muon_feature_names(track_radii=DEFAULT_TRACK_RADII, layer_thresholds_mip=DEFAULT_LAYER_THRESHOLDS_MIP) -> list[str]:
@@ -110,6 +120,7 @@ def muon_features(showers: Showers, track_radii=DEFAULT_TRACK_RADII,
     features : float32 (N, F)
     names : list of F str
     """
+    _require_grid(showers.detector, "muon_features")
     chunked = in_event_chunks(muon_features, showers, track_radii, layer_thresholds_mip, cluster_mip)
     if chunked is not None:
         return chunked

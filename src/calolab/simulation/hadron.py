@@ -241,8 +241,7 @@ def simulate_hadrons(detector: Detector, energy: np.ndarray, entry: np.ndarray, 
     layer0 = np.clip(np.searchsorted(detector.z_bounds, z0, side="right") - 1, 0, detector.n_layers)
     parts = [mip, em, had, hits]
     deposits = Deposits.join(parts)
-    keep = (deposits.energy > 0) & ((deposits.x >= detector.x_edges[0]) & (deposits.x < detector.x_edges[-1])
-            & (deposits.y >= detector.y_edges[0]) & (deposits.y < detector.y_edges[-1]))
+    keep = (deposits.energy > 0) & detector.contains(deposits.x, deposits.y)
     # visible MeV on the cells per event of each part (join keeps the parts in order)
     ends = np.cumsum([len(p) for p in parts])
     on_cells = np.where(keep, deposits.energy, 0.0)

@@ -300,14 +300,13 @@ def simulate_muons(detector: Detector, energy: np.ndarray, entry: np.ndarray, di
     live = (uz > MIN_COS) & (e > MUON_MASS)
     exit_energy, exit_x, exit_y = np.where(live, 0.0, e), x.copy(), y.copy()
     ionised, radiated, n_radiative = np.zeros(n), np.zeros(n), np.zeros(n, np.int64)
-    half_x, half_y = detector.nx * detector.pitch_x / 2, detector.ny * detector.pitch_y / 2
     shower_visible = detector.e_hat * detector.mip_sampling_fraction  # (layers,) for small showers
     ms_log = 1 + 0.038 * math.log(max(detector.x0_bounds[-1], 1.0))
     track: list[tuple[np.ndarray, ...]] = []  # per layer: live, x, y, visible (n,) each
     losses: list[tuple[np.ndarray, ...]] = []  # knock-ons and radiative losses to shower
 
     for i, layer in enumerate(detector.layers):
-        leaving = live & ((np.abs(x) > half_x) | (np.abs(y) > half_y) | (uz < MIN_COS))
+        leaving = live & (detector.beyond_side(x, y) | (uz < MIN_COS))
         exit_energy[leaving], exit_x[leaving], exit_y[leaving] = e[leaving], x[leaving], y[leaving]
         live &= ~leaving
         if not live.any():

@@ -9,6 +9,7 @@ import numpy as np
 from scipy.optimize import curve_fit
 from scipy.special import gammainc
 
+from calolab.errors import CalolabError
 from calolab.geometry import Detector, load_detector
 from calolab.reconstruction import weighted_sum
 from calolab.reconstruction.metrics import fit_resolution, resolution_model
@@ -181,8 +182,12 @@ def run(out_dir: Path, scale: float = 1.0, seed: int = 1) -> list[Check]:
 def crystal_matrix_resolution(detector: Detector, energies_gev: list[float], n_events: int, seed: int):
     """Stochastic and constant terms (a, c, their errors) of the 3x3 crystal sum about the beam axis.
 
-    The crystals are the columns of the detector's cells (its layers are slices of one crystal).
+    The crystals are the columns of the detector's cells (its layers are slices of one crystal),
+    whose grid centre ``(nx // 2, ny // 2)`` holds the beam axis: a Cartesian grid's only.
     """
+    if detector.cylinder is not None:
+        raise CalolabError(f"crystal_matrix_resolution: detector {detector.name!r} has cylindrical (alpha, r) "
+                           "bins; the 3x3 crystal sum needs a Cartesian grid of crystals")
     cx, cy = detector.nx // 2, detector.ny // 2
     rel, err = [], []
     for i, e in enumerate(energies_gev):
