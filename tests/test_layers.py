@@ -265,3 +265,42 @@ def test_hit_positions_are_readout_cell_centres():
     layer, ix, iy = showers.cell_coordinates()
     strip_x = det.gang[layer, 0] * det.pitch_x
     np.testing.assert_allclose((x - det.x_edges[0]) % strip_x, strip_x / 2)  # the middle of each strip
+
+
+RINGS = {"name": "rings", "cells": {"nx": 32, "ny": 32, "pitch": 30.0},
+         "readout": {"noise_mip": 0.1, "threshold_mip": 0.5},
+         "layers": [{"absorber": "Fe", "absorber_thickness": 20.0, "active": "Scintillator", "active_thickness": 5.0,
+                     "cells": [{"pitch": 30.0, "within": 240.0}, {"pitch": 60.0, "within": 360.0}, {"pitch": 120.0}],
+                     "repeat": 12}]}
+
+
+def test_rings_of_tile_sizes():
+    det = Detector.from_dict(RINGS)
+    size = det.tile_size[0]
+    assert size[16, 16].tolist() == [1, 1] and size[5, 16].tolist() == [2, 2] and size[0, 0].tolist() == [4, 4]
+    offsets, cells = det.readout_cells
+    assert np.diff(offsets)[0] == 16 * 16 + (24 * 24 - 16 * 16) // 4 + (32 * 32 - 24 * 24) // 16
+    assert Detector.from_dict(det.to_dict()) == det
+    beam = Beam("pi+", energy=20e3, spot_sigma=60.0)
+    showers = simulate(det, beam, 60, seed=4)
+    layer, ix, iy = showers.cell_coordinates()
+    anchor = det.tile_anchor[layer, ix, iy]
+    assert np.array_equal(anchor, ix * det.ny + iy)  # every hit sits on its tile's first grid cell
+    x, y, _ = showers.positions()
+    tile = det.tile_size[layer, ix, iy] * det.pitch_x  # mm
+    np.testing.assert_allclose((x - det.x_edges[0]) % tile[:, 0], tile[:, 0] / 2)
+    from calolab.effects.dose import cell_mass
+
+    mass = cell_mass(det)
+    assert mass[0, 0, 0] == pytest.approx(16 * mass[0, 16, 16]) and mass[0, 4, 4] == pytest.approx(4 * mass[0, 16, 16])
+
+
+@pytest.mark.parametrize(("cells", "message"), [
+    ([{"pitch": 30.0, "within": 150.0}, {"pitch": 60.0}], "must fall on whole 2-cell tiles"),
+    ([{"pitch": 30.0}, {"pitch": 60.0}], "every region but the last needs 'within'"),
+    ([{"pitch": 30.0, "within": 480.0}, {"pitch": 60.0, "within": 240.0}, {"pitch": 120.0}], "grow outwards"),
+])
+def test_bad_rings(cells, message):
+    spec = {**RINGS, "layers": [{**RINGS["layers"][0], "cells": cells}]}
+    with pytest.raises(CalolabError, match=message):
+        Detector.from_dict(spec, source="rings.yaml")

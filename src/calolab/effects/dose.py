@@ -80,6 +80,9 @@ def active_mass(detector: Detector) -> np.ndarray:
         raise CalolabError(f"active_mass: detector {detector.name!r} has cylindrical (alpha, r) bins of unequal "
                            "area; use cell_mass for the mass of each bin")
     area_cm2 = detector.pitch_x * detector.pitch_y / 100.0
+    if any(len(la.tiles) > 1 for la in detector.layers):
+        raise CalolabError(f"active_mass: detector {detector.name!r} has layers with tiles of several sizes; "
+                           "use cell_mass for the mass of each cell")
     grams = [la.active_material.density * area_cm2 * la.gang[0] * la.gang[1] * la.active_thickness / 10.0
              for la in detector.layers]
     return np.asarray(grams) / 1000.0
@@ -96,8 +99,10 @@ def cell_mass(detector: Detector) -> np.ndarray:
     >>> m.shape, round(float(m[0, 0, 1] / m[0, 0, 0]), 6)  # the second ring has 3x the first's area
     ((45, 16, 9), 3.0)
     """
-    if detector.cylinder is None:
-        return np.broadcast_to(active_mass(detector)[:, None, None], detector.shape)
+    if detector.cylinder is None:  # each readout cell's tiles: gx x gy grid cells
+        area_cm2 = detector.pitch_x * detector.pitch_y / 100.0 * detector.tile_size.prod(axis=-1)  # (L, nx, ny)
+        grams = np.array([la.active_material.density * la.active_thickness / 10.0 for la in detector.layers])
+        return grams[:, None, None] * area_cm2 / 1000.0
     area_cm2 = detector.cylinder.areas / 100.0  # (n_alpha, n_r)
     grams = np.array([la.active_material.density * la.active_thickness / 10.0 for la in detector.layers])
     return grams[:, None, None] * area_cm2[None] / 1000.0

@@ -40,6 +40,7 @@ import numpy as np
 from calolab.errors import CalolabError
 from calolab.geometry.cylinder import CylindricalGrid
 from calolab.geometry.layer import Layer, Readout
+from calolab.geometry.tiling import Tiles, tile_map
 
 ES = 21.2  # MeV, scale energy of multiple scattering (Moliere radius = X0 Es / Ec)
 
@@ -129,13 +130,30 @@ class Detector:
 
     @cached_property
     def gang(self) -> np.ndarray:
-        """Grid cells per readout cell along x and y of each layer, int ``(layers, 2)`` (1 for the grid's own)."""
+        """Grid cells per innermost readout cell along x and y of each layer, int ``(layers, 2)``."""
         return np.array([layer.gang for layer in self.layers], np.int64).reshape(self.n_layers, 2)
 
     @property
     def uniform(self) -> bool:
         """True if every layer is read out in the grid's own cells."""
-        return bool(np.all(self.gang == 1))
+        return not any(layer.tiles for layer in self.layers)
+
+    @cached_property
+    def tile_anchor(self) -> np.ndarray:
+        """Flat in-layer index ``ix * ny + iy`` of each grid cell's readout cell, int64 ``(layers, nx, ny)``."""
+        return np.stack([tile_map(la.tiles, self.nx, self.ny)[0] for la in self.layers])
+
+    @cached_property
+    def tile_size(self) -> np.ndarray:
+        """Grid cells ``(gx, gy)`` of each grid cell's readout cell, int64 ``(layers, nx, ny, 2)``."""
+        return np.stack([tile_map(la.tiles, self.nx, self.ny)[1] for la in self.layers])
+
+    @cached_property
+    def readout_cells(self) -> tuple[np.ndarray, np.ndarray]:
+        """The readout cells of each layer: ``offsets`` (layers + 1,) into ``cells``, their flat cell indices."""
+        per_layer = self.nx * self.ny
+        cells = [layer * per_layer + np.unique(self.tile_anchor[layer]) for layer in range(self.n_layers)]
+        return np.concatenate([[0], np.cumsum([len(c) for c in cells])]), np.concatenate(cells)
 
     def cell_centres(self, layer: np.ndarray, ix: np.ndarray, iy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Centres (x, y) in mm of the readout cells whose first grid cell is ``(layer, ix, iy)``.
@@ -146,7 +164,8 @@ class Detector:
         layer, ix, iy = (np.asarray(v) for v in (layer, ix, iy))
         if self.cylinder is not None:  # (ix, iy) are (alpha, r) bins
             return self.cylinder.centres(ix, iy)
-        gx, gy = (self.gang[layer, k] for k in (0, 1))
+        size = self.tile_size[layer, ix, iy]
+        gx, gy = size[..., 0], size[..., 1]
         return (self.x_edges[0] + (ix + 0.5 * gx) * self.pitch_x, self.y_edges[0] + (iy + 0.5 * gy) * self.pitch_y)
 
     @cached_property
@@ -324,8 +343,8 @@ class Detector:
             entry = layer.to_dict()
             if shared is not None:
                 entry.pop("readout", None)
-            if layer.gang != (1, 1):
-                entry["cells"] = {"pitch_x": layer.gang[0] * self.pitch_x, "pitch_y": layer.gang[1] * self.pitch_y}
+            if layer.tiles:
+                entry["cells"] = _tiles_spec(layer.tiles, self.pitch_x, self.pitch_y)
             if groups and {k: v for k, v in groups[-1].items() if k != "repeat"} == entry:
                 groups[-1]["repeat"] += 1
             else:
@@ -373,3 +392,14 @@ class Detector:
             f"R_M {self.moliere_radius:.1f} mm, MIP MPV {self.mip_mpv.mean() * 1e3:.0f} keV"
             + (f", B = {self.field_tesla:g} T" if self.field_tesla else "")
         )
+
+
+def _tiles_spec(tiles: tuple[Tiles, ...], pitch_x: float, pitch_y: float) -> dict[str, Any] | list[dict[str, Any]]:
+    """The YAML ``cells:`` of a layer's tiles (the inverse of :func:`calolab.geometry.spec.parse_detector`'s)."""
+    regions = []
+    for t in tiles:
+        entry: dict[str, Any] = {"pitch_x": t.gang[0] * pitch_x, "pitch_y": t.gang[1] * pitch_y}
+        if t.within is not None:
+            entry |= {"within_x": t.within[0] * pitch_x, "within_y": t.within[1] * pitch_y}
+        regions.append(entry)
+    return regions[0] if len(regions) == 1 and tiles[0].within is None else regions

@@ -23,6 +23,7 @@ from typing import Any
 
 from calolab.errors import CalolabError
 from calolab.geometry.materials import Material, get_material
+from calolab.geometry.tiling import Tiles
 
 
 @dataclass(frozen=True)
@@ -132,20 +133,26 @@ class Slab:
 class Layer:
     """One sampling layer: ``slabs`` front to back, exactly one active, and its ``readout``.
 
-    ``gang`` ``(gx, gy)``: the layer's cells are ``gx`` x ``gy`` cells of the detector's grid
-    (tiles coarser than the grid, or strips: ``(1, n)`` is a strip long in y).
+    ``tiles``: the layer's readout cells as blocks of grid cells, by region
+    (:mod:`calolab.geometry.tiling`; empty: the grid's own cells). One region without bounds
+    is a uniform tile size, e.g. strips: ``(1, n)`` is a strip long in y.
     """
 
     slabs: tuple[Slab, ...]
     readout: Readout = field(default_factory=Readout)
-    gang: tuple[int, int] = (1, 1)
+    tiles: tuple[Tiles, ...] = ()
 
     def __post_init__(self) -> None:
         n_active = sum(s.active for s in self.slabs)
         if n_active != 1:
             raise CalolabError(f"a layer needs exactly one active slab, got {n_active}")
-        if len(self.gang) != 2 or min(self.gang) < 1:
-            raise CalolabError(f"a layer's cells gang whole numbers of grid cells, got {self.gang}")
+        if any(min(t.gang) < 1 for t in self.tiles):
+            raise CalolabError(f"a layer's cells gang whole numbers of grid cells, got {self.tiles}")
+
+    @property
+    def gang(self) -> tuple[int, int]:
+        """Grid cells ``(gx, gy)`` of the layer's innermost readout cells ((1, 1) for the grid's own)."""
+        return self.tiles[0].gang if self.tiles else (1, 1)
 
     @classmethod
     def simple(cls, active: str, active_thickness: float, absorber: str | None = None,

@@ -33,6 +33,7 @@ from calolab.geometry.compounds import materials_from_spec
 from calolab.geometry.cylinder import CylindricalGrid
 from calolab.geometry.detector import Detector
 from calolab.geometry.layer import Layer, Readout, Slab
+from calolab.geometry.tiling import Tiles, check_tiles
 
 
 def _require(spec: dict, key: str, where: str, kind: type | tuple = (int, float)) -> Any:
@@ -95,26 +96,43 @@ def _stack(group: dict, where: str, extra: dict[str, Material]) -> tuple[Slab, .
     return tuple(slabs)
 
 
-def _gang(group: dict, where: str, grid: Grid) -> tuple[int, int]:
-    """Grid cells per readout cell of a layer group's ``cells: {pitch | pitch_x, pitch_y}`` (default: the grid's)."""
+def _tiles(group: dict, where: str, grid: Grid) -> tuple[Tiles, ...]:
+    """The readout cells of a layer group's ``cells:``: ``{pitch | pitch_x, pitch_y}`` for one size,
+    or a list of such regions from the axis outwards, each but the last with ``within`` (or
+    ``within_x``, ``within_y``), the half-width in mm of the centred square it fills."""
     if "cells" not in group:
-        return (1, 1)
-    cells = _require(group, "cells", where, dict)
-    where = f"{where}.cells"
-    check_fields(cells, ("pitch", "pitch_x", "pitch_y"), where)
+        return ()
     nx, ny, base_x, base_y = grid
     if base_x == 0:
-        raise CalolabError(f"{where}: a cylindrical detector's layers all share its (alpha, r) bins")
+        raise CalolabError(f"{where}.cells: a cylindrical detector's layers all share its (alpha, r) bins")
+    regions = group["cells"]
+    listed = isinstance(regions, list)
+    regions = regions if listed else [regions]
     out = []
-    for axis, n, base in (("x", nx, base_x), ("y", ny, base_y)):
-        key = "pitch" if "pitch" in cells else f"pitch_{axis}"
-        pitch = _positive(cells, key, where) if key in cells else base
-        gang = round(pitch / base)
-        if gang < 1 or abs(pitch - gang * base) > 1e-6 * base or n % gang:
-            raise CalolabError(f"{where}.{key}: {pitch:g} mm must be a whole number of the grid's {base:g} mm cells "
-                               f"that divides its {n} cells along {axis}")
-        out.append(gang)
-    return out[0], out[1]
+    for k, cells in enumerate(regions):
+        at = f"{where}.cells" + (f"[{k}]" if listed else "")
+        if not isinstance(cells, dict):
+            raise CalolabError(f"{at}: expected a mapping with pitch (or pitch_x, pitch_y) and, in a list, within")
+        bounds = ("within", "within_x", "within_y") if listed else ()
+        check_fields(cells, ("pitch", "pitch_x", "pitch_y", *bounds), at)
+        gang = []
+        for axis, n, base in (("x", nx, base_x), ("y", ny, base_y)):
+            key = "pitch" if "pitch" in cells else f"pitch_{axis}"
+            pitch = _positive(cells, key, at) if key in cells else base
+            g = round(pitch / base)
+            if g < 1 or abs(pitch - g * base) > 1e-6 * base or (not listed and n % g):
+                raise CalolabError(f"{at}.{key}: {pitch:g} mm must be a whole number of the grid's {base:g} mm cells "
+                                   f"that divides its {n} cells along {axis}")
+            gang.append(g)
+        within = None
+        if any(k in cells for k in ("within", "within_x", "within_y")):
+            wx = _positive(cells, "within" if "within" in cells else "within_x", at)
+            wy = _positive(cells, "within" if "within" in cells else "within_y", at)
+            within = (wx / base_x, wy / base_y)
+        out.append(Tiles((gang[0], gang[1]), within))
+    tiles = tuple(out)
+    check_tiles(tiles, nx, ny, f"{where}.cells")
+    return () if tiles == (Tiles((1, 1)),) else tiles
 
 
 def _layers(groups: list, where: str, extra: dict[str, Material], readout: Readout, grid: Grid) -> list[Layer]:
@@ -133,7 +151,7 @@ def _layers(groups: list, where: str, extra: dict[str, Material], readout: Reado
         else:
             check_fields(group, (*SHORTHAND_FIELDS, *STACK_FIELDS, "repeat"), at)
             block = [Layer(_stack(group, at, extra), Readout.from_dict(group.get("readout"), f"{at}.readout", readout),
-                           _gang(group, at, grid))]
+                           _tiles(group, at, grid))]
         repeat = group.get("repeat", 1)
         if not isinstance(repeat, int) or isinstance(repeat, bool) or repeat < 1:
             raise CalolabError(f"{at}.repeat: must be an integer >= 1, got {repeat!r}")

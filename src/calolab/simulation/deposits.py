@@ -56,8 +56,8 @@ def cell_index(detector: Detector, layer: np.ndarray, x: np.ndarray, y: np.ndarr
     inside = (ix >= 0) & (ix < detector.nx) & (iy >= 0) & (iy < detector.ny)
     inside &= (layer >= 0) & (layer < detector.n_layers)
     if not detector.uniform:  # coarse tiles and strips: every grid cell's deposit goes to its readout cell
-        gang = detector.gang[np.where(inside, layer, 0)]
-        ix, iy = ix - ix % gang[:, 0], iy - iy % gang[:, 1]
+        at = np.where(inside, layer, 0), np.where(inside, ix, 0), np.where(inside, iy, 0)
+        ix, iy = np.divmod(detector.tile_anchor[at], detector.ny)
     return np.where(inside, (layer * detector.nx + ix) * detector.ny + iy, -1)
 
 

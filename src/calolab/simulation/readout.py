@@ -114,19 +114,16 @@ def _with_noise_hits(detector: Detector, constants: LayerReadout, n_events: int,
                      cell: np.ndarray, signal: np.ndarray,
                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Add the empty cells whose noise passes the threshold, as (event, cell, signal) sorted by event and cell."""
-    per_layer = detector.nx * detector.ny
     noisy = np.flatnonzero(constants.noise_mev > 0)
     tail = ndtr(-constants.threshold_mev[noisy] / constants.noise_mev[noisy])  # P(noise > threshold)
-    gx, gy = detector.gang[noisy, 0], detector.gang[noisy, 1]
-    readout_cells = (detector.nx // gx) * (detector.ny // gy)
+    offsets, cells = detector.readout_cells  # every layer's readout cells (a tile is stored at its first grid cell)
+    readout_cells = np.diff(offsets)[noisy]
     counts = rng.poisson(readout_cells * tail, size=(n_events, len(noisy)))  # (N, noisy layers)
     ev, which = np.nonzero(counts)
     reps = counts[ev, which]
     ev, which = np.repeat(ev, reps), np.repeat(which, reps)
     layer = noisy[which]
-    pick = rng.integers(0, readout_cells[which])  # a readout cell, stored at its first grid cell
-    ix, iy = np.divmod(pick, detector.ny // gy[which])
-    new_cell = layer * per_layer + ix * gx[which] * detector.ny + iy * gy[which]
+    new_cell = cells[offsets[layer] + rng.integers(0, readout_cells[which])]
     # the noise above threshold: the Gaussian tail beyond it, by inversion
     new_signal = constants.noise_mev[layer] * -ndtri((1.0 - rng.random(len(layer))) * tail[which])
     all_event = np.concatenate([event, ev])
