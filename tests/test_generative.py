@@ -283,7 +283,8 @@ def test_cli_train_and_sample(tmp_path):
                                    "--energy-range", "0.9GeV:110GeV"])
     assert result.exit_code == 0, result.output
     assert "trained 1 epochs on 2 layouts x 20 events" in result.output
-    assert {"config.yaml", "data.h5", "checkpoint.pt", "losses.json"} <= {p.name for p in run.iterdir()}
+    written = {p.name for p in run.iterdir()}
+    assert {"config.yaml", "provenance.json", "data.h5", "checkpoint.pt", "losses.json"} <= written
     dataset = yaml.safe_load((run / "config.yaml").read_text())["dataset"]
     assert (dataset["energy_min_gev"], dataset["energy_max_gev"]) == (0.9, 110.0)
     energies = read_showers(run / "data.h5").incident_energy

@@ -304,6 +304,7 @@ def test_resume_after_a_kill_ends_with_the_same_weights(events, tmp_path):
     best_a, best_b = straight.model.state_dict(), resumed.model.state_dict()
     assert all(torch.equal(best_a[k], best_b[k]) for k in best_a)
     assert (tmp_path / "resumed" / "config.yaml").is_file() and (tmp_path / "resumed" / "metrics.json").is_file()
+    assert "command" in json.loads((tmp_path / "resumed" / "provenance.json").read_text())
     # a finished run is not trained again
     again = train(events, tmp_path / "resumed", RegressorConfig(**SMALL, dropout=0.2), config)
     assert again.history == resumed.history

@@ -3,6 +3,7 @@
 A run folder holds::
 
     config.yaml      model family, model / training / dataset configs, the base detector
+    provenance.json  the command, calolab commit and version that started the run
     data.h5          the training set (simulated once from the dataset seed, then reused)
     checkpoint.pt    after every epoch: model, optimisers, random-generator state, epoch, losses
     losses.json      the per-epoch loss terms, learning rate and wall time
@@ -31,7 +32,7 @@ from calolab.generative.data import DatasetConfig, build_dataset, load_dataset, 
 from calolab.generative.table import LayerTable
 from calolab.geometry import Detector, load_detector
 from calolab.io.atomic import atomic_path
-from calolab.io.rundir import write_json, write_yaml
+from calolab.io.rundir import PROVENANCE, provenance, write_json, write_yaml
 
 FAMILIES = {"layerwise": (layerwise, layerwise.LayerwiseConfig, layerwise.LayerwiseModel),
             "wgan": (wgan, wgan.WGANConfig, wgan.WGAN)}
@@ -153,6 +154,8 @@ def prepare_run(run_dir: Path, train: TrainConfig, mconfig, data: DatasetConfig)
         if not isinstance(old, dict):
             raise CalolabError(f"{path}: expected a mapping")
         _check_same(path, old, record)
+    else:
+        write_json(run_dir / PROVENANCE, provenance())
     write_yaml(path, record)
     return record, detector
 

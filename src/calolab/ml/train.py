@@ -11,6 +11,7 @@ validation loss can sit on a plateau before it falls.
 The run folder holds::
 
     config.yaml      model and training configs, data (source, events, split, detector)
+    provenance.json  the command, calolab commit and version that started the run
     metrics.json     one record per epoch (losses, learning rate, throughput)
     best.pt          the weights with the lowest validation loss (see CNNEnsemble to load)
     checkpoint.pt    the state after the last finished epoch (see calolab.ml.checkpoint)
@@ -37,7 +38,7 @@ Energies: the target is the incident energy in GeV; the inputs are MIPs per pool
 >>> result = train(s, tempfile.mkdtemp(), RegressorConfig(pool=(6, 10, 10), channels=(2,), hidden=(4,)),
 ...                TrainConfig(epochs=2, batch_size=4, validation_fraction=0.25), device="cpu")
 >>> len(result.history), sorted(p.name for p in result.run_dir.iterdir())
-(2, ['best.pt', 'checkpoint.pt', 'config.yaml', 'metrics.json'])
+(2, ['best.pt', 'checkpoint.pt', 'config.yaml', 'metrics.json', 'provenance.json'])
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ import numpy as np
 import torch
 
 from calolab.errors import CalolabError
-from calolab.io.rundir import write_json, write_yaml
+from calolab.io.rundir import PROVENANCE, provenance, write_json, write_yaml
 from calolab.ml import distributed as dist
 from calolab.ml.checkpoint import (  # noqa: F401  (FORMAT, on_cpu: re-exported)
     BEST,
@@ -259,6 +260,7 @@ def _train(source, run_dir, model_config, config, features, feature_names, callb
             state = load_checkpoint(run_dir / CHECKPOINT, meta, model, optimiser, scheduler, loss_fn, rng, group)
         elif group.main:
             write_yaml(run_dir / CONFIG, {**meta, "parameters": count_parameters(model)})
+            write_json(run_dir / PROVENANCE, provenance())
         net = model
         if group.active:
             from torch.nn.parallel import DistributedDataParallel
