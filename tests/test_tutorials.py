@@ -1,4 +1,4 @@
-"""The docs' tutorials (docs/tutorials/*.py) run at their quick sizes and write their run folders."""
+"""The docs' tutorials (docs/tutorials/*.py) run at their quick sizes in ``make test`` and write their run folders."""
 
 import subprocess
 import sys
@@ -9,7 +9,6 @@ import pytest
 TUTORIALS = sorted((Path(__file__).resolve().parents[1] / "docs" / "tutorials").glob("*.py"))
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("script", TUTORIALS, ids=lambda p: p.stem)
 def test_tutorial_runs(script, tmp_path):
     out = tmp_path / script.stem

@@ -219,6 +219,8 @@ def calochallenge_detector(xml_path: str | Path, layers: Any = None, particle: s
     name
         The detector's name; default: the XML file's stem.
 
+    Examples
+    --------
     >>> import pathlib, tempfile
     >>> xml = pathlib.Path(tempfile.mkdtemp()) / "binning.xml"
     >>> layer = '<Layer id="{}" r_edges="0,4.65,9.3,13.95" n_bin_alpha="16"/>'

@@ -122,6 +122,8 @@ def read_showers(
     tree
         The TTree of a ROOT hit table (default: the file's only TTree).
 
+    Examples
+    --------
     >>> import tempfile, h5py, numpy as np
     >>> table = tempfile.mkdtemp() + "/hits.h5"
     >>> with h5py.File(table, "w") as f:

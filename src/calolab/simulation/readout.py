@@ -77,7 +77,10 @@ def read_out(detector: Detector, offsets: np.ndarray, cell: np.ndarray, energy: 
     energy : float32 (H,)
         Deposited (visible) energy, MeV.
 
-    Returns the same three arrays for the recorded hits (float32 signal in MeV).
+    Returns
+    -------
+    offsets, cell, energy
+        The same three arrays for the recorded hits (float32 signal in MeV).
     """
     constants = layer_readout(detector)
     if constants is None:
