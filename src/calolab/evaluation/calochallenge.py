@@ -245,7 +245,8 @@ def separation_powers(ref: ChallengeFeatures, other: ChallengeFeatures, ref_voxe
                     for k in range(ref.e_layer.shape[1])],
     }
     for name, (lo, hi, n) in lin.items():
-        layers = np.flatnonzero(ref.alpha_binned) if name[-1] in "xy" else range(ref.e_layer.shape[1])
+        in_xy = name in ("ec_x", "ec_y", "width_x", "width_y")  # only layers with more than one alpha bin
+        layers = np.flatnonzero(ref.alpha_binned) if in_xy else range(ref.e_layer.shape[1])
         out[name] = [separation_power(getattr(ref, name)[:, k], getattr(other, name)[:, k], np.linspace(lo, hi, n))
                      for k in layers]
     return out
