@@ -17,9 +17,9 @@ definitions on the voxels ``(N, layers * n_alpha * n_r)`` in CaloChallenge's ord
   ``E_l`` in 39 log bins from ``min_energy`` to the reference's largest ``E_l``; centres in x,
   y in 100 bins on [-30, 30] mm and widths on [0, 30] mm (the limits of datasets 2 and 3);
   every voxel energy in 49 log bins from ``min_energy`` to the reference's largest voxel;
-  and, defined in ``evaluate_plotting_helper.py`` though ``evaluate.py`` does not draw them:
-  sparsity in 20 bins on [0, 1], centre in r on [0, 42] mm and width in r on [0, 20] mm
-  (100 bins each);
+  and, defined in ``evaluate_plotting_helper.py`` (and in the published results) though
+  ``evaluate.py``'s ``hist`` mode does not draw them: sparsity in 20 bins on [0, 1], centre
+  in r on [0, 42] mm and width in r on [0, 20] mm (100 bins each);
 * separation power of normalised histograms ``p``, ``q``: ``0.5 sum (p - q)^2 / (p + q + 1e-16)``
   (0: same, 1: disjoint), NaN where a histogram is empty in its range;
 * classifier inputs (:mod:`~calolab.evaluation.calochallenge_classifier`): low level
@@ -56,9 +56,7 @@ from calolab.showers import Showers
 MIN_ENERGY = 0.5e-3 / 0.033
 """CaloChallenge's voxel threshold of datasets 2 and 3 in MeV: 0.5 keV of silicon deposit / 0.033."""
 LAYERED = ("e_layer", "ec_x", "ec_y", "width_x", "width_y", "sparsity", "ec_r", "width_r")
-"""Per-layer features, ``(N, layers)`` each; the first five are the histograms ``evaluate.py`` draws."""
-EVALUATE_PY = ("etot_einc", "e_layer", "ec_x", "ec_y", "width_x", "width_y", "voxel")
-"""Histogram groups ``evaluate.py`` writes separation powers for (``hist`` mode)."""
+"""Per-layer features, ``(N, layers)`` each; ``evaluate.py`` draws the first five."""
 
 
 @dataclass(frozen=True)
