@@ -401,9 +401,9 @@ def challenge_table(metrics: dict[str, Any], events: dict[str, int] | None = Non
     if events:
         head += (f"{events['reference']} reference, {events['generated']} generated and {events['floor']} floor "
                  "events; separation powers per layer, and sizes and timings, are in metrics.json.\n\n")
-    recipe = metrics["config"]["classifier"]
+    recipe, sizes = metrics["config"]["classifier"], metrics["generated"]["sizes"]
     settings = (f"Classifier: {recipe['n_layer'] + 1} hidden layers of {recipe['n_hidden']}, {recipe['epochs']} "
                 f"epochs, learning rate {recipe['lr']:g}, batch {recipe['batch_size']}, split "
-                f"{'/'.join(f'{s:g}' for s in recipe['split'])}; FPD/KPD batch sizes "
-                f"{metrics['generated']['sizes']}.\n\n")
+                f"{'/'.join(f'{s:g}' for s in recipe['split'])}; FPD on batches of {sizes['min_samples']} to "
+                f"{sizes['max_samples']} events, KPD on batches of {sizes['batch_size']}.\n\n")
     return head + "\n".join(lines) + "\n\n" + settings + PUBLISHED

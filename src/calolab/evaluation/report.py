@@ -6,7 +6,8 @@ the same number of events. Without a second reference the reference is split in 
 (half as reference, half as floor). The generated and the floor sample are cut to the same
 number of events (a seeded random subset of the larger), so that the two columns compare.
 
-``evaluate`` writes one run folder: ``config.yaml``, ``metrics.json`` and the figures.
+``evaluate`` writes one run folder: ``config.yaml``, ``metrics.json`` and the figures (with
+CaloChallenge's metrics, :mod:`~calolab.evaluation.calochallenge`, also ``table.md``).
 """
 
 from __future__ import annotations
