@@ -21,15 +21,32 @@ from calolab.cli_options import read_options
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Run folder for config.yaml, metrics.json and the figures.")
 @click.option("-s", "--seed", type=int, default=0, show_default=True)
+@click.option("--metrics", "suite", type=click.Choice(["auto", "calolab", "calochallenge", "all"]), default="auto",
+              show_default=True,
+              help="calolab's metrics, CaloChallenge's (as its evaluate.py; cylindrical detectors; also table.md), "
+                   "or both; auto: calochallenge for a cylindrical detector, else calolab.")
+@click.option("--cc-set", "cc_settings", multiple=True, metavar="KEY=VALUE",
+              help="A CaloChallenge setting, e.g. cls_epochs=10, cls_n_hidden=256, kpd_batch_size=1000, "
+                   "low_level=false (repeatable).")
 @read_options
-def evaluate(reference: Path, generated: Path, floor_file: Path | None, out_dir: Path, seed: int,
-             reading: dict) -> None:
-    """Compare GENERATED showers with the REFERENCE simulation: histograms and separation power,
-    W1, classifier AUC/JSD (high- and low-level), FPD and KPD, each beside the simulator floor."""
+def evaluate(reference: Path, generated: Path, floor_file: Path | None, out_dir: Path, seed: int, suite: str,
+             cc_settings: tuple[str, ...], reading: dict) -> None:
+    """Compare GENERATED showers with the REFERENCE simulation, each metric beside the simulator floor:
+    calolab's histograms and separation power, W1, classifier AUC/JSD (high- and low-level), FPD and
+    KPD, or CaloChallenge's metrics computed as its evaluate.py does."""
+    from calolab.evaluation.calochallenge import config_from_options, file_fractions
     from calolab.evaluation.report import evaluate as run_evaluation
     from calolab.evaluation.report import format_table
     from calolab.io import read_showers
     from calolab.io.failures import require_incident_energies, require_non_negative
+
+    options = {}
+    for item in cc_settings:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--cc-set")
+        options[key.strip()] = value.strip()
+    challenge = config_from_options(options)
 
     def read(path: Path):  # noqa: ANN202 - Showers, imported lazily
         showers = require_non_negative(read_showers(path, **reading), path, "calolab evaluate")
@@ -39,11 +56,21 @@ def evaluate(reference: Path, generated: Path, floor_file: Path | None, out_dir:
     floor = read(floor_file) if floor_file is not None else None
     sources = {"reference": str(reference), "generated": str(generated),
                "floor": str(floor_file) if floor_file is not None else f"{reference} (second half)"}
+    paths = {"reference": reference, "generated": generated, "floor": floor_file}
+    fractions = {name: file_fractions(path, samples["reference"].detector, reading)
+                 for name, path in paths.items() if path is not None}
     metrics = run_evaluation(samples["reference"], samples["generated"], out_dir, floor=floor, seed=seed,
-                             sources=sources)
+                             sources=sources, metrics=suite, calochallenge=challenge, fractions=fractions)
     events = metrics["events"]
     click.echo(f"{events['reference']} reference, {events['generated']} generated, {events['floor']} floor events "
                f"in {metrics['detector']}")
-    click.echo(format_table(metrics))
-    click.echo(f"metrics.json, config.yaml and {len(metrics.get('figures', []))} figures in {out_dir} "
-               f"({metrics['seconds']:.0f} s)")
+    if "generated" in metrics:
+        click.echo(format_table(metrics))
+    if "calochallenge" in metrics:
+        from calolab.evaluation.calochallenge import challenge_rows
+
+        rows = [("CaloChallenge metric", "generated", "floor"), *challenge_rows(metrics["calochallenge"])]
+        widths = [max(len(r[k]) for r in rows) for k in range(3)]
+        click.echo("\n".join(f"{a:<{widths[0]}}  {b:>{widths[1]}}  {c:>{widths[2]}}" for a, b, c in rows))
+    written = "metrics.json, config.yaml" + (", table.md" if "calochallenge" in metrics else "")
+    click.echo(f"{written} and {len(metrics.get('figures', []))} figures in {out_dir} ({metrics['seconds']:.0f} s)")

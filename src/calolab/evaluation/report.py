@@ -6,7 +6,8 @@ the same number of events. Without a second reference the reference is split in 
 (half as reference, half as floor). The generated and the floor sample are cut to the same
 number of events (a seeded random subset of the larger), so that the two columns compare.
 
-``evaluate`` writes one run folder: ``config.yaml``, ``metrics.json`` and the figures.
+``evaluate`` writes one run folder: ``config.yaml``, ``metrics.json`` and the figures (with
+CaloChallenge's metrics, :mod:`~calolab.evaluation.calochallenge`, also ``table.md``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,14 @@ from typing import Any
 
 import numpy as np
 
+from calolab.errors import CalolabError
+from calolab.evaluation.calochallenge import (
+    CaloChallengeConfig,
+    calochallenge_metrics,
+    challenge_sample,
+    challenge_table,
+    config_dict,
+)
 from calolab.evaluation.classifier import ClassifierResult, classifier_test
 from calolab.evaluation.distances import ObservableComparison, compare_observable
 from calolab.evaluation.features import (
@@ -172,9 +181,23 @@ def prepare_samples(reference: Showers, generated: Showers, floor: Showers | Non
     return reference, _subset(generated, n, rng), _subset(floor, n, rng)
 
 
+SUITES = ("auto", "calolab", "calochallenge", "all")
+"""``metrics=`` of :func:`evaluate`: ``auto`` is ``calochallenge`` on a cylindrical detector, else ``calolab``."""
+
+
+def resolve_suite(suite: str, reference: Showers) -> str:
+    """``calolab``, ``calochallenge`` or ``all`` for ``suite`` on the reference's detector."""
+    if suite not in SUITES:
+        raise CalolabError(f"metrics: unknown suite {suite!r}; expected one of {', '.join(SUITES)}")
+    if suite == "auto":
+        return "calochallenge" if reference.detector.cylinder is not None else "calolab"
+    return suite
+
+
 def evaluate(reference: Showers, generated: Showers, out_dir: str | Path, floor: Showers | None = None,
              seed: int = 0, config: EvaluationConfig | None = None, sources: dict[str, str] | None = None,
-             figures: bool = True) -> dict[str, Any]:
+             figures: bool = True, metrics: str = "calolab", calochallenge: CaloChallengeConfig | None = None,
+             fractions: dict[str, np.ndarray | None] | None = None) -> dict[str, Any]:
     """Compare ``generated`` with ``reference`` (and the floor) and write the run folder ``out_dir``.
 
     Parameters
@@ -185,11 +208,21 @@ def evaluate(reference: Showers, generated: Showers, out_dir: str | Path, floor:
         An independent simulator sample; ``None`` splits ``reference`` in halves.
     sources
         Where the samples came from (file names), recorded in ``config.yaml``.
+    metrics
+        One of :data:`SUITES`: calolab's metrics (this module), CaloChallenge's
+        (:mod:`~calolab.evaluation.calochallenge`, cylindrical detectors, also written as
+        ``table.md``), or both.
+    calochallenge, fractions
+        Settings of the CaloChallenge metrics, and the sampling fractions ``(layers,)`` the
+        readers of ``reference``, ``generated`` and ``floor`` multiplied the files' energies
+        by (see :func:`~calolab.evaluation.calochallenge.challenge_sample`; default: the
+        detector's own).
 
     Returns
     -------
     dict
-        The content of ``metrics.json``: ``generated`` and ``floor`` metrics, ``events``, ``seconds``.
+        The content of ``metrics.json``: ``generated`` and ``floor`` metrics (calolab's),
+        ``calochallenge`` (its own ``generated`` and ``floor``), ``events``, ``seconds``.
     """
     from calolab.io.rundir import write_config, write_json
 
@@ -197,26 +230,52 @@ def evaluate(reference: Showers, generated: Showers, out_dir: str | Path, floor:
     names = ("reference", "generated", "floor")
     check_compatible(*(s for s in (reference, generated, floor) if s is not None),
                      names=names if floor is not None else names[:2])
+    suite = resolve_suite(metrics, reference)
     start = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    fractions = dict(fractions or {})
+    if floor is None:
+        fractions["floor"] = fractions.get("reference")
+    challenge = None
+    if suite != "calolab":
+        challenge = calochallenge or CaloChallengeConfig()
     write_config(out, {"seed": seed, "floor": "given" if floor is not None else "reference halves",
-                                     "inputs": sources or {}, **asdict(config)})
+                       "inputs": sources or {}, "metrics": suite,
+                       **(asdict(config) if suite != "calochallenge" else {}),
+                       **({"calochallenge": config_dict(challenge)} if challenge is not None else {})})
     reference, generated, floor = prepare_samples(reference, generated, floor, seed)
+    metrics_out: dict[str, Any] = {}
+    if suite != "calochallenge":
+        metrics_out = _calolab_metrics(reference, generated, floor, config, seed, out, figures)
+    metrics_out["events"] = {"reference": len(reference), "generated": len(generated), "floor": len(floor)}
+    metrics_out["detector"] = reference.detector.name
+    if challenge is not None:
+        from calolab.io.atomic import atomic_path
+
+        samples = {name: challenge_sample(s, fractions.get(name))
+                   for name, s in zip(names, (reference, generated, floor), strict=True)}
+        with limit_threads(challenge.classifier.threads):
+            metrics_out["calochallenge"] = calochallenge_metrics(*samples.values(), config=challenge, seed=seed)
+        with atomic_path(out / "table.md") as tmp:
+            tmp.write_text(challenge_table(metrics_out["calochallenge"], metrics_out["events"]))
+    metrics_out["seconds"] = time.perf_counter() - start
+    write_json(out / "metrics.json", metrics_out)
+    return metrics_out
+
+
+def _calolab_metrics(reference: Showers, generated: Showers, floor: Showers, config: EvaluationConfig, seed: int,
+                     out: Path, figures: bool) -> dict[str, Any]:
     f_ref = high_level_features(reference, config.mip_fraction)
     results = {"generated": compare(reference, generated, config, seed, f_ref),
                "floor": compare(reference, floor, config, seed, f_ref)}
     metrics: dict[str, Any] = {name: c.metrics() for name, c in results.items()}
-    metrics["events"] = {"reference": len(reference), "generated": len(generated), "floor": len(floor)}
-    metrics["detector"] = reference.detector.name
     if figures:
         from calolab.evaluation.plots import write_figures
 
         plot_start = time.perf_counter()
         metrics["figures"] = [p.name for p in write_figures(out, f_ref, results, config.all_layer_figures)]
         metrics["seconds_figures"] = time.perf_counter() - plot_start
-    metrics["seconds"] = time.perf_counter() - start
-    write_json(out / "metrics.json", metrics)
     return metrics
 
 
