@@ -446,6 +446,10 @@ def test_ds1_photons_simulate_write_and_read_in_calochallenges_layout(tmp_path):
     np.testing.assert_allclose(stored, dense[:, voxel_cells(det)] / fraction[layer], rtol=1e-5)
     back = read_showers(path)
     assert back.detector == det
+    stray = np.zeros((1, *det.shape), np.float32)
+    stray[0, 0, 3, 0] = 1.0  # layer 0 has a single alpha bin
+    with pytest.raises(CalolabError, match="hits on padded cells that are no bin of their layer"):
+        write_calochallenge(Showers.from_dense(det, stray, particle=22, incident_energy=[1e3]), tmp_path / "x.h5")
     np.testing.assert_allclose(back.dense(), s.dense(), rtol=1e-5)
     # a bare dataset-1 file (two datasets, as CaloChallenge ships them) reads with the preset
     rng = np.random.default_rng(4)

@@ -176,6 +176,9 @@ def write_calochallenge(showers: Showers, path: str | Path, chunk_events: int | 
     voxels = voxel_cells(showers.detector)
     n, width = len(showers), len(voxels)
     padded = width != showers.detector.n_cells
+    if padded and np.any(cell_voxels(showers.detector)[showers.cell] < 0):
+        raise CalolabError(f"{path}: the showers have hits on padded cells that are no bin of their layer "
+                           f"(detector {showers.detector.name!r} has per-layer bins): they have no voxel")
     fraction = sampling_fractions(showers.detector, layout, sampling_fraction)
     chunk = chunk_events or max(1, BLOCK_BYTES // (4 * width))
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
