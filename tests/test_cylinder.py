@@ -486,6 +486,8 @@ def test_ds1_cells_follow_each_layers_bins():
     real = det.cylinder.mask(det.n_layers)
     assert np.all(mass[real] > 0) and np.all(mass[~real] == 0)
     assert mass[0, 0, 1] / mass[0, 0, 0] == pytest.approx((10**2 - 5**2) / 5**2)
+    pions = simulate(det, Beam("pi+", energy=2e4), 3, seed=5)
+    assert pions.n_hits > 0 and real.ravel()[pions.cell].all()
     energy = np.zeros(det.shape)
     energy[0, 0, 0] = 1.0
     dose = energy_to_dose(det, energy)
