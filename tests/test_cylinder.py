@@ -96,7 +96,7 @@ def test_cartesian_quantities_refuse_a_cylindrical_detector():
         with pytest.raises(CalolabError, match=f"cylindrical.*{name} does not apply"):
             getattr(det, name)
     spec = det.to_dict()
-    with pytest.raises(CalolabError, match="share its"):
+    with pytest.raises(CalolabError, match=r"layers\[0\].cells: a cylindrical detector's layers have \(alpha, r\)"):
         Detector.from_dict({**spec, "layers": [{**spec["layers"][0], "cells": {"pitch": 9.3}}]})
     with pytest.raises(CalolabError, match="cells.kind"):
         Detector.from_dict({**spec, "cells": {**spec["cells"], "kind": "hexagonal"}})
@@ -203,8 +203,11 @@ def test_calochallenge_detector_from_binning_xml(tmp_path):
     with pytest.raises(CalolabError, match="45 layers in the binning, but the layer stack has 30"):
         calochallenge_detector(xml, layers="calice-siw")
     ds1 = binning_xml(tmp_path / "ds1.xml", [([0, 5, 10, 30], 1), ([0, 2, 4], 10)], name="photon")
-    with pytest.raises(CalolabError, match="layer 1 has 2 r x 10 alpha bins.*one binning for every layer"):
+    with pytest.raises(CalolabError, match="2 layers with voxels and no preset stack of that many: pass layers="):
         calochallenge_detector(ds1)
+    two = calochallenge_detector(ds1, layers=[{"absorber": "Pb", "absorber_thickness": 2.0, "active": "LAr",
+                                               "active_thickness": 4.0, "repeat": 2}])
+    assert two.shape == (2, 10, 3) and int(two.cylinder.mask(2).sum()) == 3 + 20
     with pytest.raises(CalolabError, match="no <Bin name='pion'>"):
         calochallenge_detector(xml, particle="pion")
     # a binning file names a detector wherever a preset does
@@ -366,3 +369,162 @@ def test_generative_rings_and_detector_check_on_a_cylinder():
     _check_detector(SimpleNamespace(detector=ds2), ds2)
     with pytest.raises(CalolabError, match="calochallenge-ds3.*50 alpha x 18 r bins.*does not fit"):
         _check_detector(SimpleNamespace(detector=ds2), ds3)
+
+
+# ------------------------------------------------ dataset 1: per-layer bins
+# binning_dataset_1_photons.xml and _pions.xml of github.com/CaloChallenge/homepage, as (r_edges, n_alpha)
+# per ATLAS layer 0..23; r_edges [0] is a layer without voxels
+EMPTY = ([0], 1)
+DS1_PHOTONS = ([([0, 5, 10, 30, 50, 100, 200, 400, 600], 1),
+                ([0, 2, 4, 6, 8, 10, 12, 15, 20, 30, 40, 50, 70, 90, 120, 150, 200], 10),
+                ([0, 2, 5, 10, 15, 20, 25, 30, 40, 50, 60, 80, 100, 130, 160, 200, 250, 300, 350, 400], 10),
+                ([0, 50, 100, 200, 400, 600], 1)] + [EMPTY] * 8
+               + [([0, 100, 200, 400, 1000, 2000], 1)] + [EMPTY] * 11)
+DS1_PIONS = ([([0, 5, 10, 30, 50, 100, 200, 400, 600], 1), ([0, 1, 4, 7, 10, 15, 30, 50, 90, 150, 200], 10),
+              ([0, 5, 10, 20, 30, 50, 80, 130, 200, 300, 400], 10), ([0, 50, 100, 200, 400, 600], 1)]
+             + [EMPTY] * 8
+             + [([0, 10, 20, 30, 50, 80, 100, 130, 160, 200, 250, 300, 350, 400, 1000, 2000], 10),
+                ([0, 10, 20, 30, 50, 80, 100, 130, 160, 200, 250, 300, 350, 400, 600, 1000, 2000], 10),
+                ([0, 50, 100, 150, 200, 250, 300, 400, 600, 1000, 2000], 1)] + [EMPTY] * 9)
+
+
+def xmlhandler_bin_edges(layers):
+    """``XMLHandler.GetBinEdges``: the first voxel of each layer, (r_bins * a_bins) summed."""
+    return np.concatenate([[0], np.cumsum([(len(e) - 1) * n for e, n in layers])]).tolist()
+
+
+@pytest.mark.parametrize(("preset", "layers", "voxels", "name"), [
+    ("calochallenge-ds1-photons", DS1_PHOTONS, 368, "photon"), ("calochallenge-ds1-pions", DS1_PIONS, 533, "pion")])
+def test_ds1_presets_have_the_xml_bins_in_xmlhandlers_order(tmp_path, preset, layers, voxels, name):
+    from calolab.io.calochallenge import cell_voxels, voxel_cells
+
+    det = load_detector(preset)
+    binned = [k for k, (e, _) in enumerate(layers) if len(e) > 1]  # XMLHandler.GetRelevantLayers
+    assert det.n_layers == len(binned) and det.nx == 10 and det.ny == max(len(layers[k][0]) - 1 for k in binned)
+    assert int(det.cylinder.mask(det.n_layers).sum()) == voxels == xmlhandler_bin_edges(layers)[-1]
+    assert det.n_cells > voxels  # padded
+    # the same bins as the XML file, whose empty layers are left out
+    xml = binning_xml(tmp_path / f"binning_dataset_1_{name}s.xml", layers, name=name)
+    from_xml = calochallenge_detector(xml)
+    assert from_xml.cylinder == det.cylinder and from_xml.layers == det.layers and from_xml.shape == det.shape
+    # voxel v is the cell whose layer, r centre and alpha centre XMLHandler gives it
+    cells = voxel_cells(det)
+    assert len(cells) == voxels and np.all(np.diff(cells) > 0)
+    expected = xmlhandler_voxels(layers)
+    layer, rest = np.divmod(cells, det.nx * det.ny)
+    ia, ir = np.divmod(rest, det.ny)
+    assert layer.tolist() == [binned.index(int(k)) for k in expected[:, 0]]
+    x, y = det.cell_centres(layer, ia, ir)
+    np.testing.assert_allclose(np.hypot(x, y), expected[:, 1], atol=1e-9)
+    one_bin = expected[:, 2] == 0.0  # n_alpha = 1: the centre sits at alpha = 0
+    np.testing.assert_allclose(np.arctan2(y, x)[~one_bin], expected[~one_bin, 2], atol=1e-9)
+    # each layer's voxels start at XMLHandler's bin edge
+    starts = np.searchsorted(layer, np.arange(det.n_layers))
+    assert starts.tolist() == [xmlhandler_bin_edges(layers)[k] for k in binned]
+    back = cell_voxels(det)
+    assert back[cells].tolist() == list(range(voxels)) and int((back < 0).sum()) == det.n_cells - voxels
+    # the YAML form round-trips, each group with its own cells
+    spec = yaml.safe_load(det.to_yaml())
+    assert spec["cells"] == {"kind": "cylindrical"} and all("r_edges" in g["cells"] for g in spec["layers"])
+    assert Detector.from_dict(spec) == det
+
+
+def test_ds1_photons_simulate_write_and_read_in_calochallenges_layout(tmp_path):
+    from calolab.io.calochallenge import voxel_cells
+
+    det = load_detector("calochallenge-ds1-photons")
+    s = simulate(det, Beam("gamma", energy=2e4), 6, seed=3)
+    real = det.cylinder.mask(det.n_layers).ravel()
+    assert s.n_hits > 0 and real[s.cell].all()  # deposits land only on real bins
+    path = write_calochallenge(s, tmp_path / "dataset_1_photons.h5")
+    with h5py.File(path) as f:
+        stored = f["showers"][:]
+    assert stored.shape == (6, 368)
+    fraction = visible_per_mev(det)
+    layer = voxel_cells(det) // (det.nx * det.ny)
+    dense = s.dense().reshape(6, -1)
+    np.testing.assert_allclose(stored, dense[:, voxel_cells(det)] / fraction[layer], rtol=1e-5)
+    back = read_showers(path)
+    assert back.detector == det
+    stray = np.zeros((1, *det.shape), np.float32)
+    stray[0, 0, 3, 0] = 1.0  # layer 0 has a single alpha bin
+    with pytest.raises(CalolabError, match="hits on padded cells that are no bin of their layer"):
+        write_calochallenge(Showers.from_dense(det, stray, particle=22, incident_energy=[1e3]), tmp_path / "x.h5")
+    np.testing.assert_allclose(back.dense(), s.dense(), rtol=1e-5)
+    # a bare dataset-1 file (two datasets, as CaloChallenge ships them) reads with the preset
+    rng = np.random.default_rng(4)
+    showers = rng.exponential(30.0, (3, 368)) * (rng.random((3, 368)) < 0.3)
+    bare = tmp_path / "dataset_1_photons_1.hdf5"
+    with h5py.File(bare, "w") as f:
+        f.create_dataset("incident_energies", data=np.array([[256.0], [1024.0], [4096.0]]))
+        f.create_dataset("showers", data=showers)
+    with pytest.raises(CalolabError, match="368 cells per event, expected 6480"):
+        read_calochallenge(bare, detector="calochallenge-ds2")
+    r = read_calochallenge(bare, detector="calochallenge-ds1-photons")
+    assert real[r.cell].all()
+    np.testing.assert_allclose(r.dense().reshape(3, -1)[:, voxel_cells(det)], showers * fraction[layer], rtol=1e-5)
+
+
+def test_ds1_cells_follow_each_layers_bins():
+    from calolab.effects.dose import cell_mass, energy_to_dose
+
+    det = load_detector("calochallenge-ds1-pions")  # layer 0: 1 alpha x 8 r, r < 600; layer 4: 10 x 15, r < 2000
+    layer = np.array([0, 0, 3, 4, 1, 1])
+    x, y = np.array([3.0, -3.0, 700.0, 700.0, 3.0, 0.0]), np.array([0.0, 0.0, 0.0, 0.0, 0.0, 300.0])
+    cell = cell_index(det, layer, x, y)
+    per_layer = det.nx * det.ny
+    assert cell[0] == cell[1] == 0  # one alpha bin: both sides of the axis share it
+    assert cell[2] == -1 and cell[3] >= 0 and cell[5] == -1  # r_max 600 in layer 3, 2000 in 4, 200 in 1
+    assert cell[4] == per_layer + 5 * det.ny + 1  # +x starts alpha bin 5 of 10; r in [1, 4)
+    assert det.contains(x, y, layer).tolist() == [True, True, False, True, True, False]
+    assert det.contains(x, y).tolist() == [True] * 6  # on a bin of some layer
+    assert det.beyond_side(x, y, layer).tolist() == [False, False, True, False, False, True]
+    assert not det.beyond_side(x, y).any() and det.half_width == (2000.0, 2000.0)
+    cx, cy = det.cell_centres(np.array([0, 1, 0]), np.array([0, 5, 1]), np.array([0, 1, 0]))
+    assert (cx[0], cy[0]) == (2.5, 0.0) and cx[1] > 0 and np.isnan(cx[2])  # layer 0 has no alpha bin 1
+    mass = cell_mass(det)
+    real = det.cylinder.mask(det.n_layers)
+    assert np.all(mass[real] > 0) and np.all(mass[~real] == 0)
+    assert mass[0, 0, 1] / mass[0, 0, 0] == pytest.approx((10**2 - 5**2) / 5**2)
+    pions = simulate(det, Beam("pi+", energy=2e4), 3, seed=5)
+    assert pions.n_hits > 0 and real.ravel()[pions.cell].all()
+    energy = np.zeros(det.shape)
+    energy[0, 0, 0] = 1.0
+    dose = energy_to_dose(det, energy)
+    assert dose[0, 0, 0] > 0 and np.count_nonzero(dose) == 1
+
+
+def test_ds1_noise_hits_only_on_real_bins_in_proportion_to_each_layer():
+    from scipy.special import ndtr
+
+    from calolab.geometry import Readout
+
+    det = load_detector("calochallenge-ds1-photons").with_readout(Readout(noise_mip=0.2, threshold_mip=0.5))
+    n_events = 400
+    offsets, cell, energy = read_out(det, np.zeros(n_events + 1, np.int64), np.zeros(0, np.int64),
+                                     np.zeros(0, np.float32), np.random.default_rng(9))
+    real = det.cylinder.mask(det.n_layers)
+    assert len(cell) > 0 and real.ravel()[cell].all()
+    per_layer = np.bincount(cell // (det.nx * det.ny), minlength=det.n_layers)
+    expected = n_events * real.sum(axis=(1, 2)) * ndtr(-0.5 / 0.2)  # bins of the layer x P(noise > threshold)
+    assert np.all(np.abs(per_layer - expected) < 5 * np.sqrt(expected))
+
+
+def test_yaml_layer_groups_give_their_own_bins():
+    base = {"name": "two", "cells": {"kind": "cylindrical", "r_edges": [0, 5, 10], "n_alpha": 4},
+            "layers": [{"absorber": "Pb", "absorber_thickness": 2.0, "active": "LAr", "active_thickness": 4.0,
+                        "repeat": 2},
+                       {"absorber": "Pb", "absorber_thickness": 2.0, "active": "LAr", "active_thickness": 4.0,
+                        "cells": {"r_edges": [0, 5, 10, 20, 40]}, "repeat": 3}]}
+    det = Detector.from_dict(base)
+    assert det.shape == (5, 4, 4) and int(det.cylinder.mask(5).sum()) == 2 * 8 + 3 * 16  # n_alpha from the top
+    again = Detector.from_dict(det.to_dict())
+    assert again == det and [g["repeat"] for g in det.to_dict()["layers"]] == [2, 3]
+    # equal bins everywhere are one grid, as in datasets 2 and 3
+    same = Detector.from_dict({**base, "layers": base["layers"][:1]})
+    assert isinstance(same.cylinder, CylindricalGrid) and same.to_dict()["cells"]["n_alpha"] == 4
+    bare = {**base, "cells": {"kind": "cylindrical"}}
+    with pytest.raises(CalolabError, match=r"layers\[0\].cells: missing field 'r_edges'"):
+        Detector.from_dict(bare)
+    with pytest.raises(CalolabError, match=r"layers\[1\].cells: n_alpha: expected an integer >= 1"):
+        Detector.from_dict({**base, "layers": [base["layers"][0], {**base["layers"][1], "cells": {"n_alpha": 0}}]})

@@ -92,7 +92,8 @@ def cell_mass(detector: Detector) -> np.ndarray:
     """Mass of the active volume of every cell, kg, ``(layers, nx, ny)``.
 
     A grid's cells share their layer's :func:`active_mass`; a cylindrical detector's
-    ``(alpha, r)`` bin has the area ``pi (r_out^2 - r_in^2) / n_alpha``.
+    ``(alpha, r)`` bin has the area ``pi (r_out^2 - r_in^2) / n_alpha`` of its layer's
+    bins; where the layers have bins of their own, the padded cells beyond them have mass 0.
 
     >>> from calolab.geometry import load_detector
     >>> m = cell_mass(load_detector("calochallenge-ds2"))  # 0.6 mm Si, r bins 4.65 mm wide
@@ -103,15 +104,16 @@ def cell_mass(detector: Detector) -> np.ndarray:
         area_cm2 = detector.pitch_x * detector.pitch_y / 100.0 * detector.tile_size.prod(axis=-1)  # (L, nx, ny)
         grams = np.array([la.active_material.density * la.active_thickness / 10.0 for la in detector.layers])
         return grams[:, None, None] * area_cm2 / 1000.0
-    area_cm2 = detector.cylinder.areas / 100.0  # (n_alpha, n_r)
+    area_cm2 = detector.cylinder.areas / 100.0  # (n_alpha, n_r), or (layers, nx, ny) for per-layer bins
     grams = np.array([la.active_material.density * la.active_thickness / 10.0 for la in detector.layers])
-    return grams[:, None, None] * area_cm2[None] / 1000.0
+    return grams[:, None, None] * area_cm2.reshape(-1, detector.nx, detector.ny) / 1000.0
 
 
 def energy_to_dose(detector: Detector, energy: np.ndarray) -> np.ndarray:
     """Dose in krad of per-cell energies ``energy`` (MeV, ``(layers, nx, ny)``) deposited in the active volumes."""
     energy = np.asarray(energy, np.float64).reshape(detector.shape)
-    gray = energy * JOULE_PER_MEV / cell_mass(detector)
+    mass = cell_mass(detector)
+    gray = np.divide(energy * JOULE_PER_MEV, mass, out=np.zeros_like(energy), where=mass > 0)  # padded bins: none
     return gray / GRAY_PER_KRAD
 
 

@@ -7,7 +7,8 @@ in r between ``r_edges`` (mm). A point ``(x, y)`` mm of a layer lies in alpha bi
 Geant4's Par04 example (``phiNo = floor((pi + delta.phi()) / meshSizePhi)``), with which
 dataset 3 was produced; its bin centres are at ``x = r cos(alpha)``, ``y = r sin(alpha)``,
 as in CaloChallenge's ``XMLHandler`` (``eta = r cos(alpha)``, ``phi = r sin(alpha)``).
-Points beyond the last r edge are lost (lateral leakage).
+Points beyond the last r edge are lost (lateral leakage). In dataset 1 every layer has bins
+of its own (:mod:`calolab.geometry.cylinder_layers`).
 
 A cylindrical :class:`~calolab.geometry.detector.Detector` keeps calolab's three index axes
 ``(layer, x, y)`` and stores ``(layer, alpha, r)`` in them (``nx = n_alpha``, ``ny = n_r``),
@@ -39,6 +40,7 @@ import numpy as np
 from calolab.errors import CalolabError
 
 if TYPE_CHECKING:
+    from calolab.geometry.cylinder_layers import LayeredCylinder
     from calolab.geometry.detector import Detector
 
 CELL_FIELDS = ("kind", "r_edges", "n_alpha")
@@ -76,8 +78,23 @@ class CylindricalGrid:
         """Outer radius of the last r bin in mm (beyond it deposits are lost)."""
         return float(self.r_edges[-1])
 
-    def contains(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """Whether points ``(x, y)`` mm lie in a bin (``r_edges[0] <= r < r_edges[-1]``), bool."""
+    def mask(self, n_layers: int) -> np.ndarray:
+        """Which cells of ``n_layers`` layers are bins: all of them, bool ``(layers, n_alpha, n_r)``."""
+        return np.ones((n_layers, self.n_alpha, self.n_r), bool)
+
+    def outer_radius(self, layer: Any) -> np.ndarray:
+        """``r_max`` in mm for each ``layer`` (every layer shares it), float of ``layer``'s shape."""
+        return np.full(np.shape(layer), self.r_max)
+
+    def layer_cells(self, layer: int) -> None:
+        """A layer group's own ``cells:``: none, every layer has the detector's bins."""
+        return None
+
+    def contains(self, x: np.ndarray, y: np.ndarray, layer: Any = None) -> np.ndarray:
+        """Whether points ``(x, y)`` mm lie in a bin (``r_edges[0] <= r < r_edges[-1]``), bool.
+
+        ``layer`` is accepted for the interface of a per-layer binning; every layer has these bins.
+        """
         r = np.hypot(np.asarray(x, float), np.asarray(y, float))
         return (r >= self.r_edges[0]) & (r < self.r_edges[-1])
 
@@ -103,8 +120,12 @@ class CylindricalGrid:
         ring = math.pi * np.diff(r * r) / self.n_alpha
         return np.broadcast_to(ring, (self.n_alpha, self.n_r)).copy()
 
-    def bins(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Alpha and r bins of points ``(x, y)`` mm and whether they lie inside the grid; int64, int64, bool."""
+    def bins(self, x: np.ndarray, y: np.ndarray, layer: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Alpha and r bins of points ``(x, y)`` mm and whether they lie inside the grid; int64, int64, bool.
+
+        ``layer`` (ignored) is the interface of a per-layer binning
+        (:class:`~calolab.geometry.cylinder_layers.LayeredCylinder`).
+        """
         x, y = np.asarray(x, float), np.asarray(y, float)
         alpha = np.arctan2(y, x)  # [-pi, pi]
         ia = np.floor((alpha + math.pi) / (2 * math.pi / self.n_alpha)).astype(np.int64)
@@ -115,7 +136,7 @@ class CylindricalGrid:
         inside = (ir >= 0) & (ir < self.n_r) & np.isfinite(r)
         return ia, np.where(inside, ir, 0).astype(np.int64), inside
 
-    def centres(self, ia: np.ndarray, ir: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def centres(self, ia: np.ndarray, ir: np.ndarray, layer: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """``(x, y)`` in mm of the centres (middle alpha, middle r) of bins ``(ia, ir)``."""
         alpha, r = self.alpha_centres[np.asarray(ia)], self.r_centres[np.asarray(ir)]
         return r * np.cos(alpha), r * np.sin(alpha)
@@ -178,8 +199,15 @@ def read_binning_xml(path: str | Path, particle: str | None = None) -> list[tupl
     return layers
 
 
-def grid_from_xml(path: str | Path, particle: str | None = None) -> tuple[CylindricalGrid, int]:
-    """The grid all layers of a CaloChallenge binning XML share, and its number of layers.
+def grid_from_xml(path: str | Path, particle: str | None = None) -> tuple[CylindricalGrid | LayeredCylinder, int]:
+    """The bins of a CaloChallenge binning XML and its number of layers with bins.
+
+    As in CaloChallenge's ``XMLHandler``, a ``<Layer>`` has ``(len(r_edges) - 1) * n_bin_alpha``
+    voxels: a layer with ``r_edges="0"`` (dataset 1 keeps the ATLAS layer numbering, whose
+    end-cap, HEC and forward layers a barrel shower does not reach) has none, adds nothing to
+    the voxel offsets and is left out of the detector. Layers that all have the same bins give
+    one :class:`CylindricalGrid` (datasets 2 and 3), other cases a
+    :class:`~calolab.geometry.cylinder_layers.LayeredCylinder` (dataset 1).
 
     >>> import pathlib, tempfile
     >>> xml = pathlib.Path(tempfile.mkdtemp()) / "binning.xml"
@@ -190,15 +218,21 @@ def grid_from_xml(path: str | Path, particle: str | None = None) -> tuple[Cylind
     >>> grid.n_alpha, grid.n_r, n_layers
     (16, 2, 2)
     """
-    layers = read_binning_xml(path, particle)
-    first = layers[0]
-    for k, (edges, n_alpha) in enumerate(layers):
-        if (edges, n_alpha) != first:
-            raise CalolabError(
-                f"{path}: layer {k} has {len(edges) - 1} r x {n_alpha} alpha bins, layer 0 {len(first[0]) - 1} x "
-                f"{first[1]}: calolab's cylindrical grid has one binning for every layer (CaloChallenge datasets 2 "
-                "and 3, not dataset 1)")
-    return CylindricalGrid(first[0], first[1]), len(layers)
+    from calolab.geometry.cylinder_layers import LayeredCylinder
+
+    grids = []
+    for k, (edges, n_alpha) in enumerate(read_binning_xml(path, particle)):
+        if len(edges) < 2 or n_alpha == 0:  # no voxels (XMLHandler: r_bins * a_bins = 0)
+            continue
+        try:
+            grids.append(CylindricalGrid(edges, n_alpha))
+        except CalolabError as exc:
+            raise CalolabError(f"{path}: <Layer> {k}: {str(exc).removeprefix('cells.')}") from None
+    if not grids:
+        raise CalolabError(f"{path}: no <Layer> has voxels (every r_edges is a single radius)")
+    if all(g == grids[0] for g in grids):
+        return grids[0], len(grids)
+    return LayeredCylinder(tuple(grids)), len(grids)
 
 
 def calochallenge_detector(xml_path: str | Path, layers: Any = None, particle: str | None = None,
@@ -208,12 +242,15 @@ def calochallenge_detector(xml_path: str | Path, layers: Any = None, particle: s
     Parameters
     ----------
     xml_path
-        A CaloChallenge binning file whose layers all have the same bins (datasets 2 and 3).
+        A CaloChallenge binning file (datasets 1, 2 and 3); its layers without voxels
+        (``r_edges="0"``) are left out.
     layers
-        The layer stack, one layer per XML layer: a list of YAML layer groups, or a
-        detector (a :class:`Detector`, preset name or YAML path) whose layers, materials
-        and readout are taken; default: the stack of the ``calochallenge-ds2`` preset
-        (45 layers of W and Si).
+        The layer stack, one layer per XML layer with voxels: a list of YAML layer groups,
+        or a detector (a :class:`Detector`, preset name or YAML path) whose layers,
+        materials and readout are taken; default: the stack of the ``calochallenge-ds2``
+        preset (45 layers of W and Si) for equal bins on every layer, else the stack of
+        ``calochallenge-ds1-photons`` (5 layers) or ``calochallenge-ds1-pions`` (7 layers),
+        whichever has the file's number of layers with voxels.
     particle
         The ``<Bin name=...>`` to read; default: the file's only one.
     name
@@ -230,19 +267,29 @@ def calochallenge_detector(xml_path: str | Path, layers: Any = None, particle: s
     >>> det.shape, det.layers[0].absorber
     ((45, 16, 3), 'W')
     """
+    import dataclasses
+
     from calolab.geometry.detector import Detector
     from calolab.geometry.presets import load_detector
 
-    grid, n_layers = grid_from_xml(xml_path, particle)
-    spec: dict[str, Any] = {"name": name or Path(xml_path).stem, "cells": grid.to_dict(),
-                            "description": f"the cylindrical bins of {Path(xml_path).name}"}
+    cylinder, n_layers = grid_from_xml(xml_path, particle)
+    first = cylinder if isinstance(cylinder, CylindricalGrid) else cylinder.grids[0]
+    spec: dict[str, Any] = {"name": name or Path(xml_path).stem, "cells": first.to_dict()}
     if isinstance(layers, list):
         spec["layers"] = layers
     else:
-        base = load_detector("calochallenge-ds2" if layers is None else layers).to_dict()
-        spec |= {k: base[k] for k in ("materials", "readout", "layers") if k in base}
+        if layers is None:
+            stacks = {5: "calochallenge-ds1-photons", 7: "calochallenge-ds1-pions"}
+            layers = "calochallenge-ds2" if isinstance(cylinder, CylindricalGrid) else stacks.get(n_layers)
+            if layers is None:
+                raise CalolabError(f"{xml_path}: {n_layers} layers with voxels and no preset stack of that many: "
+                                   "pass layers= with one layer per binned layer")
+        base = load_detector(layers).to_dict()
+        spec |= {k: base[k] for k in ("materials", "readout") if k in base}
+        spec["layers"] = [{k: v for k, v in group.items() if k != "cells"} for group in base["layers"]]
     det = Detector.from_dict(spec, source=str(xml_path))
     if det.n_layers != n_layers:
         raise CalolabError(f"{xml_path}: {n_layers} layers in the binning, but the layer stack has {det.n_layers}: "
                            "pass layers= with one layer per binned layer")
-    return det
+    return dataclasses.replace(det, cylinder=cylinder, nx=cylinder.n_alpha, ny=cylinder.n_r,
+                               description=f"the cylindrical bins of {Path(xml_path).name}")

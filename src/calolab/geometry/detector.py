@@ -39,6 +39,7 @@ import numpy as np
 
 from calolab.errors import CalolabError
 from calolab.geometry.cylinder import CylindricalGrid
+from calolab.geometry.cylinder_layers import LayeredCylinder
 from calolab.geometry.layer import Layer, Readout
 from calolab.geometry.tiling import Tiles, tile_map
 
@@ -55,7 +56,9 @@ class Detector:
         Cell size in mm (read as ``pitch_x``, ``pitch_y``); the grid is centred on x = y = 0.
     cylinder
         For a cylindrical detector its (alpha, r) bins (``nx = n_alpha``, ``ny = n_r``; the
-        pitches are 0 and reading them raises :class:`CalolabError`); ``None`` for a grid.
+        pitches are 0 and reading them raises :class:`CalolabError`), a
+        :class:`~calolab.geometry.cylinder_layers.LayeredCylinder` when the layers' bins
+        differ (``nx``, ``ny`` the largest); ``None`` for a grid.
     field_tesla
         Magnetic field along +y in T (bends charged tracks in x).
     materials
@@ -70,7 +73,7 @@ class Detector:
     _pitch_x: float
     _pitch_y: float
     field_tesla: float = 0.0
-    cylinder: CylindricalGrid | None = None
+    cylinder: CylindricalGrid | LayeredCylinder | None = None
     description: str = ""
     materials: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     _source: str = field(default="", compare=False, repr=False)
@@ -163,7 +166,7 @@ class Detector:
         """
         layer, ix, iy = (np.asarray(v) for v in (layer, ix, iy))
         if self.cylinder is not None:  # (ix, iy) are (alpha, r) bins
-            return self.cylinder.centres(ix, iy)
+            return self.cylinder.centres(ix, iy, layer)
         size = self.tile_size[layer, ix, iy]
         gx, gy = size[..., 0], size[..., 1]
         return (self.x_edges[0] + (ix + 0.5 * gx) * self.pitch_x, self.y_edges[0] + (iy + 0.5 * gy) * self.pitch_y)
@@ -187,11 +190,13 @@ class Detector:
             return (self.cylinder.r_max, self.cylinder.r_max)
         return (self.nx * self.pitch_x / 2, self.ny * self.pitch_y / 2)
 
-    def contains(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    def contains(self, x: np.ndarray, y: np.ndarray, layer: np.ndarray | None = None) -> np.ndarray:
         """Whether points ``(x, y)`` mm fall on a readout cell, bool of their broadcast shape.
 
         A grid's cells span ``[x_edges[0], x_edges[-1])`` x ``[y_edges[0], y_edges[-1])``; a
         cylinder's ``r_edges[0] <= r < r_edges[-1]`` (its inner hole, if any, has no cells).
+        Where a cylinder's layers have bins of their own, ``layer`` picks each point's layer;
+        without it a point on a bin of any layer counts.
 
         >>> from calolab.geometry import load_detector
         >>> ds2 = load_detector("calochallenge-ds2")  # r < 41.85 mm
@@ -200,19 +205,20 @@ class Detector:
         """
         x, y = np.asarray(x, float), np.asarray(y, float)
         if self.cylinder is not None:
-            return self.cylinder.contains(x, y)
+            return self.cylinder.contains(x, y, layer)
         xe, ye = self.x_edges, self.y_edges
         return (x >= xe[0]) & (x < xe[-1]) & (y >= ye[0]) & (y < ye[-1])
 
-    def beyond_side(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    def beyond_side(self, x: np.ndarray, y: np.ndarray, layer: np.ndarray | None = None) -> np.ndarray:
         """Whether points ``(x, y)`` mm lie beyond the detector's side, bool: a track there has left it.
 
         Past the half width ``|x| > half_width[0]`` or ``|y| > half_width[1]`` of a grid, past the
-        outer radius ``r > r_max`` of a cylinder (whose inner hole, if any, is inside the detector).
+        outer radius ``r > r_max`` of a cylinder (whose inner hole, if any, is inside the detector):
+        of each point's ``layer`` where the layers' bins differ, else of the widest layer.
         """
         x, y = np.asarray(x, float), np.asarray(y, float)
         if self.cylinder is not None:
-            return np.hypot(x, y) > self.cylinder.r_max
+            return np.hypot(x, y) > (self.cylinder.r_max if layer is None else self.cylinder.outer_radius(layer))
         half_x, half_y = self.half_width
         return (np.abs(x) > half_x) | (np.abs(y) > half_y)
 
@@ -339,12 +345,14 @@ class Detector:
         """
         shared = self.readout
         groups: list[dict[str, Any]] = []
-        for layer in self.layers:
+        for k, layer in enumerate(self.layers):
             entry = layer.to_dict()
             if shared is not None:
                 entry.pop("readout", None)
             if layer.tiles:
                 entry["cells"] = _tiles_spec(layer.tiles, self.pitch_x, self.pitch_y)
+            elif self.cylinder is not None and (bins := self.cylinder.layer_cells(k)) is not None:
+                entry["cells"] = bins  # this layer's own (alpha, r) bins
             if groups and {k: v for k, v in groups[-1].items() if k != "repeat"} == entry:
                 groups[-1]["repeat"] += 1
             else:

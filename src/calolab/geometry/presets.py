@@ -1,8 +1,9 @@
 """Detector presets shipped with calolab, and loading a detector by preset name or YAML path.
 
 >>> preset_names()  # doctest: +NORMALIZE_WHITESPACE
-['ahcal', 'alice-emcal', 'atlas-emb', 'atlas-hec', 'calice-siw', 'calochallenge-ds2', 'calochallenge-ds3',
- 'cms-ecal-tb', 'cusi', 'hgcal-ce-e-tb', 'pbsci-compensating', 'pbwo4', 'siw-ecal', 'tilecal']
+['ahcal', 'alice-emcal', 'atlas-emb', 'atlas-hec', 'calice-siw', 'calochallenge-ds1-photons',
+ 'calochallenge-ds1-pions', 'calochallenge-ds2', 'calochallenge-ds3', 'cms-ecal-tb', 'cusi',
+ 'hgcal-ce-e-tb', 'pbsci-compensating', 'pbwo4', 'siw-ecal', 'tilecal']
 >>> load_detector("cusi").n_cells
 187500
 """

@@ -3,7 +3,9 @@
 A detector spec has ``name``, ``cells`` and ``layers`` and optionally ``description``,
 ``field_tesla`` (T), ``materials`` (compounds by composition) and ``readout`` (every layer's
 default readout). ``cells`` is a Cartesian grid ``{nx, ny, pitch | pitch_x, pitch_y}`` (mm) or
-cylindrical bins ``{kind: cylindrical, r_edges, n_alpha}``. A layer group is the shorthand
+cylindrical bins ``{kind: cylindrical, r_edges, n_alpha}``; in a cylindrical detector a layer
+group's ``cells: {r_edges, n_alpha}`` gives its layers bins of their own
+(:mod:`calolab.geometry.cylinder_layers`). A layer group is the shorthand
 ``{absorber, absorber_thickness, active, active_thickness, repeat}`` (mm), a stack
 ``{slabs: [{material, thickness, active}], readout, cells, repeat}`` or a repeated sequence
 ``{layers: [...], readout, repeat}`` (a cassette). Any problem raises a one-line
@@ -31,6 +33,7 @@ from calolab.errors import CalolabError
 from calolab.geometry.materials import Material, get_material  # isort: skip (compounds needs it first)
 from calolab.geometry.compounds import materials_from_spec
 from calolab.geometry.cylinder import CylindricalGrid
+from calolab.geometry.cylinder_layers import LayeredCylinder, parse_layer_cells
 from calolab.geometry.detector import Detector
 from calolab.geometry.layer import Layer, Readout, Slab
 from calolab.geometry.tiling import Tiles, check_tiles
@@ -177,8 +180,12 @@ def parse_detector(spec: Any, source: str) -> Detector:
     kind = cells.get("kind", "cartesian")
     if kind not in ("cartesian", "cylindrical"):
         raise CalolabError(f"{where}.kind: expected cartesian or cylindrical, got {kind!r}")
-    cylinder = CylindricalGrid.from_dict(cells, where) if kind == "cylindrical" else None
-    if cylinder is not None:  # no pitch: reading one raises
+    cylinder: CylindricalGrid | LayeredCylinder | None = None
+    stack = spec
+    if kind == "cylindrical":  # a group's cells: are its layers' own (alpha, r) bins
+        cylinder, groups = parse_layer_cells(cells, spec.get("layers"), where, f"{source}: layers")
+        stack = {**spec, "layers": groups} if "layers" in spec else spec
+    if cylinder is not None:  # no pitch: reading one raises; per-layer bins pad to the largest
         nx, ny, pitch_x, pitch_y = cylinder.n_alpha, cylinder.n_r, 0.0, 0.0
     else:
         nx, ny = (_require(cells, k, where, int) for k in ("nx", "ny"))
@@ -191,7 +198,7 @@ def parse_detector(spec: Any, source: str) -> Detector:
     materials = spec.get("materials") or {}
     extra = materials_from_spec(materials, source) if materials else {}
     readout = _default_readout(spec, source)
-    layers = _layers(_require(spec, "layers", source, list), f"{source}: layers", extra, readout,
+    layers = _layers(_require(stack, "layers", source, list), f"{source}: layers", extra, readout,
                      (nx, ny, pitch_x, pitch_y))
     field_tesla = float(spec.get("field_tesla", 0.0) or 0.0)
     return Detector(

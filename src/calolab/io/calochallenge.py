@@ -23,6 +23,13 @@ electron showers sum to their energy; the attributes ``calolab_layout`` and
 ``calolab_sampling_fraction`` record it. Reading such a file, or a CaloChallenge file of
 datasets 2 and 3 with ``detector="calochallenge-ds2"`` (or ``-ds3``), multiplies back.
 
+In CaloChallenge's dataset 1 every layer has bins of its own
+(:class:`~calolab.geometry.cylinder_layers.LayeredCylinder`): a file has one column per real
+bin, layer after layer (the offsets of ``XMLHandler.GetBinEdges``), alpha outside r within a
+layer, 368 for photons and 533 for pions, while calolab's cells are padded to
+``(layers, max n_alpha, max n_r)``. :func:`voxel_cells` and :func:`cell_voxels` map between the
+two, and writing and reading go through them.
+
 Writing and reading go through the dense array a block of events at a time, so a file
 never needs all of ``(N, C)`` in memory.
 
@@ -49,6 +56,7 @@ import numpy as np
 
 from calolab.errors import CalolabError
 from calolab.geometry import Detector
+from calolab.geometry.cylinder_layers import LayeredCylinder
 from calolab.io.atomic import atomic_path
 from calolab.io.encoding import build_showers, calolab_version, check_extras, resolve_detector
 from calolab.io.failures import reading
@@ -108,6 +116,39 @@ def sampling_fractions(detector: Detector, layout: str | None = None,
     return fraction
 
 
+def voxel_cells(detector: Detector) -> np.ndarray:
+    """The calolab flat cell index of each CaloChallenge voxel, int64 ``(voxels,)``.
+
+    Voxel ``v`` of layer ``k`` is ``bin_edges[k] + alpha * n_r[k] + r`` with ``bin_edges`` the
+    running sum of ``n_alpha[k] * n_r[k]`` (CaloChallenge's ``XMLHandler``); its calolab cell is
+    ``(k * nx + alpha) * ny + r``. For a detector whose layers share their bins, or a Cartesian
+    grid, voxels and cells coincide (``arange(n_cells)``).
+
+    >>> from calolab.geometry import load_detector
+    >>> det = load_detector("calochallenge-ds1-photons")  # layers of 8, 160, 190, 5 and 5 voxels
+    >>> v = voxel_cells(det)
+    >>> len(v), det.shape, v[8:11].tolist()  # layer 1 starts at voxel 8: (1, alpha 0, r 0..2)
+    (368, (5, 10, 19), [190, 191, 192])
+    """
+    cylinder = detector.cylinder
+    if not isinstance(cylinder, LayeredCylinder):
+        return np.arange(detector.n_cells, dtype=np.int64)
+    bin_edges = np.concatenate([[0], np.cumsum([g.n_alpha * g.n_r for g in cylinder.grids])])
+    cells = np.empty(bin_edges[-1], np.int64)
+    for k, g in enumerate(cylinder.grids):
+        alpha, r = np.divmod(np.arange(g.n_alpha * g.n_r), g.n_r)  # the layer's voxels in XMLHandler's order
+        cells[bin_edges[k] : bin_edges[k + 1]] = (k * detector.nx + alpha) * detector.ny + r
+    return cells
+
+
+def cell_voxels(detector: Detector) -> np.ndarray:
+    """The CaloChallenge voxel of each calolab cell, int64 ``(n_cells,)``; -1 on padded cells (no bin)."""
+    out = np.full(detector.n_cells, -1, np.int64)
+    cells = voxel_cells(detector)
+    out[cells] = np.arange(len(cells))
+    return out
+
+
 def write_calochallenge(showers: Showers, path: str | Path, chunk_events: int | None = None,
                         layout: str | None = None, sampling_fraction: Any = None) -> Path:
     """Write ``showers`` as a CaloChallenge file (atomically) and return its path.
@@ -116,7 +157,8 @@ def write_calochallenge(showers: Showers, path: str | Path, chunk_events: int | 
     ----------
     showers
         Events of any calolab detector; cells are flattened as ``(layer, x, y)``, for a
-        cylindrical detector ``(layer, alpha, r)``: CaloChallenge's voxel order.
+        cylindrical detector ``(layer, alpha, r)``: CaloChallenge's voxel order (with
+        per-layer bins only the real ones, :func:`voxel_cells`).
     chunk_events
         Events made dense at a time; default: about 64 MB of float32.
     layout
@@ -131,7 +173,12 @@ def write_calochallenge(showers: Showers, path: str | Path, chunk_events: int | 
     """
     path = Path(path)
     check_extras(showers, path)
-    n, width = len(showers), showers.detector.n_cells
+    voxels = voxel_cells(showers.detector)
+    n, width = len(showers), len(voxels)
+    padded = width != showers.detector.n_cells
+    if padded and np.any(cell_voxels(showers.detector)[showers.cell] < 0):
+        raise CalolabError(f"{path}: the showers have hits on padded cells that are no bin of their layer "
+                           f"(detector {showers.detector.name!r} has per-layer bins): they have no voxel")
     fraction = sampling_fractions(showers.detector, layout, sampling_fraction)
     chunk = chunk_events or max(1, BLOCK_BYTES // (4 * width))
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
@@ -148,7 +195,8 @@ def write_calochallenge(showers: Showers, path: str | Path, chunk_events: int | 
             block = showers.dense(start, start + chunk)  # (B, layers, nx, ny)
             if fraction is not None:
                 block = block / fraction[None, :, None, None]  # float64, stored as float32
-            ds[start : start + len(block)] = block.reshape(len(block), width)
+            flat = block.reshape(len(block), showers.detector.n_cells)
+            ds[start : start + len(block)] = flat[:, voxels] if padded else flat
         write_event_info(f.create_group("calolab"), showers)
     return path
 
@@ -213,9 +261,10 @@ def _header(f: h5py.File, path: Path, detector: Any, particle: Any, layout: str 
     det = resolve_detector(None if geometry is None else str(geometry), detector, path)
     showers = get_dataset(f, "showers", path, (None, None))
     n, width = showers.shape
-    if width != det.n_cells:
+    voxels = voxel_cells(det)
+    if width != len(voxels):
         raise CalolabError(
-            f"{path}: dataset 'showers' has {width} cells per event, expected {det.n_cells} "
+            f"{path}: dataset 'showers' has {width} cells per event, expected {len(voxels)} "
             f"for detector {det.name!r} of shape {det.shape}"
         )
     energies = get_dataset(f, "incident_energies", path, None)
@@ -225,6 +274,7 @@ def _header(f: h5py.File, path: Path, detector: Any, particle: Any, layout: str 
     return {
         "fraction": _stored_scale(f, path, det, layout, sampling_fraction),
         "detector": det,
+        "voxels": voxels if len(voxels) != det.n_cells else None,
         "n": n,
         "has_info": info is not None,
         "meta": read_meta(info, path) if info is not None else {},
@@ -233,7 +283,7 @@ def _header(f: h5py.File, path: Path, detector: Any, particle: Any, layout: str 
 
 
 def _read_range(f: h5py.File, path: Path, head: dict[str, Any], start: int, stop: int) -> Showers:
-    showers, width = f["showers"], head["detector"].n_cells
+    showers, width = f["showers"], f["showers"].shape[1]
     incident = np.asarray(read_rows(f["incident_energies"], path, start, stop), np.float64).reshape(-1)
     if not np.all(np.isfinite(incident) & (incident >= 0)):
         raise CalolabError(f"{path}: dataset 'incident_energies' has NaN or negative values: expected MeV >= 0")
@@ -248,10 +298,11 @@ def _read_range(f: h5py.File, path: Path, head: dict[str, Any], start: int, stop
                 f"{path}: dataset 'showers' has NaN, infinite or negative energies (event {event}): "
                 "expected finite energies >= 0 MeV"
             )
-        event, cell = np.nonzero(dense)
+        event, voxel = np.nonzero(dense)
         counts.append(np.bincount(event, minlength=len(dense)))
+        cell = voxel if head["voxels"] is None else head["voxels"][voxel]  # (layer, alpha, r) padded cells
         cells.append(cell)
-        energy = dense[event, cell]
+        energy = dense[event, voxel]
         if head["fraction"] is not None:  # the CaloChallenge scale back to visible MeV
             det = head["detector"]
             energy = (energy * head["fraction"][cell // (det.nx * det.ny)]).astype(np.float32)

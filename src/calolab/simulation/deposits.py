@@ -45,9 +45,11 @@ def cell_index(detector: Detector, layer: np.ndarray, x: np.ndarray, y: np.ndarr
 
     A cylindrical detector's cells are ``(layer, alpha, r)`` bins
     (:meth:`~calolab.geometry.cylinder.CylindricalGrid.bins`): points beyond its last r edge are lost.
+    Where the layers have bins of their own, each point falls in its layer's bins, never on a
+    padded cell beyond them.
     """
     if detector.cylinder is not None:
-        ia, ir, inside = detector.cylinder.bins(x, y)
+        ia, ir, inside = detector.cylinder.bins(x, y, layer)
         inside &= (layer >= 0) & (layer < detector.n_layers)
         return np.where(inside, (layer * detector.nx + ia) * detector.ny + ir, -1)
     # clip far-away points before the integer cast: they are off the grid either way
