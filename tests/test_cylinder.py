@@ -528,3 +528,17 @@ def test_yaml_layer_groups_give_their_own_bins():
         Detector.from_dict(bare)
     with pytest.raises(CalolabError, match=r"layers\[1\].cells: n_alpha: expected an integer >= 1"):
         Detector.from_dict({**base, "layers": [base["layers"][0], {**base["layers"][1], "cells": {"n_alpha": 0}}]})
+
+
+def test_layers_with_their_own_bins_plot_and_compare(tmp_path):
+    from calolab.evaluation.features import check_compatible, high_level_features
+    from calolab.plotting import overview
+
+    det = load_detector("calochallenge-ds1-photons")
+    showers = simulate(det, Beam("gamma", energy=10e3), 10, seed=1)
+    check_compatible(showers, showers)
+    assert overview(showers, tmp_path / "o.png").stat().st_size > 0
+    features = high_level_features(showers)
+    live = features.layer_energy > 0  # a layer without energy has no centre (NaN)
+    assert np.all(np.isfinite(features.center_x[live])) and np.all(np.isnan(features.center_x[~live]))
+    assert det.cylinder.r_edges[0] == 0.0 and det.cylinder.r_edges[-1] == det.cylinder.r_max

@@ -104,20 +104,26 @@ def _log_norm(image: np.ndarray):
 
 def _cylinder_display(det, cube: np.ndarray, projection: str, ax) -> tuple[np.ndarray, tuple[str, str]]:
     """Draw a cylindrical detector's event: (alpha, r) bins in the x-y plane, or (layer, r) summed over alpha."""
-    grid = det.cylinder
-    r = np.asarray(grid.r_edges, float)
-    if projection == "xy":
+    grids = getattr(det.cylinder, "grids", None) or (det.cylinder,) * det.n_layers  # each layer's bins
+    if projection == "xy":  # layers with their own bins: the layer holding the most energy
+        k = int(np.argmax(cube.sum(axis=(1, 2)))) if len(set(grids)) > 1 else 0
+        grid, plane = grids[k], cube[k] if len(set(grids)) > 1 else cube.sum(0)
+        r = np.asarray(grid.r_edges, float)
         split = max(1, -(-64 // grid.n_alpha))  # each alpha bin's arcs drawn as `split` straight segments
         alpha = np.linspace(-np.pi, np.pi, grid.n_alpha * split + 1)
-        image = np.repeat(cube.sum(0), split, axis=0).T  # (r, alpha segments) MeV
+        image = np.repeat(plane[: grid.n_alpha, : grid.n_r], split, axis=0).T  # (r, alpha segments) MeV
         x, y = r[:, None] * np.cos(alpha)[None, :], r[:, None] * np.sin(alpha)[None, :]
         labels = ("x [mm]", "y [mm]")
         ax.set_aspect("equal")
-    else:
+        meshes = [(x, y, image)]
+    else:  # (layer, r) summed over alpha, each layer with its own r bins
+        meshes = [(np.array([[k, k + 1]] * (g.n_r + 1)), np.repeat(np.asarray(g.r_edges, float)[:, None], 2, 1),
+                   cube[k].sum(0)[: g.n_r, None]) for k, g in enumerate(grids)]
         image = cube.sum(1).T  # (r, layer) MeV
-        x, y = np.meshgrid(np.arange(det.n_layers + 1), r)
         labels = ("layer", "r [mm]")
-    mesh = ax.pcolormesh(x, y, np.where(image > 0, image, np.nan), norm=_log_norm(image), cmap="viridis")
+    norm = _log_norm(image)
+    for x, y, c in meshes:
+        mesh = ax.pcolormesh(x, y, np.where(c > 0, c, np.nan), norm=norm, cmap="viridis")
     ax.figure.colorbar(mesh, ax=ax, label="visible energy [MeV]")
     return image, labels
 

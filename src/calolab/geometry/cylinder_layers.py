@@ -63,6 +63,11 @@ class LayeredCylinder:
         return max(g.n_r for g in self.grids)
 
     @property
+    def r_edges(self) -> tuple[float, ...]:
+        """Every layer's r edges together, sorted, mm (the rings of a radial profile)."""
+        return tuple(sorted({float(e) for g in self.grids for e in g.r_edges}))
+
+    @property
     def r_max(self) -> float:
         """Outer radius in mm of the widest layer's last r bin."""
         return max(g.r_max for g in self.grids)
