@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from calolab.cli_options import read_options
 from calolab.errors import CalolabError
 
 
@@ -72,9 +73,10 @@ def _ints(text: str, option: str) -> tuple[int, ...]:
                    "several): torchrun --nproc-per-node N -m calolab train ...")
 @click.option("-s", "--seed", type=int, default=0, show_default=True)
 @click.option("--progress/--no-progress", default=True, show_default=True)
+@read_options
 def train(data, out_dir, features, pool, channels, hit_classes, epochs, batch_size, lr, k, loss, validation_fraction,
           patience, weight_decay, mirror_y, mirror_x, workers, device, bf16, loader_workers, distributed, seed,
-          progress) -> None:
+          progress, reading) -> None:
     """Train a CNN (or an ensemble) to regress the incident energy of the showers in DATA (.h5).
 
     With --distributed (under torchrun) --batch-size is the global batch: each of the N processes
@@ -86,6 +88,10 @@ def train(data, out_dir, features, pool, channels, hit_classes, epochs, batch_si
     from calolab.ml.train import TrainConfig
 
     distributed = distributed or launched()
+    if reading:  # a file that needs reading options (no geometry, other columns) is read whole
+        from calolab.io import read_showers
+
+        data = read_showers(data, **reading)
 
     model_config = RegressorConfig(pool=_triple(pool), channels=_ints(channels, "--channels"), hit_classes=hit_classes)
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr_max=lr, loss=loss, weight_decay=weight_decay,
@@ -108,10 +114,12 @@ def train(data, out_dir, features, pool, channels, hit_classes, epochs, batch_si
               help="HDF5 file: event, true_energy, predicted_energy (MeV).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=512, show_default=True)
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
-def predict(run_dir, data, output, batch_size, device) -> None:
+@click.option("--detector", metavar="PRESET|YAML|XML",
+              help="Detector of DATA where it carries none (a CaloChallenge file from elsewhere).")
+def predict(run_dir, data, output, batch_size, device, detector) -> None:
     """Predict the incident energy of the events in DATA with the CNN(s) trained in RUN_DIR."""
     from calolab.ml.predict import predict_file
 
-    summary = predict_file(run_dir, data, output, batch_size=batch_size, device=device)
+    summary = predict_file(run_dir, data, output, batch_size=batch_size, device=device, detector=detector)
     click.echo(f"{output}: {summary['events']} events, median E_pred/E_true {summary['median_response']:.4f}, "
                f"relative RMS {summary['relative_rms']:.4f}")

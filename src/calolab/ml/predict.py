@@ -12,6 +12,7 @@ The output is an HDF5 file (written atomically) with, for ``N`` events::
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -26,7 +27,7 @@ FORMAT = "calolab-predictions"
 
 
 def predict_file(run_dir: str | Path, data: str | Path, output: str | Path, batch_size: int = 512,
-                 chunk_events: int = 8192, device: str = "auto") -> dict[str, float]:
+                 chunk_events: int = 8192, device: str = "auto", detector: Any = None) -> dict[str, float]:
     """Predict every event of ``data`` with the run in ``run_dir`` on ``device``; write ``output``; return a summary.
 
     The summary holds the number of events and, over events with a true energy > 0, the
@@ -34,7 +35,7 @@ def predict_file(run_dir: str | Path, data: str | Path, output: str | Path, batc
     """
     ensemble = CNNEnsemble.load(run_dir, batch_size=batch_size, device=device)
     true, pred = [], []
-    for chunk in iter_showers(data, chunk_events):
+    for chunk in iter_showers(data, chunk_events, detector=detector):
         require_non_negative(chunk, data, "calolab predict")
         true.append(chunk.incident_energy)
         pred.append(ensemble.predict(chunk))
