@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from calolab.errors import CalolabError
 from calolab.geometry import Detector
 
 EXACT_RINGS = 4.0  # pitches: below this every distinct radius is a ring
@@ -50,6 +51,9 @@ class Rings:
     @classmethod
     def of(cls, detector: Detector) -> Rings:
         """The rings of ``detector``'s layer cells (in-layer index ``ix * ny + iy``)."""
+        if hasattr(detector.cylinder, "grids") or (detector.cylinder is None and not detector.uniform):
+            raise CalolabError(f"detector {detector.name!r}: the generative models place hits in one cell grid "
+                               "shared by every layer; its layers have cells of their own")
         if detector.cylinder is not None:  # in-layer cell alpha * n_r + r: its ring is its r bin
             n_alpha, n_r = detector.nx, detector.ny
             return cls(np.tile(np.arange(n_r, dtype=np.int64), n_alpha), np.full(n_r, n_alpha, np.int64))
