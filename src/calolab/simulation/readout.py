@@ -35,6 +35,7 @@ import numpy as np
 from scipy.special import ndtr, ndtri
 
 from calolab.geometry import Detector
+from calolab.simulation.sampling import gamma_sum
 
 
 @dataclass(frozen=True)
@@ -97,9 +98,9 @@ def read_out(detector: Detector, offsets: np.ndarray, cell: np.ndarray, energy: 
         saturating = photo & (pixels > 0)
         n[saturating] = -pixels[saturating] * np.expm1(-n[saturating] / pixels[saturating])
         gain_var = constants.gain_variance[layer]
-        fired = photo & (n > 0) & (gain_var > 0)
-        if fired.any():  # N photoelectrons, each with its own gain: mean N, variance F N
-            n[fired] = rng.gamma(n[fired] / gain_var[fired], gain_var[fired])
+        gained = photo & (gain_var > 0)
+        if gained.any():  # N photoelectrons, each with its own gain: mean N, variance F N
+            n[gained] = gamma_sum(n[gained], gain_var[gained], rng)
         signal[photo] = n[photo] / pe[photo]
     event = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
     noise = constants.noise_mev[layer]

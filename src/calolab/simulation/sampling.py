@@ -189,8 +189,12 @@ def local_signal(detector: Detector, energy: np.ndarray, layer: np.ndarray,
     The sum of many small deposits: a Gamma variate with the compound-Poisson mean and variance.
     """
     model = sampling_model(detector)
-    mean = energy * model.local[layer]
-    scale = model.local_moment[layer]
+    return gamma_sum(energy * model.local[layer], model.local_moment[layer], rng)
+
+
+def gamma_sum(mean: np.ndarray, scale: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Gamma variates of ``mean`` and variance ``mean * scale`` (the sum of many small parts of size
+    ``scale``), elementwise; 0 where ``mean`` is not positive (nothing is drawn there)."""
     out = np.zeros(len(mean))
     positive = mean > 0
     out[positive] = rng.gamma(mean[positive] / scale[positive], scale[positive])
@@ -224,6 +228,4 @@ def delta_equilibrium(detector: Detector) -> np.ndarray:
 
 def visible_per_mev(detector: Detector) -> np.ndarray:
     """Mean visible MeV in each active layer per MeV of electromagnetic shower energy in that layer."""
-    if detector.homogeneous:
-        return np.ones(detector.n_layers)
     return sampling_model(detector).visible

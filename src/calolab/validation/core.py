@@ -99,3 +99,34 @@ def linearity_fit(energy: np.ndarray, response: np.ndarray, error: np.ndarray) -
     """Weighted straight-line fit ``response = slope * energy + offset``; returns (slope, offset)."""
     slope, offset = np.polyfit(energy, response, 1, w=1 / error)
     return float(slope), float(offset)
+
+
+def tolerance(published: float, simulated: float) -> float:
+    """Two standard deviations of the published and the simulated errors in quadrature.
+
+    A simulated error that is not finite (a term fitted at its bound) adds nothing.
+
+    >>> round(tolerance(0.003, 0.004), 4)
+    0.01
+    """
+    return 2.0 * math.hypot(published, simulated if math.isfinite(simulated) else 0.0)
+
+
+def resolution_checks(label: str, fitted: tuple[float, float], errors: tuple[float, float],
+                      stochastic: tuple[float, float], constant: tuple[float, float], source: str,
+                      kind: str = "prediction") -> list[Check]:
+    """The stochastic- and constant-term checks of a resolution fit against a publication's.
+
+    ``label`` names the pair (e.g. ``"calice-siw e- {term} term, 6-45 GeV"``, with ``{term}``
+    replaced by ``stochastic`` and ``constant``); ``fitted`` and ``errors`` are the simulated
+    ``(a, c)`` and their errors, ``stochastic`` and ``constant`` the published values with
+    their errors; each tolerance is :func:`tolerance`.
+
+    >>> a, c = resolution_checks("toy e- {term} term", (0.17, 0.01), (0.002, 0.001), (0.166, 0.002),
+    ...                          (0.011, 0.001), "a paper")
+    >>> a.name, a.passed, c.name, c.passed
+    ('toy e- stochastic term', True, 'toy e- constant term', True)
+    """
+    return [Check(label.format(term=term), value, ref, tolerance(ref_err, err), "", source, err, kind=kind)
+            for term, value, err, (ref, ref_err) in (("stochastic", fitted[0], errors[0], stochastic),
+                                                     ("constant", fitted[1], errors[1], constant))]

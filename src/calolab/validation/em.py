@@ -14,7 +14,7 @@ from calolab.geometry import Detector, load_detector
 from calolab.reconstruction import weighted_sum
 from calolab.reconstruction.metrics import fit_resolution, resolution_model
 from calolab.simulation import Beam, simulate
-from calolab.validation.core import Check, gaussian_core, linearity_fit
+from calolab.validation.core import Check, gaussian_core, linearity_fit, resolution_checks, tolerance
 
 GFLASH = "Grindhammer-Peters, hep-ex/0001020"
 CALICE_SIW = "CALICE SiW-ECAL, NIM A608 (2009) 372"
@@ -117,25 +117,21 @@ def run(out_dir: Path, scale: float = 1.0, seed: int = 1) -> list[Check]:
     e_cal = [6.0, 10.0, 15.0, 20.0, 30.0, 45.0]
     _, rel_c, err_c, (a_c, c_c), (da_c, dc_c) = linearity_and_resolution(calice, e_cal, n, seed + 20)
     # published errors: a 16.6 +- 0.1 (stat) +- 0.2 (syst) %, c 1.1 +- 0.1 +- 0.1 %
-    checks.append(Check("calice-siw e- stochastic term, 6-45 GeV", a_c, 0.166, _tol(0.0022, da_c), "",
-                        CALICE_SIW, da_c))
-    checks.append(Check("calice-siw e- constant term, 6-45 GeV", c_c, 0.011, _tol(0.0014, dc_c), "",
-                        CALICE_SIW, dc_c))
+    checks += resolution_checks("calice-siw e- {term} term, 6-45 GeV", (a_c, c_c), (da_c, dc_c), (0.166, 0.0022),
+                                (0.011, 0.0014), CALICE_SIW)
 
     ahcal = load_detector("ahcal")
     e_ah = [10.0, 15.0, 20.0, 30.0, 40.0, 50.0]
     _, _, _, (a_h, _), (da_h, _) = linearity_and_resolution(ahcal, e_ah, n, seed + 40)
     # the sampling model's photon share was set on this measurement; 21.9 +- 1.5 (stat) %
-    checks.append(Check("ahcal e+ stochastic term, 10-50 GeV", a_h, 0.219, _tol(0.015, da_h), "",
+    checks.append(Check("ahcal e+ stochastic term, 10-50 GeV", a_h, 0.219, tolerance(0.015, da_h), "",
                         CALICE_AHCAL_EM, da_h, kind="calibration"))
 
     cms = load_detector("cms-ecal-tb")
     e_cms = [20.0, 35.0, 50.0, 80.0, 120.0, 180.0, 250.0]
     a_m, c_m, da_m, dc_m = crystal_matrix_resolution(cms, e_cms, max(n // 4, 100), seed + 50)
-    checks.append(Check("cms-ecal-tb e- stochastic term, 3x3 crystals, 20-250 GeV", a_m, 0.028, _tol(0.003, da_m), "",
-                        CMS_ECAL_TB, da_m))
-    checks.append(Check("cms-ecal-tb e- constant term, 3x3 crystals, 20-250 GeV", c_m, 0.003, _tol(0.001, dc_m), "",
-                        CMS_ECAL_TB, dc_m))
+    checks += resolution_checks("cms-ecal-tb e- {term} term, 3x3 crystals, 20-250 GeV", (a_m, c_m), (da_m, dc_m),
+                                (0.028, 0.003), (0.003, 0.001), CMS_ECAL_TB)
 
     siw = load_detector("siw-ecal")
     e_siw = [2.0, 5.0, 10.0, 20.0, 50.0, 100.0]
@@ -151,10 +147,8 @@ def run(out_dir: Path, scale: float = 1.0, seed: int = 1) -> list[Check]:
     e_hg = [20.0, 50.0, 80.0, 100.0, 150.0, 200.0, 250.0, 300.0]
     _, _, _, (a_g, c_g), (da_g, dc_g) = linearity_and_resolution(hgcal, e_hg, max(n // 4, 100), seed + 60)
     # physics.md quotes "about 22%/sqrt(E) (+) 0.6%": read as +- 1 point on a and +- 0.3 on c
-    checks.append(Check("hgcal-ce-e-tb e+ stochastic term, multi-slab Pb/CuW/Cu + Si, 20-300 GeV", a_g, 0.22,
-                        _tol(0.005, da_g), "", CMS_HGCAL_TB, da_g))
-    checks.append(Check("hgcal-ce-e-tb e+ constant term, 20-300 GeV", c_g, 0.006, _tol(0.0015, dc_g), "",
-                        CMS_HGCAL_TB, dc_g))
+    checks += resolution_checks("hgcal-ce-e-tb e+ {term} term, multi-slab Pb/CuW/Cu + Si, 20-300 GeV", (a_g, c_g),
+                                (da_g, dc_g), (0.22, 0.005), (0.006, 0.0015), CMS_HGCAL_TB)
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
     for e, _, _, profile in maxima:
@@ -200,11 +194,6 @@ def crystal_matrix_resolution(detector: Detector, energies_gev: list[float], n_e
         err.append(sigma_err / mean)
     fit = fit_resolution(np.asarray(energies_gev, float), np.array(rel), np.array(err), terms="ac")
     return fit.a, fit.c, fit.a_err, fit.c_err
-
-
-def _tol(published: float, simulated: float) -> float:
-    """Tolerance: two standard deviations of the published and simulated errors in quadrature."""
-    return 2.0 * math.hypot(published, simulated if math.isfinite(simulated) else 0.0)
 
 
 def _mean_layer_x0(detector: Detector) -> float:

@@ -28,7 +28,7 @@ check here is a prediction). References and where their numbers were read:
 Energies are the sampling-weighted sums with the rear-leakage estimate
 (:func:`calolab.validation.em.energy_scan`); resolutions are Gaussian-core widths over
 Gaussian-core means. Tolerances are two standard deviations of the published and simulated
-errors in quadrature (:func:`calolab.validation.em._tol`).
+errors in quadrature (:func:`calolab.validation.core.tolerance`).
 
 >>> det = load_detector("atlas-hec")
 >>> det.n_layers, round(float(det.x0_bounds[-1]), 1)
@@ -47,8 +47,8 @@ import numpy as np
 from calolab.geometry import Detector, load_detector
 from calolab.io.atomic import atomic_path
 from calolab.reconstruction.metrics import fit_resolution, resolution_model
-from calolab.validation.core import Check
-from calolab.validation.em import _tol, energy_scan
+from calolab.validation.core import Check, resolution_checks, tolerance
+from calolab.validation.em import energy_scan
 from calolab.validation.hadron_tilecal import e_over_mip
 
 ATLAS_EMB = "Aharrouche et al. (ATLAS EM barrel), NIM A568 (2006) 601, abstract"
@@ -128,21 +128,12 @@ def linearity(scan: dict[str, np.ndarray]) -> tuple[float, float]:
     return float(abs(deviation[worst])), float(scan["response_err"][worst] / scale)
 
 
-def _finite(err: float) -> float:
-    # a term fitted at its bound of 0 has an undefined (infinite) error: no tolerance from it
-    return err if math.isfinite(err) else 0.0
-
-
 def _resolution_checks(label: str, scan: dict, stochastic: tuple[float, float], constant: tuple[float, float],
                        source: str) -> tuple[list[Check], tuple[float, float]]:
     fit = fit_resolution(scan["energy"], scan["rel"], scan["rel_err"], terms="ac")
     span = f"{scan['energy'][0]:g}-{scan['energy'][-1]:g} GeV"
-    checks = [
-        Check(f"{label} e- stochastic term, {span}", fit.a, stochastic[0], _tol(stochastic[1], _finite(fit.a_err)),
-              "", source, fit.a_err),
-        Check(f"{label} e- constant term, {span}", fit.c, constant[0], _tol(constant[1], _finite(fit.c_err)),
-              "", source, fit.c_err),
-    ]
+    checks = resolution_checks(f"{label} e- {{term}} term, {span}", (fit.a, fit.c), (fit.a_err, fit.c_err),
+                               stochastic, constant, source)
     return checks, (fit.a, fit.c)
 
 
@@ -175,7 +166,7 @@ def checks(scale: float = 1.0, seed: int = 1) -> tuple[list[Check], dict]:
     a_sim, a_sim_err = weighted_mean(a_i, hec["rel_err"] * np.sqrt(hec["energy"]))
     a_ref, a_ref_err = hec_reference()
     found.append(Check(f"atlas-hec e- mean sigma/E sqrt(E), {points[0, 0]:g}-{points[-1, 0]:g} GeV", a_sim, a_ref,
-                       _tol(a_ref_err, a_sim_err), "",
+                       tolerance(a_ref_err, a_sim_err), "",
                        f"{ATLAS_HEC}: their inverse-variance mean (PDG scale factor on its error)", a_sim_err))
     scans["atlas-hec"] = (hec, (a_sim, math.nan))  # a mean over energies, no constant term
 
@@ -187,7 +178,7 @@ def checks(scale: float = 1.0, seed: int = 1) -> tuple[list[Check], dict]:
     scans["pbsci-compensating"] = (scan, terms)
     e_mip, e_mip_err = e_over_mip(pbsci, PBSCI_E_OVER_MIP_GEV, n, seed + 680)
     found.append(Check(f"pbsci-compensating e/mip, {PBSCI_E_OVER_MIP_GEV:g} GeV e-", e_mip, PBSCI_E_OVER_MIP[0],
-                       _tol(PBSCI_E_OVER_MIP[1], e_mip_err), "", f"{PBSCI}: 0.67 +- 0.032", e_mip_err))
+                       tolerance(PBSCI_E_OVER_MIP[1], e_mip_err), "", f"{PBSCI}: 0.67 +- 0.032", e_mip_err))
     return found, scans
 
 
