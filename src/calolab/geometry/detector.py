@@ -399,6 +399,8 @@ class Detector:
             f"{self.x0_bounds[-1]:.1f} X0 = {self.lambda_bounds[-1]:.2f} lambda_I, "
             f"R_M {self.moliere_radius:.1f} mm, MIP MPV {self.mip_mpv.mean() * 1e3:.0f} keV"
             + (f", B = {self.field_tesla:g} T" if self.field_tesla else "")
+            + ("" if self.uniform else f", coarser readout cells in {sum(bool(la.tiles) for la in self.layers)} layers")
+            + _readout_words(self.readout, self.layers)
         )
 
 
@@ -411,3 +413,15 @@ def _tiles_spec(tiles: tuple[Tiles, ...], pitch_x: float, pitch_y: float) -> dic
             entry |= {"within_x": t.within[0] * pitch_x, "within_y": t.within[1] * pitch_y}
         regions.append(entry)
     return regions[0] if len(regions) == 1 and tiles[0].within is None else regions
+
+
+def _readout_words(shared: Readout | None, layers: tuple[Layer, ...]) -> str:
+    """The readout in a few words for :meth:`Detector.summary` (nothing for an ideal one)."""
+    if shared is None:
+        return f", readout per layer ({len({la.readout for la in layers})} kinds)"
+    if shared.is_ideal:
+        return ""
+    words = {"photoelectrons_per_mip": "{:g} pe/MIP", "photoelectrons_per_mev": "{:g} pe/MeV",
+             "excess_noise_factor": "F = {:g}", "sipm_pixels": "{} SiPM pixels", "noise_mip": "noise {:g} MIP",
+             "threshold_mip": "threshold {:g} MIP"}
+    return ", readout " + ", ".join(words[k].format(v) for k, v in shared.to_dict().items())
