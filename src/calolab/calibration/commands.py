@@ -39,7 +39,8 @@ MIN_HITS = inspect.signature(calibrate_hierarchical).parameters["min_hits"].defa
               help="HDF5 file for the per-cell coefficients, uncertainties and calibrated mask.")
 @click.option("--apply", "apply_to", type=click.Path(path_type=Path),
               help="Also write DAMAGED corrected with the coefficients to this file, or to this directory as a "
-                   "sharded dataset written chunk by chunk (-m hierarchical, moments; a file needs DAMAGED in memory).")
+                   "sharded dataset written chunk by chunk (-m hierarchical, moments, quantile, mip; a file needs "
+                   "DAMAGED in memory).")
 @click.option("--threshold", type=click.FloatRange(min=0),
               help="Zero-suppression threshold of the data in MeV (quantile, hierarchical, mip).  "
                    "[the one DAMAGED records, else 0]")
@@ -54,9 +55,10 @@ def calibrate(reference: Path, damaged: Path, method: str, output: Path, apply_t
     Prints the cells calibrated (of the reference's hit cells), and what the correction does
     to the energy scale: the damaged and corrected visible sums over the reference's; with
     the ageing truth DAMAGED carries (from calolab age), the MAE over the reference's hit cells,
-    the energy-weighted response and the cells with c = 0. With -m hierarchical or moments,
-    HDF5 files and sharded datasets are streamed chunk by chunk, never read whole (unless
-    the reading options are given: then both files are read whole)."""
+    the energy-weighted response and the cells with c = 0. With -m hierarchical, moments,
+    quantile or mip, HDF5 files and sharded datasets are streamed chunk by chunk, never read
+    whole (unless the reading options are given: then both files are read whole); quantile
+    and mip then match per-cell quantile sketches (log bins of 3.7 %), not every hit."""
     import time
     import warnings
 

@@ -6,7 +6,8 @@ calibrators see its events in chunks of exactly :data:`CHUNK_EVENTS` events (the
 shorter): slices of the in-memory run, or :func:`calolab.io.iter_showers` batches, which are
 the same events for a file and for its sharded copy. Per-cell sums accumulated over the
 chunks (:mod:`calolab.calibration.cellstats`) are therefore the same bits whichever way a
-run is stored, and only one chunk of a streamed run is in memory at a time.
+run is stored, and only one chunk of a streamed run is in memory at a time. The quantile
+sketches of :mod:`calolab.calibration.sketch` are integer counts, the same bits under any split.
 
 >>> from calolab.geometry import load_detector
 >>> from calolab.simulation import Beam, simulate
@@ -32,7 +33,9 @@ from calolab.geometry import Detector
 from calolab.showers import Showers
 
 CHUNK_EVENTS = 16384  # events per chunk of every pass; the sums depend on it only through rounding
-STREAMING = ("hierarchical", "moments")  # the methods that take paths (their statistics are per-cell sums)
+# the methods that take paths: their statistics are per-cell sums (hierarchical, moments) or
+# per-cell quantile sketches (quantile, mip; see calolab.calibration.sketch)
+STREAMING = ("hierarchical", "moments", "quantile", "mip")
 
 Source = Showers | str | os.PathLike
 T = TypeVar("T")
