@@ -35,7 +35,7 @@ class CalibrationResult:
         Method-specific numbers (runtime, epochs, MAE per epoch when truth was given, ...).
     run_stats : (CellStats, CellStats) or None
         The per-cell sums of the reference and damaged runs, where the method computed them
-        (hierarchical, moments), so that :func:`energy_scale` needs no other pass over the
+        (hierarchical, moments; quantile and mip on sketches), so that :func:`energy_scale` needs no other pass over the
         runs. Not stored by :func:`~calolab.calibration.write_calibration`.
     """
 
