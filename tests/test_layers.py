@@ -304,3 +304,10 @@ def test_bad_rings(cells, message):
     spec = {**RINGS, "layers": [{**RINGS["layers"][0], "cells": cells}]}
     with pytest.raises(CalolabError, match=message):
         Detector.from_dict(spec, source="rings.yaml")
+
+
+def test_a_readout_built_in_code_is_checked_too():
+    with pytest.raises(CalolabError, match="at least twice noise_mip"):
+        Readout(noise_mip=0.2)
+    with pytest.raises(CalolabError, match="a SiPM needs"):
+        Readout(sipm_pixels=1600)

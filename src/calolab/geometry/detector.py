@@ -153,10 +153,17 @@ class Detector:
 
     @cached_property
     def readout_cells(self) -> tuple[np.ndarray, np.ndarray]:
-        """The readout cells of each layer: ``offsets`` (layers + 1,) into ``cells``, their flat cell indices."""
-        per_layer = self.nx * self.ny
-        cells = [layer * per_layer + np.unique(self.tile_anchor[layer]) for layer in range(self.n_layers)]
-        return np.concatenate([[0], np.cumsum([len(c) for c in cells])]), np.concatenate(cells)
+        """The readout cells of each layer: ``offsets`` (layers + 1,) into ``cells``, their flat cell indices.
+
+        A grid's readout cell is stored at its first grid cell (the one that is its own anchor); a
+        cylinder's are its bins (where the layers' bins differ, the padded cells are none).
+        """
+        if self.cylinder is not None:
+            real = self.cylinder.mask(self.n_layers).reshape(self.n_layers, -1)
+        else:
+            anchor = self.tile_anchor.reshape(self.n_layers, -1)
+            real = anchor == np.arange(anchor.shape[1])
+        return np.concatenate([[0], np.cumsum(real.sum(axis=1))]), np.flatnonzero(real)
 
     def cell_centres(self, layer: np.ndarray, ix: np.ndarray, iy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Centres (x, y) in mm of the readout cells whose first grid cell is ``(layer, ix, iy)``.

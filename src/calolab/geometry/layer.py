@@ -56,6 +56,15 @@ class Readout:
     noise_mip: float = 0.0
     threshold_mip: float = 0.0
 
+    def __post_init__(self) -> None:
+        if self.photoelectrons_per_mip is not None and self.photoelectrons_per_mev is not None:
+            raise CalolabError("give photoelectrons_per_mip or photoelectrons_per_mev, not both")
+        if self.sipm_pixels is not None and self.pe_per_mev(1.0) == 0:
+            raise CalolabError("sipm_pixels: a SiPM needs photoelectrons_per_mip (or _per_mev)")
+        if self.noise_mip > 0 and self.threshold_mip < 2 * self.noise_mip:
+            raise CalolabError(f"threshold_mip ({self.threshold_mip:g}) must be at least twice noise_mip "
+                               f"({self.noise_mip:g}), or every empty cell would carry noise")
+
     @property
     def is_ideal(self) -> bool:
         """True if the readout adds nothing (the signal is the deposited energy)."""
@@ -105,15 +114,10 @@ class Readout:
             values.setdefault("photoelectrons_per_mev", None)
         elif "photoelectrons_per_mev" in values and values["photoelectrons_per_mev"] is not None:
             values.setdefault("photoelectrons_per_mip", None)
-        out = replace(base, **values)
-        if out.photoelectrons_per_mip is not None and out.photoelectrons_per_mev is not None:
-            raise CalolabError(f"{where}: give photoelectrons_per_mip or photoelectrons_per_mev, not both")
-        if out.sipm_pixels is not None and out.pe_per_mev(1.0) == 0:
-            raise CalolabError(f"{where}.sipm_pixels: a SiPM needs photoelectrons_per_mip (or _per_mev)")
-        if out.noise_mip > 0 and out.threshold_mip < 2 * out.noise_mip:
-            raise CalolabError(f"{where}: threshold_mip ({out.threshold_mip:g}) must be at least twice noise_mip "
-                               f"({out.noise_mip:g}), or every empty cell would carry noise")
-        return out
+        try:
+            return replace(base, **values)
+        except CalolabError as err:  # the combination is wrong: say where
+            raise CalolabError(f"{where}: {err}") from None
 
 
 @dataclass(frozen=True)

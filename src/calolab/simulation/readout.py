@@ -120,12 +120,7 @@ def _with_noise_hits(detector: Detector, constants: LayerReadout, n_events: int,
     """Add the empty cells whose noise passes the threshold, as (event, cell, signal) sorted by event and cell."""
     noisy = np.flatnonzero(constants.noise_mev > 0)
     tail = ndtr(-constants.threshold_mev[noisy] / constants.noise_mev[noisy])  # P(noise > threshold)
-    if detector.cylinder is not None:  # a cylinder's bins; where each layer has its own, only those
-        real = detector.cylinder.mask(detector.n_layers)  # (layers, nx, ny)
-        offsets = np.concatenate([[0], np.cumsum(real.sum(axis=(1, 2)))])
-        cells = np.flatnonzero(real.ravel())
-    else:  # every layer's readout cells (a tile is stored at its first grid cell)
-        offsets, cells = detector.readout_cells
+    offsets, cells = detector.readout_cells  # every layer's readout cells
     readout_cells = np.diff(offsets)[noisy]
     counts = rng.poisson(readout_cells * tail, size=(n_events, len(noisy)))  # (N, noisy layers)
     ev, which = np.nonzero(counts)
